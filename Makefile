@@ -1,0 +1,75 @@
+# Makefile - the one build of tally: the CLI, the example user jobs, the tests and the benchmarks.
+#
+#   make          build/tally and build/examples/*.so
+#   make demo     generate a small sample and run the aggregate and wordcount jobs on it
+#   make test     build, then run the whole suite twice: plain and under ASan+UBSan
+#   make bench    the performance benchmarks (not tests)
+
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+DEFS    := -D_GNU_SOURCE
+INC     := -Iinclude -Isrc
+ALL_CFLAGS = -std=c11 $(WARN) $(DEFS) $(INC) -pthread -MMD -MP $(CFLAGS) $(EXTRA_CFLAGS)
+LIBS    := -lxxhash -ljansson -lz -ldl -lm -pthread
+# The CLI exports the tally_* API so that user jobs loaded with dlopen() resolve against it.
+LDFLAGS_EXE := -rdynamic
+
+BUILD   ?= build
+SRC     := $(sort $(shell find src -name '*.c'))
+MAIN    := src/cli/main.c
+LIBSRC  := $(filter-out $(MAIN),$(SRC))
+OBJ     := $(SRC:%.c=$(BUILD)/obj/%.o)
+LIBOBJ  := $(LIBSRC:%.c=$(BUILD)/obj/%.o)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(wildcard examples/*.c))
+UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/*.c))
+BENCHBIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+
+.PHONY: all demo test test-plain test-asan bench clean format
+all: $(BUILD)/tally $(EXAMPLES)
+
+$(BUILD)/tally: $(OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_EXE) -o $@ $^ $(LIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/examples/%.so: examples/%.c include/tally/tally.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIBOBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $^ $(LIBS) -lcmocka
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O2 -o $@ $< $(LIBS)
+
+units: $(UNIT)
+
+demo: all
+	./scripts/demo.sh $(BUILD)/tally
+
+# The suite runs against the plain build, then again against a sanitizer build in build-asan/.
+test: all units
+	$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	    all units
+	./tests/run.sh build build-asan
+
+test-plain: all units
+	./tests/run.sh build
+
+bench: all $(BENCHBIN)
+	./bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $(SRC) $(wildcard src/*/*.h include/tally/*.h)
+
+clean:
+	rm -rf build build-asan
+
+-include $(OBJ:.o=.d)

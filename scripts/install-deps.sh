@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs every Debian package tally needs to build, test and benchmark.
+# Used by .ci/run and by the README; safe to run again.
+set -euo pipefail
+pkgs=(
+  build-essential clang libclang-rt-14-dev pkg-config
+  zlib1g-dev libxxhash-dev libjansson-dev libcmocka-dev
+  libmicrohttpd-dev libcurl4-openssl-dev
+  python3 time
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,54 @@
+/* fields.h - named field access in CSV and JSON Lines records, behind tally_record_field().
+ *
+ * The reader (data/reader.c) owns one `fields_cache` per task. For every record it calls
+ * fields_cache_reset(), which only remembers the record; the record is parsed on the first
+ * fields_get() for it, so jobs that never look at fields pay nothing.
+ *
+ * CSV (RFC 4180 subset): a record is one line; fields are separated by commas; a field may be
+ * enclosed in double quotes, inside which commas are literal and "" is one quote. A quote that
+ * is never closed, or text after a closing quote, makes the record malformed (TALLY_EBADREC).
+ * The first line of each file is its header: the field names. A record with fewer fields than
+ * the header lacks the missing ones (TALLY_ENOFIELD); one with more is malformed.
+ *
+ * JSON Lines: each record is one JSON object (parsed with jansson). A name with dots
+ * ("meta.device.id") walks nested objects. A string yields its unescaped bytes; numbers, true
+ * and false yield their JSON text; objects and arrays yield compact JSON; null is absent.
+ */
+#ifndef TALLY_FIELDS_H
+#define TALLY_FIELDS_H
+
+#include <stddef.h>
+
+#include "common/util.h"
+
+typedef enum fields_format {
+    FIELDS_TEXT = 0, /* plain lines: no fields */
+    FIELDS_CSV,
+    FIELDS_JSONL,
+} fields_format;
+
+/* A CSV header: the column names of one file. */
+typedef struct fields_header fields_header;
+
+/* Parses a CSV header line (without its terminator). Returns 0 and a new header owned by the
+ * caller, or a negative code with a message in e (e.g. an unterminated quote). */
+int fields_header_parse(const char *line, size_t len, fields_header **out, struct err *e);
+void fields_header_free(fields_header *h);
+/* Number of columns and the i-th name (NUL-terminated, owned by the header). */
+size_t fields_header_count(const fields_header *h);
+const char *fields_header_name(const fields_header *h, size_t i);
+
+/* Per-task parse state, reused across records to avoid allocation per record. */
+typedef struct fields_cache fields_cache;
+
+fields_cache *fields_cache_new(void);
+void fields_cache_free(fields_cache *c);
+/* Points the cache at a new record. `hdr` is the record's file header for CSV (borrowed; it
+ * must outlive the record), NULL otherwise. `data` is borrowed until the next reset. */
+void fields_cache_reset(fields_cache *c, fields_format fmt, const fields_header *hdr,
+                        const char *data, size_t len);
+/* Looks up a field of the current record: 0 with *val/*vlen set (valid until the next reset),
+ * TALLY_ENOFIELD, TALLY_EBADREC, or -EINVAL for FIELDS_TEXT. */
+int fields_get(fields_cache *c, const char *name, const char **val, size_t *vlen);
+
+#endif
