@@ -95,7 +95,7 @@ int tally_values_next(tally_values *it, const void **val, size_t *vlen);
 int tally_values_next_int(tally_values *it, int64_t *val);
 
 /* Field access for CSV (header names) and JSON Lines (keys; dots reach into nested objects).
- * On 0, *val/*vlen hold the field's text: a JSON string unescaped, any other JSON value as
+ * On 0, val and vlen hold the field's text: a JSON string unescaped, any other JSON value as
  * written (true, 12.5, {...}); valid during the map call. JSON null counts as absent.
  * Returns TALLY_ENOFIELD, TALLY_EBADREC or -EINVAL (text input has no fields). */
 int tally_record_field(tally_ctx *ctx, const tally_record *rec, const char *name,

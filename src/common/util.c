@@ -71,13 +71,19 @@ int err_set(struct err *e, int code, const char *fmt, ...)
 int err_prefix(struct err *e, const char *fmt, ...)
 {
     if (!e) return 0;
-    char head[512], old[sizeof e->msg];
+    char old[sizeof e->msg];
+    memcpy(old, e->msg, sizeof old);
+    old[sizeof old - 1] = 0;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(head, sizeof head, fmt, ap);
+    int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
-    snprintf(old, sizeof old, "%s", e->msg);
-    snprintf(e->msg, sizeof e->msg, "%s%s", head, old);
+    if (n >= 0 && (size_t)n < sizeof e->msg - 1) {
+        size_t room = sizeof e->msg - (size_t)n - 1;
+        size_t k = strnlen(old, room);
+        memcpy(e->msg + n, old, k);
+        e->msg[(size_t)n + k] = 0;
+    }
     return e->code;
 }
 

@@ -47,7 +47,7 @@ void fields_cache_free(fields_cache *c);
  * must outlive the record), NULL otherwise. `data` is borrowed until the next reset. */
 void fields_cache_reset(fields_cache *c, fields_format fmt, const fields_header *hdr,
                         const char *data, size_t len);
-/* Looks up a field of the current record: 0 with *val/*vlen set (valid until the next reset),
+/* Looks up a field of the current record: 0 with val and vlen set (valid until the next reset),
  * TALLY_ENOFIELD, TALLY_EBADREC, or -EINVAL for FIELDS_TEXT. */
 int fields_get(fields_cache *c, const char *name, const char **val, size_t *vlen);
 

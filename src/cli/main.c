@@ -1,0 +1,54 @@
+/* main.c - the `tally` command: dispatches to its subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include <tally/tally.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+#include "exec/jobreg.h"
+#include "gen/gen.h"
+
+#define TALLY_VERSION "0.1.0"
+
+static void main_usage(FILE *out)
+{
+    fprintf(out,
+            "tally %s - MapReduce on one machine or a cluster\n\n"
+            "usage: tally COMMAND [ARGS]\n\n"
+            "commands:\n"
+            "  run JOB ... -o OUT INPUT...   run a job on this machine (tally run --help)\n"
+            "  gen KIND ...                  write deterministic sample data (tally gen --help)\n"
+            "  jobs                          list the built-in jobs\n"
+            "  version                       print the version\n",
+            TALLY_VERSION);
+}
+
+int main(int argc, char **argv)
+{
+    log_set_process("tally");
+    if (argc < 2) {
+        main_usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0) return cli_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "gen") == 0) return gen_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "jobs") == 0) {
+        size_t n;
+        const tally_job *const *b = jobreg_builtins(&n);
+        for (size_t i = 0; i < n; i++) printf("%-10s %s\n", b[i]->name, b[i]->description);
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("tally %s (job ABI %d)\n", TALLY_VERSION, TALLY_ABI_VERSION);
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        main_usage(stdout);
+        return CLI_OK;
+    }
+    fprintf(stderr, "tally: unknown command '%s'\n\n", cmd);
+    main_usage(stderr);
+    return CLI_USAGE;
+}

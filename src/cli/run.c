@@ -1,0 +1,478 @@
+/* run.c - `tally run`: parse the command line, run the job on this machine, commit the output. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "data/ifile.h"
+#include "data/input.h"
+#include "data/output.h"
+#include "exec/ctx.h"
+#include "exec/jobreg.h"
+#include "exec/local.h"
+#include "exec/sched.h"
+
+/* ---- Settings table ------------------------------------------------------------------------
+ * Every engine option of `tally run`: its flag, environment variable, help, and how it is
+ * applied. Parsing, --help and the environment all read this one table. */
+
+typedef struct run_flags {
+    int quiet;
+    int help;
+} run_flags;
+
+typedef int (*run_apply_fn)(jobspec *s, run_flags *f, const char *v, struct err *e);
+
+typedef struct run_setting {
+    const char *name;
+    char short_name;
+    const char *metavar;     /* NULL: a switch without a value */
+    const char *env;         /* environment variable, or NULL */
+    const char *help;
+    run_apply_fn apply;
+} run_setting;
+
+static int run_size(const char *v, uint64_t min, uint64_t *out, const char *what, struct err *e)
+{
+    if (util_parse_size(v, out) != 0 || *out < min)
+        return err_set(e, -EINVAL, "%s: bad size '%s' (e.g. 64M, 1G; at least %llu bytes)", what, v,
+                       (unsigned long long)min);
+    return 0;
+}
+
+static int run_count(const char *v, uint64_t min, uint64_t max, uint64_t *out, const char *what, struct err *e)
+{
+    if (util_parse_u64(v, min, max, out) != 0)
+        return err_set(e, -EINVAL, "%s: expected a whole number from %llu to %llu, got '%s'", what,
+                       (unsigned long long)min, (unsigned long long)max, v);
+    return 0;
+}
+
+static int run_set_maps(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f;
+    return run_count(v, 1, 1000000, &s->maps, "-m", e);
+}
+
+static int run_set_reduces(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f;
+    uint64_t n;
+    int rc = run_count(v, 1, 100000, &n, "-r", e);
+    s->reduces = (uint32_t)n;
+    return rc;
+}
+
+static int run_set_workers(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f;
+    uint64_t n;
+    int rc = run_count(v, 1, 1024, &n, "-w", e);
+    s->workers = (uint32_t)n;
+    return rc;
+}
+
+static int run_set_out(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f, (void)e;
+    free(s->out);
+    s->out = xstrdup(v);
+    return 0;
+}
+
+static int run_set_format(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f;
+    s->format_forced = 1;
+    if (strcmp(v, "text") == 0) s->format = FIELDS_TEXT;
+    else if (strcmp(v, "csv") == 0) s->format = FIELDS_CSV;
+    else if (strcmp(v, "jsonl") == 0 || strcmp(v, "json") == 0) s->format = FIELDS_JSONL;
+    else return err_set(e, -EINVAL, "--format: expected text, csv or jsonl, got '%s'", v);
+    return 0;
+}
+
+static int run_set_sort_buffer(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f;
+    int rc = run_size(v, 4096, &s->sort_buffer, "--sort-buffer", e);
+    if (rc == 0 && s->sort_buffer > (3ull << 30))
+        rc = err_set(e, -EINVAL, "--sort-buffer: at most 3G per task");
+    return rc;
+}
+
+static int run_set_max_record(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f;
+    return run_size(v, 16, &s->max_record, "--max-record", e);
+}
+
+static int run_set_split_size(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f;
+    return run_size(v, 1, &s->split_size, "--split-size", e);
+}
+
+static int run_set_work_dir(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f, (void)e;
+    free(s->work_dir);
+    s->work_dir = xstrdup(v);
+    return 0;
+}
+
+static int run_set_strict(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f, (void)v, (void)e;
+    s->strict = 1;
+    return 0;
+}
+
+static int run_set_overwrite(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f, (void)v, (void)e;
+    s->overwrite = 1;
+    return 0;
+}
+
+static int run_set_quiet(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)s, (void)v, (void)e;
+    f->quiet = 1;
+    return 0;
+}
+
+static int run_set_attempts(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f;
+    uint64_t n;
+    int rc = run_count(v, 1, 100, &n, "--max-attempts", e);
+    s->max_attempts = (uint32_t)n;
+    return rc;
+}
+
+static int run_set_job_arg(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f;
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v) return err_set(e, -EINVAL, "--job-arg: expected KEY=VALUE, got '%s'", v);
+    char *k = xstrndup(v, (size_t)(eq - v));
+    jobspec_set_arg(s, k, eq + 1);
+    free(k);
+    return 0;
+}
+
+static int run_set_log_level(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)s, (void)f;
+    log_level l;
+    if (log_parse_level(v, &l) != 0)
+        return err_set(e, -EINVAL, "--log-level: expected debug, info, warn, error or off, got '%s'", v);
+    log_set_level(l);
+    return 0;
+}
+
+static int run_set_help(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)s, (void)v, (void)e;
+    f->help = 1;
+    return 0;
+}
+
+static const run_setting run_settings[] = {
+    {"output", 'o', "OUT", NULL, "output directory (required)", run_set_out},
+    {"maps", 'm', "M", NULL, "exactly M map tasks over splittable input (default: one per 64 MiB, at least W)", run_set_maps},
+    {"reduces", 'r', "R", NULL, "R reduce tasks, one part file each (default 1)", run_set_reduces},
+    {"workers", 'w', "W", "TALLY_WORKERS", "parallel task slots (default: number of CPUs)", run_set_workers},
+    {"format", 0, "FMT", NULL, "input format: text, csv or jsonl (default: by file name)", run_set_format},
+    {"sort-buffer", 0, "SIZE", "TALLY_SORT_BUFFER", "map output buffer per task before spilling (default 64M)", run_set_sort_buffer},
+    {"max-record", 0, "SIZE", NULL, "longest record; longer ones are skipped and counted (default 64M)", run_set_max_record},
+    {"split-size", 0, "SIZE", NULL, "bytes per map task when -m is not given (default 64M)", run_set_split_size},
+    {"work-dir", 0, "DIR", "TALLY_WORK_DIR", "where intermediate files go (default $TMPDIR or /tmp)", run_set_work_dir},
+    {"max-attempts", 0, "N", NULL, "attempts per task before the job fails (default 4)", run_set_attempts},
+    {"job-arg", 0, "K=V", NULL, "argument for a user job (repeatable)", run_set_job_arg},
+    {"strict", 0, NULL, NULL, "fail on the first bad record instead of skipping it", run_set_strict},
+    {"overwrite", 0, NULL, NULL, "replace a non-empty output directory", run_set_overwrite},
+    {"quiet", 'q', NULL, NULL, "no progress line", run_set_quiet},
+    {"log-level", 0, "LEVEL", "TALLY_LOG_LEVEL", "debug, info, warn (default), error or off", run_set_log_level},
+    {"help", 'h', NULL, NULL, "show this help", run_set_help},
+};
+#define RUN_NSETTINGS (sizeof run_settings / sizeof run_settings[0])
+
+static void run_usage(FILE *out, const tally_job *job)
+{
+    fprintf(out, "usage: tally run JOB [job options] [options] -o OUT INPUT...\n\n"
+                 "JOB is a built-in job or the path of a user job (.so):\n");
+    size_t n;
+    const tally_job *const *b = jobreg_builtins(&n);
+    for (size_t i = 0; i < n; i++) fprintf(out, "  %-10s %s\n", b[i]->name, b[i]->description);
+    fprintf(out, "\nINPUT: files, directories (recursively) or globs; .csv, .jsonl/.json, .gz by name.\n\nOptions:\n");
+    for (size_t i = 0; i < RUN_NSETTINGS; i++) {
+        const run_setting *s = &run_settings[i];
+        char flag[64];
+        if (s->short_name)
+            snprintf(flag, sizeof flag, "-%c, --%s%s%s", s->short_name, s->name, s->metavar ? " " : "",
+                     s->metavar ? s->metavar : "");
+        else
+            snprintf(flag, sizeof flag, "    --%s%s%s", s->name, s->metavar ? " " : "", s->metavar ? s->metavar : "");
+        fprintf(out, "  %-26s %s%s%s%s\n", flag, s->help, s->env ? " [env " : "", s->env ? s->env : "",
+                s->env ? "]" : "");
+    }
+    if (job && job->options) {
+        fprintf(out, "\nOptions of %s:\n", job->name);
+        for (const tally_option *o = job->options; o->name; o++) {
+            char flag[64];
+            if (o->short_name)
+                snprintf(flag, sizeof flag, "-%c, --%s%s", o->short_name, o->name, o->has_value ? " VALUE" : "");
+            else
+                snprintf(flag, sizeof flag, "    --%s%s", o->name, o->has_value ? " VALUE" : "");
+            fprintf(out, "  %-26s %s\n", flag, o->help ? o->help : "");
+        }
+    }
+}
+
+/* Matches argv[*i] against the engine table and the job's options. Returns 1 if consumed,
+ * 0 if it is not an option (an INPUT), or a negative code with a message. */
+static int run_parse_opt(int argc, char **argv, int *i, const tally_job *job, jobspec *s, run_flags *f,
+                         struct err *e)
+{
+    const char *a = argv[*i];
+    if (a[0] != '-' || a[1] == 0) return 0;
+    const char *name = NULL, *inline_val = NULL;
+    char shortc = 0;
+    char namebuf[128];
+    if (a[1] == '-') {
+        name = a + 2;
+        const char *eq = strchr(name, '=');
+        if (eq) {
+            snprintf(namebuf, sizeof namebuf, "%.*s", (int)(eq - name), name);
+            name = namebuf;
+            inline_val = eq + 1;
+        }
+    } else {
+        shortc = a[1];
+        if (a[2]) inline_val = a + 2;
+    }
+    for (size_t k = 0; k < RUN_NSETTINGS; k++) {
+        const run_setting *st = &run_settings[k];
+        if (name ? strcmp(name, st->name) != 0 : shortc != st->short_name) continue;
+        const char *v = NULL;
+        if (st->metavar) {
+            v = inline_val;
+            if (!v) {
+                if (*i + 1 >= argc) return err_set(e, -EINVAL, "option %s needs a value (%s)", a, st->metavar);
+                v = argv[++*i];
+            }
+        } else if (inline_val) {
+            return err_set(e, -EINVAL, "option %s takes no value", a);
+        }
+        int rc = st->apply(s, f, v, e);
+        return rc ? rc : 1;
+    }
+    if (job && job->options) {
+        for (const tally_option *o = job->options; o->name; o++) {
+            if (name ? strcmp(name, o->name) != 0 : (o->short_name == 0 || shortc != o->short_name)) continue;
+            const char *v = "1";
+            if (o->has_value) {
+                v = inline_val;
+                if (!v) {
+                    if (*i + 1 >= argc) return err_set(e, -EINVAL, "option %s needs a value", a);
+                    v = argv[++*i];
+                }
+            } else if (inline_val) {
+                return err_set(e, -EINVAL, "option %s takes no value", a);
+            }
+            jobspec_set_arg(s, o->name, v);
+            return 1;
+        }
+    }
+    return err_set(e, -EINVAL, "unknown option '%s' for job %s (see tally run %s --help)", a,
+                   job ? job->name : "?", job ? job->name : "JOB");
+}
+
+/* ---- Progress and summary ---------------------------------------------------------------- */
+
+typedef struct run_progress {
+    int tty;
+    uint64_t total_bytes;
+    int printed;
+} run_progress;
+
+static void run_show_progress(void *arg, const local_status *st, int final)
+{
+    run_progress *p = arg;
+    if (!p->tty) return;
+    if (final) {
+        if (p->printed) fputs("\r\033[K", stdout);
+        fflush(stdout);
+        return;
+    }
+    double secs = (double)st->elapsed_ms / 1000.0;
+    double mbs = secs > 0 ? (double)st->input_bytes_done / 1e6 / secs : 0;
+    printf("\r\033[Kmaps %u/%u  reduces %u/%u  %.1f MB/s  %.1fs", st->job->maps_done, st->job->nmaps,
+           st->job->reduces_done, st->job->nreduces, mbs, secs);
+    fflush(stdout);
+    p->printed = 1;
+}
+
+static volatile sig_atomic_t run_interrupted;
+
+static void run_on_signal(int sig)
+{
+    (void)sig;
+    run_interrupted = 1;
+}
+
+/* ---- The command ------------------------------------------------------------------------- */
+
+int cli_run(int argc, char **argv)
+{
+    struct err e = {0};
+    jobspec spec;
+    jobspec_init(&spec);
+    run_flags flags = {0};
+    const tally_job *job = NULL;
+    void *handle = NULL, *state = NULL;
+    input_set inputs = {0};
+    output out = {0};
+    char *work = NULL;
+    sched_job *sj = NULL;
+    int rc = CLI_USAGE, have_out = 0;
+
+    ifile_fault_init();
+    for (size_t k = 0; k < RUN_NSETTINGS; k++) {
+        const run_setting *st = &run_settings[k];
+        const char *v = st->env ? getenv(st->env) : NULL;
+        if (v && *v && st->apply(&spec, &flags, v, &e) != 0) {
+            fprintf(stderr, "tally: %s (from %s)\n", e.msg, st->env);
+            goto done;
+        }
+    }
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        run_usage(argc < 2 ? stderr : stdout, NULL);
+        rc = argc < 2 ? CLI_USAGE : 0;
+        goto done;
+    }
+    spec.job = xstrdup(argv[1]);
+    if (jobreg_load(spec.job, &job, &handle, &e) != 0) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        goto done;
+    }
+    for (int i = 2; i < argc; i++) {
+        int k = run_parse_opt(argc, argv, &i, job, &spec, &flags, &e);
+        if (k < 0) {
+            fprintf(stderr, "tally: %s\n", e.msg);
+            goto done;
+        }
+        if (k == 0) jobspec_add_input(&spec, argv[i]);
+    }
+    if (flags.help) {
+        run_usage(stdout, job);
+        rc = 0;
+        goto done;
+    }
+    if (!spec.out) {
+        fprintf(stderr, "tally: missing -o OUT (see tally run --help)\n");
+        goto done;
+    }
+    if (spec.ninputs == 0) {
+        fprintf(stderr, "tally: no INPUT given (see tally run --help)\n");
+        goto done;
+    }
+    /* Run setup() once here so that bad job arguments are usage errors before any work. */
+    jobreg_unload(handle);
+    handle = NULL;
+    job = NULL;
+    if (ctx_job_open(&spec, &job, &handle, &state, &e) != 0) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        goto done;
+    }
+
+    rc = CLI_FAILED;
+    if (input_expand(spec.inputs, spec.ninputs, spec.format_forced, spec.format, &inputs, &e) != 0) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        goto done;
+    }
+    if (job->flags & TALLY_NEEDS_FIELDS) {
+        for (size_t i = 0; i < inputs.nfiles; i++) {
+            if (inputs.files[i].format == FIELDS_TEXT) {
+                fprintf(stderr, "tally: %s: job %s needs CSV or JSON Lines input (name the file .csv/.jsonl or use --format)\n",
+                        inputs.files[i].path, job->name);
+                rc = CLI_USAGE;
+                goto done;
+            }
+        }
+    }
+    input_plan(&inputs, spec.maps, spec.split_size, spec.workers);
+    if (output_prepare(&out, spec.out, spec.overwrite, &e) != 0) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        goto done;
+    }
+    have_out = 1;
+    const char *parent = spec.work_dir ? spec.work_dir : getenv("TMPDIR");
+    work = fs_mkdtemp(parent && *parent ? parent : "/tmp", "tally-job-", &e);
+    if (!work) {
+        fprintf(stderr, "tally: work dir: %s\n", e.msg);
+        goto done;
+    }
+
+    struct sigaction sa = {0};
+    sa.sa_handler = run_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    task_env env = {.spec = &spec, .job = job, .state = state, .inputs = &inputs, .work_dir = work,
+                    .out_tmp = out.tmp};
+    sj = sched_job_new((uint32_t)inputs.nsplits, spec.reduces, spec.max_attempts, time_wall_ms());
+    run_progress prog = {.tty = !flags.quiet && isatty(STDOUT_FILENO), .total_bytes = inputs.total_bytes};
+    uint64_t t0 = time_mono_ns();
+    local_run(&env, sj, spec.workers, &run_interrupted, run_show_progress, &prog, &e);
+    double secs = (double)(time_mono_ns() - t0) / 1e9;
+
+    if (sj->state == SCHED_JOB_SUCCEEDED) {
+        counters c;
+        sched_job_counters(sj, &c);
+        c.v[CNT_INPUT_FILES] = (int64_t)inputs.nfiles;
+        c.v[CNT_INPUT_BYTES] = (int64_t)inputs.total_bytes;
+        struct buf json = {0};
+        counters_to_json(&c, &json);
+        const char *cols = job->columns ? job->columns(state) : NULL;
+        if (output_commit(&out, spec.reduces, cols, json.data, &e) != 0) {
+            fprintf(stderr, "tally: committing output: %s\n", e.msg);
+        } else {
+            rc = 0;
+            have_out = 0;
+            double mb = (double)inputs.total_bytes / 1e6;
+            printf("tally: %s done in %.2f s: %.1f MB at %.1f MB/s, %lld records in, %lld out, %lld skipped\n",
+                   job->name, secs, mb, secs > 0 ? mb / secs : 0.0, (long long)c.v[CNT_INPUT_RECORDS],
+                   (long long)c.v[CNT_OUTPUT_RECORDS], (long long)c.v[CNT_RECORDS_SKIPPED]);
+        }
+        buf_free(&json);
+        counters_free(&c);
+    } else if (sj->state == SCHED_JOB_CANCELLED) {
+        fprintf(stderr, "tally: job %s: %s\n", job->name, sj->error ? sj->error : "cancelled");
+        rc = 130;
+    } else {
+        fprintf(stderr, "tally: job %s failed: %s\n", job->name, sj->error ? sj->error : "unknown error");
+    }
+
+done:
+    if (have_out) output_abort(&out);
+    output_free(&out);
+    if (work) {
+        fs_rmtree(work);
+        free(work);
+    }
+    sched_job_free(sj);
+    input_set_free(&inputs);
+    if (job) ctx_job_close(job, handle, state);
+    else jobreg_unload(handle);
+    jobspec_free(&spec);
+    return rc;
+}

@@ -1,0 +1,113 @@
+/* fsutil.c - recursive directory creation and removal, atomic writes. */
+#include "common/fsutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "data/ifile.h"
+
+int fs_mkdirs(const char *path, struct err *e)
+{
+    char *p = xstrdup(path);
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == 0) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+                rc = err_set(e, -errno, "%s: %s", p, strerror(errno));
+                break;
+            }
+            *s = c;
+            if (!c) break;
+        }
+    }
+    if (rc == 0) {
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            rc = err_set(e, -ENOTDIR, "%s: not a directory", path);
+    }
+    free(p);
+    return rc;
+}
+
+int fs_rmtree(const char *path)
+{
+    if (!path || !*path || strcmp(path, "/") == 0) return -EINVAL;
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -errno;
+    if (!S_ISDIR(st.st_mode)) return unlink(path) == 0 ? 0 : -errno;
+    int rc = 0;
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+            char *sub = xasprintf("%s/%s", path, de->d_name);
+            int r = fs_rmtree(sub);
+            if (r && !rc) rc = r;
+            free(sub);
+        }
+        closedir(d);
+    }
+    if (rmdir(path) != 0 && !rc) rc = -errno;
+    return rc;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, struct err *e)
+{
+    char *tmp = xasprintf("%s.tmp-%d", path, (int)getpid());
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = err_set(e, -errno, "%s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    rc = ifile_write_all(fd, data, len);
+    if (close(fd) != 0 && rc == 0) rc = -errno;
+    if (rc) {
+        err_set(e, rc, "writing %s: %s", path, strerror(-rc));
+        unlink(tmp);
+        goto out;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = err_set(e, -errno, "renaming %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+    }
+out:
+    free(tmp);
+    return rc;
+}
+
+int fs_dir_nonempty(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return errno == ENOENT ? 0 : -errno;
+    if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
+    DIR *d = opendir(path);
+    if (!d) return -errno;
+    int found = 0;
+    struct dirent *de;
+    while (!found && (de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) found = 1;
+    closedir(d);
+    return found;
+}
+
+char *fs_mkdtemp(const char *parent, const char *prefix, struct err *e)
+{
+    if (fs_mkdirs(parent, e) != 0) return NULL;
+    char *t = xasprintf("%s/%sXXXXXX", parent, prefix);
+    if (!mkdtemp(t)) {
+        err_set(e, -errno, "%s: %s", t, strerror(errno));
+        free(t);
+        return NULL;
+    }
+    return t;
+}

@@ -1,0 +1,208 @@
+/* input.c - expands INPUT arguments into files and plans the map splits over them. */
+#include "data/input.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <glob.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int input_add_file(input_set *in, size_t *cap, const char *path, uint64_t size, int force,
+                          fields_format forced)
+{
+    if (in->nfiles == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        in->files = xrealloc(in->files, *cap * sizeof *in->files);
+    }
+    input_file *f = &in->files[in->nfiles++];
+    f->path = xstrdup(path);
+    f->size = size;
+    f->format = input_format_for(path, &f->gz);
+    if (force) f->format = forced;
+    in->total_bytes += size;
+    return 0;
+}
+
+static int input_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Walks a directory in byte order of names. Entries are sorted per directory; since '/' sorts
+ * below every printable byte, this equals sorting the full paths except for names containing
+ * bytes below '/', which is the order a user reading `ls` expects anyway. */
+static int input_walk(input_set *in, size_t *cap, const char *dir, int force, fields_format forced,
+                      struct err *e)
+{
+    DIR *d = opendir(dir);
+    if (!d) return err_set(e, -errno, "%s: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, ncap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || de->d_name[0] == '_') continue;
+        if (n == ncap) {
+            ncap = ncap ? ncap * 2 : 32;
+            names = xrealloc(names, ncap * sizeof *names);
+        }
+        names[n++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, input_cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *path = xasprintf("%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", names[i]);
+        struct stat st;
+        if (rc == 0) {
+            if (stat(path, &st) != 0) {
+                rc = err_set(e, -errno, "%s: %s", path, strerror(errno));
+            } else if (S_ISDIR(st.st_mode)) {
+                rc = input_walk(in, cap, path, force, forced, e);
+            } else if (S_ISREG(st.st_mode)) {
+                rc = input_add_file(in, cap, path, (uint64_t)st.st_size, force, forced);
+            }
+        }
+        free(path);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static int input_add_arg(input_set *in, size_t *cap, const char *arg, int force,
+                         fields_format forced, struct err *e)
+{
+    struct stat st;
+    if (stat(arg, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            size_t before = in->nfiles;
+            int rc = input_walk(in, cap, arg, force, forced, e);
+            if (rc) return rc;
+            if (in->nfiles == before) return err_set(e, -ENOENT, "%s: directory has no input files", arg);
+            return 0;
+        }
+        if (!S_ISREG(st.st_mode)) return err_set(e, -EINVAL, "%s: not a regular file or directory", arg);
+        return input_add_file(in, cap, arg, (uint64_t)st.st_size, force, forced);
+    }
+    int saved = errno;
+    if (strpbrk(arg, "*?[")) {
+        glob_t g;
+        int grc = glob(arg, 0, NULL, &g);
+        if (grc == GLOB_NOMATCH) return err_set(e, -ENOENT, "%s: no input matches this pattern", arg);
+        if (grc != 0) return err_set(e, -EIO, "%s: cannot expand pattern", arg);
+        int rc = 0;
+        for (size_t i = 0; i < g.gl_pathc && rc == 0; i++)
+            rc = input_add_arg(in, cap, g.gl_pathv[i], force, forced, e);
+        globfree(&g);
+        return rc;
+    }
+    return err_set(e, -saved, "%s: %s", arg, strerror(saved));
+}
+
+int input_expand(char *const *args, size_t nargs, int force, fields_format forced, input_set *out,
+                 struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    size_t cap = 0;
+    for (size_t i = 0; i < nargs; i++) {
+        int rc = input_add_arg(out, &cap, args[i], force, forced, e);
+        if (rc) {
+            input_set_free(out);
+            return rc;
+        }
+    }
+    /* Each file must be readable now, so that the error names it before any task runs. */
+    for (size_t i = 0; i < out->nfiles; i++) {
+        FILE *f = fopen(out->files[i].path, "rb");
+        if (!f) {
+            int rc = err_set(e, -errno, "%s: %s", out->files[i].path, strerror(errno));
+            input_set_free(out);
+            return rc;
+        }
+        fclose(f);
+    }
+    return 0;
+}
+
+static void input_split_add(input_split *s, size_t *cap, uint32_t file, uint64_t start, uint64_t end)
+{
+    if (s->nsegs == *cap) {
+        *cap = *cap ? *cap * 2 : 2;
+        s->segs = xrealloc(s->segs, *cap * sizeof *s->segs);
+    }
+    s->segs[s->nsegs++] = (input_segment){.file = file, .start = start, .end = end};
+    s->bytes += end - start;
+}
+
+int input_plan(input_set *in, uint64_t m, uint64_t split_size, uint64_t min_splits)
+{
+    uint64_t plain = 0, ngz = 0;
+    for (size_t i = 0; i < in->nfiles; i++) {
+        if (in->files[i].gz) ngz++;
+        else plain += in->files[i].size;
+    }
+    if (m == 0) {
+        m = split_size ? (plain + split_size - 1) / split_size : 1;
+        if (m < min_splits) m = min_splits;
+        /* gz files bring their own splits; do not pad the plain ones beyond what they need. */
+        if (plain == 0) m = ngz ? 0 : 1;
+        if (m == 0 && ngz == 0) m = 1;
+    }
+    in->nsplits = (size_t)(m + ngz);
+    in->splits = xcalloc(in->nsplits ? in->nsplits : 1, sizeof *in->splits);
+    /* Split k owns the global byte range [k*plain/m, (k+1)*plain/m) of the concatenated plain
+     * files; a range crossing a file boundary becomes several segments. */
+    size_t fi = 0;
+    uint64_t fbase = 0; /* global offset of files[fi] among plain files */
+    for (uint64_t k = 0; k < m; k++) {
+        input_split *s = &in->splits[k];
+        size_t cap = 0;
+        uint64_t lo = (uint64_t)((unsigned __int128)plain * k / m);
+        uint64_t hi = (uint64_t)((unsigned __int128)plain * (k + 1) / m);
+        while (lo < hi) {
+            while (fi < in->nfiles && (in->files[fi].gz || fbase + in->files[fi].size <= lo)) {
+                if (!in->files[fi].gz) fbase += in->files[fi].size;
+                fi++;
+            }
+            if (fi >= in->nfiles) break;
+            uint64_t fend = fbase + in->files[fi].size;
+            uint64_t segend = hi < fend ? hi : fend;
+            input_split_add(s, &cap, (uint32_t)fi, lo - fbase, segend - fbase);
+            lo = segend;
+        }
+    }
+    size_t k = (size_t)m;
+    for (size_t i = 0; i < in->nfiles; i++) {
+        if (!in->files[i].gz) continue;
+        size_t cap = 0;
+        input_split_add(&in->splits[k++], &cap, (uint32_t)i, 0, in->files[i].size);
+    }
+    return 0;
+}
+
+void input_set_free(input_set *in)
+{
+    for (size_t i = 0; i < in->nfiles; i++) free(in->files[i].path);
+    free(in->files);
+    for (size_t i = 0; i < in->nsplits; i++) free(in->splits[i].segs);
+    free(in->splits);
+    memset(in, 0, sizeof *in);
+}
+
+static int input_ends_with(const char *s, size_t n, const char *suf)
+{
+    size_t k = strlen(suf);
+    return n >= k && strncasecmp(s + n - k, suf, k) == 0;
+}
+
+fields_format input_format_for(const char *path, int *gz)
+{
+    size_t n = strlen(path);
+    *gz = input_ends_with(path, n, ".gz");
+    if (*gz) n -= 3;
+    if (input_ends_with(path, n, ".csv")) return FIELDS_CSV;
+    if (input_ends_with(path, n, ".jsonl") || input_ends_with(path, n, ".json")) return FIELDS_JSONL;
+    return FIELDS_TEXT;
+}

@@ -1,0 +1,63 @@
+/* input.h - turns the INPUT arguments into a list of files and cuts them into map splits.
+ *
+ * A split is a list of byte ranges ("segments") of one or more files. A record belongs to the
+ * split in which it *starts*, so the reader of a segment [start, end) skips the partial record
+ * at `start` (unless start is 0) and reads past `end` to finish the last record it owns. With
+ * this rule any number of splits covers every record exactly once, including more splits than
+ * lines (some splits are then empty). Compressed (.gz) files cannot be cut: each is one split.
+ */
+#ifndef TALLY_INPUT_H
+#define TALLY_INPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "data/fields.h"
+
+typedef struct input_file {
+    char *path;           /* as the user gave it (or as found under a given directory) */
+    uint64_t size;        /* bytes on disk */
+    fields_format format;
+    int gz;               /* gzip-compressed: read whole, one split */
+} input_file;
+
+typedef struct input_segment {
+    uint32_t file;        /* index into input_set.files */
+    uint64_t start, end;  /* byte range on disk; for gz files always [0, size) */
+} input_segment;
+
+typedef struct input_split {
+    input_segment *segs;
+    size_t nsegs;
+    uint64_t bytes;       /* sum of segment lengths, for progress */
+} input_split;
+
+typedef struct input_set {
+    input_file *files;
+    size_t nfiles;
+    uint64_t total_bytes;
+    input_split *splits;
+    size_t nsplits;
+} input_set;
+
+/* Expands INPUT arguments: a regular file is taken as is; a directory contributes every regular
+ * file below it, recursively, in byte order of path, skipping names that start with '.' or '_'
+ * (as Hadoop does, so a previous job's OUT can be an input); an argument that does not exist
+ * but contains *, ? or [ is a glob. `forced` is the --format value or FIELDS_TEXT with
+ * `force` 0 to detect the format from the name (.csv, .jsonl, .json, each optionally .gz).
+ * Fills `out` (caller frees with input_set_free). Errors name the offending path. */
+int input_expand(char *const *args, size_t nargs, int force, fields_format forced, input_set *out,
+                 struct err *e);
+
+/* Cuts the splittable files into exactly `m` splits of about equal bytes (m >= 1), then adds one
+ * split per gz file. m == 0 means the default: one split per `split_size` bytes, at least
+ * `min_splits`. Returns 0. */
+int input_plan(input_set *in, uint64_t m, uint64_t split_size, uint64_t min_splits);
+
+void input_set_free(input_set *in);
+
+/* The format a file name implies (.csv → CSV, .jsonl/.json → JSONL, else text); sets *gz. */
+fields_format input_format_for(const char *path, int *gz);
+
+#endif

@@ -1,0 +1,49 @@
+/* mapbuf.h - the map-side buffer: collects map output in memory within a byte budget, combines
+ * it when it can, and hands it out sorted by (partition, key) for a spill.
+ *
+ * Two layouts, chosen by the job:
+ *  - sum mode (TALLY_COMBINE_SUM): an open-addressing hash table from key to an int64 sum. Each
+ *    emit folds into the table at once (in-memory combining as Phoenix does), so a job such as
+ *    word count keeps one entry per distinct key and rarely spills at all.
+ *  - list mode (everything else): records appended to an arena plus a 16-byte index entry each;
+ *    sorting the index groups equal keys for the job's combiner at spill time (as Hadoop does).
+ * The budget counts the arena, the table or index, and the scratch space a sort needs, so the
+ * memory of a map task is bounded by --sort-buffer whatever the input.
+ */
+#ifndef TALLY_MAPBUF_H
+#define TALLY_MAPBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tally/tally.h>
+
+#include "data/values.h"
+
+typedef struct mapbuf mapbuf;
+
+/* `partition` may be NULL for the default hash partitioner; `pstate` is passed to it. */
+mapbuf *mapbuf_new(uint32_t nparts, uint64_t limit, int int_values, int sum_mode,
+                   uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate);
+void mapbuf_free(mapbuf *mb);
+
+/* Adds one record; the bytes are copied. */
+void mapbuf_add(mapbuf *mb, const void *key, size_t klen, const void *val, size_t vlen);
+void mapbuf_add_int(mapbuf *mb, const void *key, size_t klen, int64_t val);
+
+/* True when the buffer has reached its budget and must be spilled. */
+int mapbuf_full(const mapbuf *mb);
+/* Records held (after in-memory combining in sum mode). */
+uint64_t mapbuf_records(const mapbuf *mb);
+/* Bytes of memory held by the buffer now. */
+uint64_t mapbuf_bytes(const mapbuf *mb);
+
+/* Sorts the buffer by (partition, key) and starts the group iteration. */
+void mapbuf_sort(mapbuf *mb);
+/* Returns 1 with the next group: its partition, key (valid until mapbuf_reset) and an iterator
+ * over its values (valid until the next call); 0 when done. */
+int mapbuf_next_group(mapbuf *mb, uint32_t *part, const char **key, size_t *klen, tally_values **vals);
+/* Empties the buffer after a spill, keeping its memory for reuse (up to the budget). */
+void mapbuf_reset(mapbuf *mb);
+
+#endif

@@ -1,0 +1,39 @@
+/* ctx.h - the engine's side of `tally_ctx`: what a job callback is running inside of.
+ *
+ * A context is set up by the task that calls the job: the map task points `emit` at the map
+ * buffer, a spill points it at the spill file (combiner), the reduce task at the output file.
+ * It lives on the task's stack; nothing in it is shared between threads except the job state,
+ * which is read-only after setup.
+ */
+#ifndef TALLY_CTX_H
+#define TALLY_CTX_H
+
+#include <tally/tally.h>
+
+#include "common/util.h"
+#include "data/fields.h"
+#include "exec/counters.h"
+#include "exec/jobspec.h"
+
+struct tally_ctx {
+    const tally_job *job;
+    void *state;
+    const jobspec *spec;
+    counters *counters;
+    int (*emit)(tally_ctx *ctx, const void *key, size_t klen, const void *val, size_t vlen);
+    int (*emit_int)(tally_ctx *ctx, const void *key, size_t klen, int64_t val);
+    void *sink;             /* what emit writes to; owned by the task */
+    int strict;
+    unsigned skips_logged;
+    struct err err;         /* set by tally_error() or by a failing emit */
+};
+
+/* Prepares a context with no sink; emits then fail. */
+void ctx_init(tally_ctx *ctx, const tally_job *job, void *state, const jobspec *spec, counters *c);
+
+/* Loads the job named by spec->job and runs its setup(). On a bad job or bad arguments returns
+ * a negative code with the message in e (a usage error for the CLI). */
+int ctx_job_open(const jobspec *spec, const tally_job **job, void **handle, void **state, struct err *e);
+void ctx_job_close(const tally_job *job, void *handle, void *state);
+
+#endif

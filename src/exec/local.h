@@ -1,0 +1,28 @@
+/* local.h - runs a job's tasks on threads of this process, driven by the shared scheduler.
+ * This is the executor of `tally run`; the cluster coordinator drives the same sched_job with
+ * remote workers instead. */
+#ifndef TALLY_LOCAL_H
+#define TALLY_LOCAL_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "exec/sched.h"
+#include "exec/task.h"
+
+typedef struct local_status {
+    const sched_job *job;
+    uint64_t input_bytes_done;   /* bytes of input consumed by map attempts so far */
+    uint64_t elapsed_ms;
+} local_status;
+
+/* Called about every 100 ms from the driving thread, and once at the end. */
+typedef void (*local_progress_fn)(void *arg, const local_status *st, int final);
+
+/* Runs `job` to a terminal state with `slots` threads. `interrupted` (may be NULL) is polled:
+ * when it becomes non-zero the job is cancelled and running attempts stop early. Returns 0
+ * when the loop ran to the end (check job->state), or a negative code on an internal error. */
+int local_run(const task_env *env, sched_job *job, uint32_t slots, volatile sig_atomic_t *interrupted,
+              local_progress_fn progress, void *arg, struct err *e);
+
+#endif

@@ -1,0 +1,228 @@
+/* sched.c - job/task/attempt state transitions (see sched.h for the state machines). */
+#include "exec/sched.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+sched_job *sched_job_new(uint32_t nmaps, uint32_t nreduces, uint32_t max_attempts, uint64_t now)
+{
+    sched_job *j = xcalloc(1, sizeof *j);
+    j->nmaps = nmaps;
+    j->nreduces = nreduces;
+    j->max_attempts = max_attempts ? max_attempts : 1;
+    j->submit_ms = now;
+    j->tasks = xcalloc((size_t)nmaps + nreduces + 1, sizeof *j->tasks);
+    for (uint32_t i = 0; i < nmaps + nreduces; i++) {
+        sched_task *t = &j->tasks[i];
+        t->phase = i < nmaps ? SCHED_MAP : SCHED_REDUCE;
+        t->index = i < nmaps ? i : i - nmaps;
+        t->committed = -1;
+        counters_init(&t->counters);
+    }
+    return j;
+}
+
+void sched_job_free(sched_job *j)
+{
+    if (!j) return;
+    for (uint32_t i = 0; i < j->nmaps + j->nreduces; i++) counters_free(&j->tasks[i].counters);
+    for (size_t i = 0; i < j->nattempts; i++) free(j->attempts[i].error);
+    free(j->tasks);
+    free(j->attempts);
+    free(j->error);
+    free(j);
+}
+
+void sched_job_start(sched_job *j, uint64_t now)
+{
+    if (j->state != SCHED_JOB_QUEUED) return;
+    j->state = SCHED_JOB_RUNNING;
+    j->start_ms = now;
+    /* A job with nothing to do is done at once. */
+    if (j->nmaps + j->nreduces == 0) {
+        j->state = SCHED_JOB_SUCCEEDED;
+        j->end_ms = now;
+    }
+}
+
+static int64_t sched_start_attempt(sched_job *j, uint32_t task, const char *worker, uint64_t now)
+{
+    if (j->nattempts == j->cap) {
+        j->cap = j->cap ? j->cap * 2 : 64;
+        j->attempts = xrealloc(j->attempts, j->cap * sizeof *j->attempts);
+    }
+    sched_attempt *a = &j->attempts[j->nattempts];
+    memset(a, 0, sizeof *a);
+    a->id = (uint32_t)j->nattempts;
+    a->task = task;
+    a->state = SCHED_ATTEMPT_RUNNING;
+    a->start_ms = now;
+    snprintf(a->worker, sizeof a->worker, "%s", worker ? worker : "");
+    j->nattempts++;
+    sched_task *t = &j->tasks[task];
+    t->state = SCHED_TASK_RUNNING;
+    t->running++;
+    return a->id;
+}
+
+int64_t sched_assign(sched_job *j, const char *worker, unsigned phase_mask, uint64_t now)
+{
+    if (j->state != SCHED_JOB_RUNNING) return -1;
+    if (phase_mask & (1u << SCHED_MAP)) {
+        for (uint32_t i = 0; i < j->nmaps; i++)
+            if (j->tasks[i].state == SCHED_TASK_PENDING) return sched_start_attempt(j, i, worker, now);
+    }
+    if ((phase_mask & (1u << SCHED_REDUCE)) && j->maps_done == j->nmaps) {
+        for (uint32_t i = j->nmaps; i < j->nmaps + j->nreduces; i++)
+            if (j->tasks[i].state == SCHED_TASK_PENDING) return sched_start_attempt(j, i, worker, now);
+    }
+    return -1;
+}
+
+static sched_attempt *sched_running_attempt(sched_job *j, uint32_t id)
+{
+    if (id >= j->nattempts) return NULL;
+    sched_attempt *a = &j->attempts[id];
+    return a->state == SCHED_ATTEMPT_RUNNING ? a : NULL;
+}
+
+static void sched_finish_job(sched_job *j, sched_job_state s, uint64_t now)
+{
+    j->state = s;
+    j->end_ms = now;
+}
+
+int sched_attempt_succeeded(sched_job *j, uint32_t id, const counters *c, uint64_t now)
+{
+    sched_attempt *a = sched_running_attempt(j, id);
+    if (!a) return 0;
+    sched_task *t = &j->tasks[a->task];
+    a->end_ms = now;
+    t->running--;
+    if (t->state == SCHED_TASK_SUCCEEDED || j->state != SCHED_JOB_RUNNING) {
+        /* Another attempt committed first (or the job is over): this one loses. */
+        a->state = SCHED_ATTEMPT_KILLED;
+        a->error = xstrdup("superseded");
+        return 0;
+    }
+    a->state = SCHED_ATTEMPT_SUCCEEDED;
+    t->state = SCHED_TASK_SUCCEEDED;
+    t->committed = a->id;
+    counters_free(&t->counters);
+    counters_init(&t->counters);
+    if (c) counters_merge(&t->counters, c);
+    if (t->phase == SCHED_MAP) j->maps_done++;
+    else j->reduces_done++;
+    if (j->maps_done == j->nmaps && j->reduces_done == j->nreduces)
+        sched_finish_job(j, SCHED_JOB_SUCCEEDED, now);
+    return 1;
+}
+
+int sched_attempt_failed(sched_job *j, uint32_t id, const char *error, int fatal, uint64_t now)
+{
+    sched_attempt *a = sched_running_attempt(j, id);
+    if (!a) return 0;
+    sched_task *t = &j->tasks[a->task];
+    a->state = SCHED_ATTEMPT_FAILED;
+    a->end_ms = now;
+    a->error = xstrdup(error ? error : "failed");
+    t->running--;
+    t->failures++;
+    if (t->state != SCHED_TASK_RUNNING) return 1;
+    if (fatal || t->failures >= j->max_attempts) {
+        t->state = SCHED_TASK_FAILED;
+        if (j->state == SCHED_JOB_RUNNING) {
+            free(j->error);
+            if (fatal)
+                j->error = xasprintf("%s task %u failed: %s", t->phase == SCHED_MAP ? "map" : "reduce",
+                                     t->index, a->error);
+            else
+                j->error = xasprintf("%s task %u failed %u times; last error: %s",
+                                     t->phase == SCHED_MAP ? "map" : "reduce", t->index, t->failures,
+                                     a->error);
+            sched_finish_job(j, SCHED_JOB_FAILED, now);
+        }
+    } else if (t->running == 0) {
+        t->state = SCHED_TASK_PENDING;
+    }
+    return 1;
+}
+
+int sched_attempt_killed(sched_job *j, uint32_t id, const char *why, uint64_t now)
+{
+    sched_attempt *a = sched_running_attempt(j, id);
+    if (!a) return 0;
+    sched_task *t = &j->tasks[a->task];
+    a->state = SCHED_ATTEMPT_KILLED;
+    a->end_ms = now;
+    a->error = xstrdup(why ? why : "killed");
+    t->running--;
+    if (t->state == SCHED_TASK_RUNNING && t->running == 0) t->state = SCHED_TASK_PENDING;
+    return 1;
+}
+
+int sched_map_lost(sched_job *j, uint32_t map_index)
+{
+    if (map_index >= j->nmaps) return 0;
+    sched_task *t = &j->tasks[map_index];
+    if (t->state != SCHED_TASK_SUCCEEDED || j->state != SCHED_JOB_RUNNING) return 0;
+    t->state = t->running ? SCHED_TASK_RUNNING : SCHED_TASK_PENDING;
+    t->committed = -1;
+    counters_free(&t->counters);
+    counters_init(&t->counters);
+    j->maps_done--;
+    return 1;
+}
+
+void sched_job_cancel(sched_job *j, const char *why, uint64_t now)
+{
+    if (sched_job_done(j)) return;
+    free(j->error);
+    j->error = xstrdup(why ? why : "cancelled");
+    sched_finish_job(j, SCHED_JOB_CANCELLED, now);
+    for (size_t i = 0; i < j->nattempts; i++) {
+        if (j->attempts[i].state == SCHED_ATTEMPT_RUNNING) {
+            j->attempts[i].state = SCHED_ATTEMPT_KILLED;
+            j->attempts[i].end_ms = now;
+            j->attempts[i].error = xstrdup("job cancelled");
+            j->tasks[j->attempts[i].task].running--;
+        }
+    }
+}
+
+int sched_job_done(const sched_job *j)
+{
+    return j->state == SCHED_JOB_SUCCEEDED || j->state == SCHED_JOB_FAILED ||
+           j->state == SCHED_JOB_CANCELLED;
+}
+
+void sched_job_counters(const sched_job *j, counters *out)
+{
+    counters_init(out);
+    for (uint32_t i = 0; i < j->nmaps + j->nreduces; i++)
+        if (j->tasks[i].committed >= 0) counters_merge(out, &j->tasks[i].counters);
+    out->v[CNT_MAP_TASKS] = j->nmaps;
+    out->v[CNT_REDUCE_TASKS] = j->nreduces;
+    out->v[CNT_TASK_ATTEMPTS] = (int64_t)j->nattempts;
+}
+
+const char *sched_job_state_name(sched_job_state s)
+{
+    static const char *n[] = {"queued", "running", "succeeded", "failed", "cancelled"};
+    return n[s];
+}
+
+const char *sched_task_state_name(sched_task_state s)
+{
+    static const char *n[] = {"pending", "running", "succeeded", "failed"};
+    return n[s];
+}
+
+const char *sched_attempt_state_name(sched_attempt_state s)
+{
+    static const char *n[] = {"running", "succeeded", "failed", "killed"};
+    return n[s];
+}

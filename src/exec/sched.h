@@ -1,0 +1,108 @@
+/* sched.h - the job, task and attempt state machines: which task runs next, which attempt
+ * commits, when a job has succeeded or failed. One implementation serves `tally run` (threads
+ * in one process) and the cluster coordinator (workers over the network); it does no I/O and
+ * takes time as a parameter, so callers drive it from their own loop and tests drive it by hand.
+ *
+ * Job:      QUEUED  -> RUNNING    sched_job_start()
+ *           RUNNING -> SUCCEEDED  sched_attempt_succeeded() commits the last reduce task
+ *           RUNNING -> FAILED     sched_attempt_failed(): a task has failed max_attempts times,
+ *                                 or its failure is fatal (retrying cannot help)
+ *           QUEUED/RUNNING -> CANCELLED  sched_job_cancel()
+ * Task:     PENDING -> RUNNING    sched_assign() starts an attempt (maps first; reduces only
+ *                                 once every map has succeeded)
+ *           RUNNING -> SUCCEEDED  sched_attempt_succeeded(): the first successful attempt commits
+ *           RUNNING -> PENDING    sched_attempt_failed() with attempts left, sched_attempt_killed()
+ *           RUNNING -> FAILED     sched_attempt_failed() with no attempts left
+ *           SUCCEEDED -> PENDING  sched_map_lost(): a map's output is gone with its worker
+ * Attempt:  RUNNING -> SUCCEEDED | FAILED | KILLED (lost worker, superseded, cancelled); a report
+ *           about an attempt that is no longer RUNNING is ignored, so late results from a
+ *           superseded attempt or a dead worker never change the outcome.
+ */
+#ifndef TALLY_SCHED_H
+#define TALLY_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exec/counters.h"
+
+typedef enum sched_job_state {
+    SCHED_JOB_QUEUED,     /* submitted, waiting for its turn */
+    SCHED_JOB_RUNNING,    /* tasks are being assigned */
+    SCHED_JOB_SUCCEEDED,  /* every reduce task committed; the output can be committed */
+    SCHED_JOB_FAILED,     /* a task failed for good; `error` says which and why */
+    SCHED_JOB_CANCELLED,  /* stopped on request */
+} sched_job_state;
+
+typedef enum sched_task_state {
+    SCHED_TASK_PENDING,   /* waiting for a slot (or for the maps, for a reduce) */
+    SCHED_TASK_RUNNING,   /* at least one attempt running */
+    SCHED_TASK_SUCCEEDED, /* one attempt committed */
+    SCHED_TASK_FAILED,    /* out of attempts */
+} sched_task_state;
+
+typedef enum sched_attempt_state {
+    SCHED_ATTEMPT_RUNNING,
+    SCHED_ATTEMPT_SUCCEEDED,
+    SCHED_ATTEMPT_FAILED,
+    SCHED_ATTEMPT_KILLED,
+} sched_attempt_state;
+
+typedef enum sched_phase { SCHED_MAP, SCHED_REDUCE } sched_phase;
+
+typedef struct sched_attempt {
+    uint32_t id;          /* unique in the job; index into sched_job.attempts */
+    uint32_t task;        /* index into sched_job.tasks */
+    sched_attempt_state state;
+    uint64_t start_ms, end_ms;
+    char worker[64];      /* who runs it */
+    char *error;
+} sched_attempt;
+
+typedef struct sched_task {
+    sched_phase phase;
+    uint32_t index;       /* map or reduce number */
+    sched_task_state state;
+    uint32_t failures;    /* failed attempts; killed ones do not count */
+    uint32_t running;     /* attempts now running */
+    int64_t committed;    /* id of the committed attempt, or -1 */
+    counters counters;    /* of the committed attempt */
+} sched_task;
+
+typedef struct sched_job {
+    sched_job_state state;
+    uint32_t nmaps, nreduces;
+    sched_task *tasks;    /* maps 0..nmaps-1, then reduces */
+    sched_attempt *attempts;
+    size_t nattempts, cap;
+    uint32_t maps_done, reduces_done;
+    uint32_t max_attempts;
+    char *error;
+    uint64_t submit_ms, start_ms, end_ms;
+} sched_job;
+
+sched_job *sched_job_new(uint32_t nmaps, uint32_t nreduces, uint32_t max_attempts, uint64_t now);
+void sched_job_free(sched_job *j);
+void sched_job_start(sched_job *j, uint64_t now);
+
+/* Starts an attempt of the next runnable task on `worker`; returns its id, or -1 when nothing
+ * can run now. `phase_mask` (1 << SCHED_MAP | 1 << SCHED_REDUCE) limits the phases offered. */
+int64_t sched_assign(sched_job *j, const char *worker, unsigned phase_mask, uint64_t now);
+
+/* Reports. Each returns 1 if it changed state, 0 if ignored (attempt not running). */
+int sched_attempt_succeeded(sched_job *j, uint32_t attempt, const counters *c, uint64_t now);
+int sched_attempt_failed(sched_job *j, uint32_t attempt, const char *error, int fatal, uint64_t now);
+int sched_attempt_killed(sched_job *j, uint32_t attempt, const char *why, uint64_t now);
+/* A committed map's output was lost: the map must run again. Returns 1 if it was committed. */
+int sched_map_lost(sched_job *j, uint32_t map_index);
+void sched_job_cancel(sched_job *j, const char *why, uint64_t now);
+
+int sched_job_done(const sched_job *j);   /* in a terminal state */
+/* Sums the committed tasks' counters plus map_tasks, reduce_tasks and task_attempts. */
+void sched_job_counters(const sched_job *j, counters *out);
+
+const char *sched_job_state_name(sched_job_state s);
+const char *sched_task_state_name(sched_task_state s);
+const char *sched_attempt_state_name(sched_attempt_state s);
+
+#endif

@@ -1,0 +1,593 @@
+/* task.c - runs map and reduce attempts: the data path from input records to part files. */
+#include "exec/task.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "data/fields.h"
+#include "data/ifile.h"
+#include "data/mapbuf.h"
+#include "data/merge.h"
+#include "data/reader.h"
+#include "exec/ctx.h"
+
+/* Runs merged at once at most; more runs are merged in several passes. */
+#define TASK_MERGE_FANIN 64
+#define TASK_OUT_BUF (1u << 20)
+
+void task_result_init(task_result *r)
+{
+    counters_init(&r->counters);
+    err_clear(&r->err);
+    r->fatal = 0;
+}
+
+void task_result_free(task_result *r) { counters_free(&r->counters); }
+
+char *task_map_output_path(const task_env *env, uint32_t index)
+{
+    return xasprintf("%s/map-%05u.out", env->work_dir, index);
+}
+
+static int task_int_values(const tally_job *job)
+{
+    return (job->flags & (TALLY_INT_VALUES | TALLY_COMBINE_SUM)) != 0;
+}
+
+/* ==== Map side ============================================================================ */
+
+typedef struct map_state {
+    const task_env *env;
+    uint32_t index, attempt;
+    task_result *res;
+    mapbuf *mb;
+    int sum_mode, int_values;
+    char **runs;              /* spill files written so far */
+    size_t nruns;
+    uint32_t next_run;        /* names runs uniquely across merge passes */
+    int spill_rc;             /* first spill failure, reported by the emit that caused it */
+} map_state;
+
+/* The combiner's emit target: one ifile writer and the partition/key of the current group. */
+typedef struct combine_sink {
+    ifile_writer *w;
+    uint32_t part;
+    const char *key;
+    size_t klen;
+    counters *counters;
+} combine_sink;
+
+static int task_combine_emit(tally_ctx *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    combine_sink *s = ctx->sink;
+    if (klen != s->klen || memcmp(key, s->key, klen) != 0)
+        return err_set(&ctx->err, -EINVAL, "combine must emit the key it was given");
+    s->counters->v[CNT_COMBINE_OUTPUT_RECORDS]++;
+    return ifile_writer_add(s->w, s->part, key, klen, val, vlen, &ctx->err);
+}
+
+static int task_combine_emit_int(tally_ctx *ctx, const void *key, size_t klen, int64_t val)
+{
+    combine_sink *s = ctx->sink;
+    if (klen != s->klen || memcmp(key, s->key, klen) != 0)
+        return err_set(&ctx->err, -EINVAL, "combine must emit the key it was given");
+    s->counters->v[CNT_COMBINE_OUTPUT_RECORDS]++;
+    return ifile_writer_add_int(s->w, s->part, key, klen, val, &ctx->err);
+}
+
+/* Counts the values the combiner pulls, for combine_input_records. */
+typedef struct counting_values {
+    struct tally_values base;
+    tally_values *inner;
+    counters *counters;
+} counting_values;
+
+static int task_counting_next(struct tally_values *it, const void **val, size_t *vlen, int64_t *ival)
+{
+    counting_values *cv = (counting_values *)it;
+    int rc = cv->inner->next(cv->inner, val, vlen, ival);
+    if (rc == 1) cv->counters->v[CNT_COMBINE_INPUT_RECORDS]++;
+    if (rc < 0) it->error = rc;
+    return rc;
+}
+
+/* Writes one group to `w`: through the job's combiner when it has one (and the engine is not
+ * summing natively), else value by value. */
+static int task_write_group(const task_env *env, ifile_writer *w, uint32_t part, const char *key,
+                            size_t klen, tally_values *vals, int use_combiner, counters *c,
+                            struct err *e)
+{
+    int rc;
+    if (use_combiner) {
+        combine_sink sink = {.w = w, .part = part, .key = key, .klen = klen, .counters = c};
+        tally_ctx ctx;
+        ctx_init(&ctx, env->job, env->state, env->spec, c);
+        ctx.emit = task_combine_emit;
+        ctx.emit_int = task_combine_emit_int;
+        ctx.sink = &sink;
+        counting_values cv = {.base = {.next = task_counting_next, .int_values = vals->int_values},
+                              .inner = vals, .counters = c};
+        rc = env->job->combine(&ctx, key, klen, &cv.base);
+        if (rc == 0 && cv.base.error) rc = cv.base.error;
+        if (rc) {
+            if (ctx.err.msg[0]) *e = ctx.err;
+            else err_set(e, rc, "combine failed (code %d)", rc);
+            if (e->code == 0) e->code = rc < 0 ? rc : -EINVAL;
+            return e->code;
+        }
+        return 0;
+    }
+    const void *v;
+    size_t vl;
+    int64_t iv;
+    while ((rc = vals->next(vals, &v, &vl, &iv)) == 1) {
+        rc = vals->int_values ? ifile_writer_add_int(w, part, key, klen, iv, e)
+                              : ifile_writer_add(w, part, key, klen, v, vl, e);
+        if (rc) return rc;
+    }
+    if (rc < 0) return err_set(e, rc, "reading values: %s", strerror(-rc));
+    return 0;
+}
+
+static int task_use_combiner(const map_state *ms)
+{
+    return ms->env->job->combine != NULL && !ms->sum_mode;
+}
+
+/* Sorts the buffer and writes it to a new run file (or to `final_path` directly). */
+static int task_spill(map_state *ms, const char *final_path)
+{
+    const task_env *env = ms->env;
+    struct err *e = &ms->res->err;
+    counters *c = &ms->res->counters;
+    char *path = final_path ? xstrdup(final_path)
+                            : xasprintf("%s/map-%05u.a%u.run%u", env->work_dir, ms->index,
+                                        ms->attempt, ms->next_run++);
+    ifile_writer *w = NULL;
+    int rc = ifile_writer_open(&w, path, env->spec->reduces, ms->int_values, e);
+    if (rc) {
+        free(path);
+        return rc;
+    }
+    mapbuf_sort(ms->mb);
+    uint32_t part;
+    const char *key;
+    size_t klen;
+    tally_values *vals;
+    uint64_t groups = 0;
+    while (mapbuf_next_group(ms->mb, &part, &key, &klen, &vals)) {
+        rc = task_write_group(env, w, part, key, klen, vals, task_use_combiner(ms), c, e);
+        if (rc) break;
+        if ((++groups & 1023) == 0 && env->cancel && *env->cancel) {
+            rc = err_set(e, -ECANCELED, "cancelled");
+            break;
+        }
+    }
+    uint64_t written = ifile_writer_records(w);
+    if (rc) {
+        ifile_writer_abort(w);
+    } else {
+        rc = ifile_writer_close(w, e);
+    }
+    if (rc) {
+        free(path);
+        return rc;
+    }
+    if (ms->sum_mode) {
+        c->v[CNT_COMBINE_OUTPUT_RECORDS] += (int64_t)written;
+    }
+    c->v[CNT_SPILLED_RECORDS] += (int64_t)written;
+    mapbuf_reset(ms->mb);
+    if (final_path) {
+        free(path);
+    } else {
+        ms->runs = xrealloc(ms->runs, (ms->nruns + 1) * sizeof *ms->runs);
+        ms->runs[ms->nruns++] = path;
+    }
+    return 0;
+}
+
+static int task_map_emit(tally_ctx *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    map_state *ms = ctx->sink;
+    if (ms->int_values)
+        return err_set(&ctx->err, -EINVAL, "this job declares integer values: use tally_emit_int");
+    if (ms->spill_rc) return ms->spill_rc;
+    mapbuf_add(ms->mb, key, klen, val, vlen);
+    ms->res->counters.v[CNT_MAP_OUTPUT_RECORDS]++;
+    if (mapbuf_full(ms->mb)) {
+        ms->spill_rc = task_spill(ms, NULL);
+        if (ms->spill_rc) ctx->err = ms->res->err;
+    }
+    return ms->spill_rc;
+}
+
+static int task_map_emit_int(tally_ctx *ctx, const void *key, size_t klen, int64_t val)
+{
+    map_state *ms = ctx->sink;
+    if (!ms->int_values) {
+        char tmp[24];
+        int n = snprintf(tmp, sizeof tmp, "%" PRId64, val);
+        return task_map_emit(ctx, key, klen, tmp, (size_t)n);
+    }
+    if (ms->spill_rc) return ms->spill_rc;
+    mapbuf_add_int(ms->mb, key, klen, val);
+    ms->res->counters.v[CNT_MAP_OUTPUT_RECORDS]++;
+    if (ms->sum_mode) ms->res->counters.v[CNT_COMBINE_INPUT_RECORDS]++;
+    if (mapbuf_full(ms->mb)) {
+        ms->spill_rc = task_spill(ms, NULL);
+        if (ms->spill_rc) ctx->err = ms->res->err;
+    }
+    return ms->spill_rc;
+}
+
+/* Merges `n` run files into `out_path`, combining equal keys across runs. */
+static int task_merge_runs(map_state *ms, char **runs, size_t n, const char *out_path)
+{
+    const task_env *env = ms->env;
+    struct err *e = &ms->res->err;
+    counters *c = &ms->res->counters;
+    uint32_t nparts = env->spec->reduces;
+    ifile_part **idx = xcalloc(n, sizeof *idx);
+    ifile_writer *w = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint32_t np;
+        int iv;
+        rc = ifile_read_index(runs[i], &idx[i], &np, &iv, e);
+    }
+    if (rc == 0) rc = ifile_writer_open(&w, out_path, nparts, ms->int_values, e);
+    for (uint32_t p = 0; p < nparts && rc == 0; p++) {
+        ifile_seg **segs = xcalloc(n, sizeof *segs);
+        size_t nseg = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            if (idx[i][p].records == 0) continue;
+            rc = ifile_seg_open(&segs[nseg], runs[i], idx[i][p].offset, idx[i][p].length, idx[i][p].crc,
+                                1, ms->int_values, e);
+            if (rc == 0) nseg++;
+        }
+        merge *m = merge_new(segs, nseg, ms->int_values);
+        free(segs);
+        const char *key;
+        size_t klen;
+        tally_values *vals;
+        int use_comb = env->job->combine != NULL && !ms->sum_mode;
+        while (rc == 0 && (rc = merge_next_group(m, &key, &klen, &vals, e)) == 1) {
+            if (ms->sum_mode) {
+                /* Native sum across runs: the combiner of TALLY_COMBINE_SUM jobs. */
+                int64_t sum = 0, iv;
+                const void *v;
+                size_t vl;
+                int k;
+                while ((k = vals->next(vals, &v, &vl, &iv)) == 1) {
+                    sum = (int64_t)((uint64_t)sum + (uint64_t)iv);
+                    c->v[CNT_COMBINE_INPUT_RECORDS]++;
+                }
+                if (k < 0) {
+                    rc = k;
+                    *e = *merge_error(m);
+                    break;
+                }
+                c->v[CNT_COMBINE_OUTPUT_RECORDS]++;
+                rc = ifile_writer_add_int(w, p, key, klen, sum, e);
+            } else {
+                rc = task_write_group(env, w, p, key, klen, vals, use_comb, c, e);
+                if (rc == 0 && vals->error) {
+                    rc = vals->error;
+                    *e = *merge_error(m);
+                }
+            }
+            if (rc == 0 && env->cancel && *env->cancel) rc = err_set(e, -ECANCELED, "cancelled");
+        }
+        merge_free(m);
+    }
+    if (w) {
+        uint64_t written = ifile_writer_records(w);
+        if (rc) ifile_writer_abort(w);
+        else rc = ifile_writer_close(w, e);
+        if (rc == 0) c->v[CNT_SPILLED_RECORDS] += (int64_t)written;
+    }
+    for (size_t i = 0; i < n; i++) free(idx[i]);
+    free(idx);
+    return rc;
+}
+
+/* Merges all runs into `final_path`, in passes of at most TASK_MERGE_FANIN runs. */
+static int task_merge_all(map_state *ms, const char *final_path)
+{
+    int rc = 0;
+    while (ms->nruns > TASK_MERGE_FANIN && rc == 0) {
+        char *path = xasprintf("%s/map-%05u.a%u.run%u", ms->env->work_dir, ms->index, ms->attempt,
+                               ms->next_run++);
+        rc = task_merge_runs(ms, ms->runs, TASK_MERGE_FANIN, path);
+        for (size_t i = 0; i < TASK_MERGE_FANIN; i++) {
+            unlink(ms->runs[i]);
+            free(ms->runs[i]);
+        }
+        memmove(ms->runs, ms->runs + TASK_MERGE_FANIN, (ms->nruns - TASK_MERGE_FANIN) * sizeof *ms->runs);
+        ms->nruns -= TASK_MERGE_FANIN;
+        ms->runs[ms->nruns++] = path;
+    }
+    if (rc == 0) rc = task_merge_runs(ms, ms->runs, ms->nruns, final_path);
+    return rc;
+}
+
+static int task_map_split(map_state *ms, tally_ctx *ctx, _Atomic uint64_t *progress)
+{
+    const task_env *env = ms->env;
+    const input_split *split = &env->inputs->splits[ms->index];
+    struct err *e = &ms->res->err;
+    counters *c = &ms->res->counters;
+    fields_cache *fc = NULL;
+    uint64_t done_bytes = 0;
+    int rc = 0;
+    for (size_t s = 0; s < split->nsegs && rc == 0; s++) {
+        const input_segment *seg = &split->segs[s];
+        const input_file *f = &env->inputs->files[seg->file];
+        reader *r = NULL;
+        rc = reader_open(&r, f, seg, env->spec->max_record, e);
+        if (rc) {
+            ms->res->fatal = rc == -ENOENT || rc == -EACCES;
+            break;
+        }
+        if (f->format != FIELDS_TEXT && !fc) fc = fields_cache_new();
+        tally_record rec = {.file = f->path, .fields = f->format != FIELDS_TEXT ? fc : NULL};
+        const char *data;
+        size_t len;
+        uint64_t off, n = 0;
+        int k;
+        while ((k = reader_next(r, &data, &len, &off, e)) > 0) {
+            if (k == READER_TOO_LONG) {
+                tally_record big = {.data = "", .len = 0, .file = f->path, .offset = off};
+                rc = tally_skip(ctx, &big, "record longer than --max-record");
+                if (rc) break;
+                continue;
+            }
+            c->v[CNT_INPUT_RECORDS]++;
+            rec.data = data;
+            rec.len = len;
+            rec.offset = off;
+            if (fc) {
+                /* Blank lines in CSV and JSON Lines are not records. */
+                if (len == 0) {
+                    c->v[CNT_INPUT_RECORDS]--;
+                    continue;
+                }
+                fields_cache_reset(fc, f->format, reader_header(r), data, len);
+            }
+            rc = env->job->map(ctx, &rec);
+            if (rc) break;
+            if ((++n & 255) == 0) {
+                if (progress) atomic_store(progress, done_bytes + reader_progress(r));
+                if (env->cancel && *env->cancel) {
+                    rc = err_set(e, -ECANCELED, "cancelled");
+                    break;
+                }
+            }
+        }
+        if (k < 0 && rc == 0) rc = k;
+        else if (rc && rc != -ECANCELED && e->code != rc) {
+            if (ctx->err.msg[0]) *e = ctx->err;
+            else err_set(e, rc, "%s: offset %llu: map failed (code %d)", f->path,
+                         (unsigned long long)rec.offset, rc);
+            /* --strict failures are about the data: another attempt would fail the same way. */
+            if (ctx->strict && rc == -EBADMSG) ms->res->fatal = 1;
+        }
+        done_bytes += seg->end - seg->start;
+        if (progress) atomic_store(progress, done_bytes);
+        reader_close(r);
+    }
+    fields_cache_free(fc);
+    return rc;
+}
+
+int task_run_map(const task_env *env, uint32_t index, uint32_t attempt, _Atomic uint64_t *progress,
+                 task_result *res)
+{
+    const tally_job *job = env->job;
+    map_state ms = {.env = env, .index = index, .attempt = attempt, .res = res};
+    ms.sum_mode = (job->flags & TALLY_COMBINE_SUM) != 0;
+    ms.int_values = task_int_values(job);
+    ms.mb = mapbuf_new(env->spec->reduces, env->spec->sort_buffer, ms.int_values, ms.sum_mode,
+                       job->partition, env->state);
+    tally_ctx ctx;
+    ctx_init(&ctx, job, env->state, env->spec, &res->counters);
+    ctx.emit = task_map_emit;
+    ctx.emit_int = task_map_emit_int;
+    ctx.sink = &ms;
+
+    char *final = task_map_output_path(env, index);
+    char *tmp = xasprintf("%s.a%u.tmp", final, attempt);
+    int rc = task_map_split(&ms, &ctx, progress);
+    if (rc == 0) {
+        if (ms.nruns == 0) {
+            rc = task_spill(&ms, tmp);
+        } else {
+            if (mapbuf_records(ms.mb) > 0) rc = task_spill(&ms, NULL);
+            if (rc == 0) rc = task_merge_all(&ms, tmp);
+        }
+    }
+    if (rc == 0 && rename(tmp, final) != 0)
+        rc = err_set(&res->err, -errno, "renaming %s: %s", tmp, strerror(errno));
+    if (rc) {
+        unlink(tmp);
+        if (!res->err.msg[0]) err_set(&res->err, rc, "map task %u failed (code %d)", index, rc);
+        if (res->err.code == 0) res->err.code = rc;
+    }
+    for (size_t i = 0; i < ms.nruns; i++) {
+        unlink(ms.runs[i]);
+        free(ms.runs[i]);
+    }
+    free(ms.runs);
+    free(tmp);
+    free(final);
+    mapbuf_free(ms.mb);
+    return rc;
+}
+
+/* ==== Reduce side ========================================================================= */
+
+int task_local_segments(const char *const *paths, size_t n, uint32_t part, task_segment **segs,
+                        struct err *e)
+{
+    task_segment *s = xcalloc(n ? n : 1, sizeof *s);
+    for (size_t i = 0; i < n; i++) {
+        ifile_part *parts;
+        uint32_t np;
+        int iv;
+        int rc = ifile_read_index(paths[i], &parts, &np, &iv, e);
+        if (rc == 0 && part >= np) {
+            free(parts);
+            rc = err_set(e, -EBADMSG, "%s: has %u partitions, need %u", paths[i], np, part + 1);
+        }
+        if (rc) {
+            task_segments_free(s, i);
+            return rc;
+        }
+        s[i] = (task_segment){.path = xstrdup(paths[i]), .offset = parts[part].offset,
+                              .length = parts[part].length, .crc = parts[part].crc};
+        free(parts);
+    }
+    *segs = s;
+    return 0;
+}
+
+void task_segments_free(task_segment *segs, size_t n)
+{
+    if (!segs) return;
+    for (size_t i = 0; i < n; i++) free(segs[i].path);
+    free(segs);
+}
+
+typedef struct out_writer {
+    int fd;
+    char *buf;
+    size_t len;
+    const char *path;
+    counters *counters;
+    struct err *e;
+} out_writer;
+
+static int task_out_flush(out_writer *o)
+{
+    if (o->len == 0) return 0;
+    int rc = ifile_write_all(o->fd, o->buf, o->len);
+    o->len = 0;
+    if (rc) return err_set(o->e, rc, "writing %s: %s", o->path, strerror(-rc));
+    return 0;
+}
+
+static int task_out_put(out_writer *o, const void *p, size_t n)
+{
+    if (o->len + n > TASK_OUT_BUF) {
+        int rc = task_out_flush(o);
+        if (rc) return rc;
+        if (n > TASK_OUT_BUF) {
+            rc = ifile_write_all(o->fd, p, n);
+            if (rc) return err_set(o->e, rc, "writing %s: %s", o->path, strerror(-rc));
+            return 0;
+        }
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+    return 0;
+}
+
+static int task_reduce_emit(tally_ctx *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    out_writer *o = ctx->sink;
+    int rc;
+    if ((rc = task_out_put(o, key, klen)) || (rc = task_out_put(o, "\t", 1)) ||
+        (rc = task_out_put(o, val, vlen)) || (rc = task_out_put(o, "\n", 1))) {
+        ctx->err = *o->e;
+        return rc;
+    }
+    o->counters->v[CNT_OUTPUT_RECORDS]++;
+    o->counters->v[CNT_OUTPUT_BYTES] += (int64_t)(klen + vlen + 2);
+    return 0;
+}
+
+static int task_reduce_emit_int(tally_ctx *ctx, const void *key, size_t klen, int64_t val)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    uint64_t u = val < 0 ? (uint64_t)0 - (uint64_t)val : (uint64_t)val;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (val < 0) *--p = '-';
+    return task_reduce_emit(ctx, key, klen, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+int task_run_reduce(const task_env *env, uint32_t index, uint32_t attempt, const task_segment *segs,
+                    size_t nsegs, task_result *res)
+{
+    const tally_job *job = env->job;
+    struct err *e = &res->err;
+    counters *c = &res->counters;
+    int int_values = task_int_values(job);
+    char *final = xasprintf("%s/part-%05u", env->out_tmp, index);
+    char *tmp = xasprintf("%s.a%u.tmp", final, attempt);
+    int rc = 0;
+    ifile_seg **isegs = xcalloc(nsegs ? nsegs : 1, sizeof *isegs);
+    size_t nopen = 0;
+    for (size_t i = 0; i < nsegs && rc == 0; i++) {
+        if (segs[i].length == 0) continue;
+        rc = ifile_seg_open(&isegs[nopen], segs[i].path, segs[i].offset, segs[i].length, segs[i].crc,
+                            1, int_values, e);
+        if (rc == 0) {
+            nopen++;
+            c->v[CNT_SHUFFLE_BYTES] += (int64_t)segs[i].length;
+        }
+    }
+    merge *m = merge_new(isegs, nopen, int_values);
+    free(isegs);
+    out_writer o = {.fd = -1, .path = tmp, .counters = c, .e = e};
+    if (rc == 0) {
+        o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (o.fd < 0) rc = err_set(e, -errno, "%s: %s", tmp, strerror(errno));
+    }
+    o.buf = xmalloc(TASK_OUT_BUF);
+    tally_ctx ctx;
+    ctx_init(&ctx, job, env->state, env->spec, c);
+    ctx.emit = task_reduce_emit;
+    ctx.emit_int = task_reduce_emit_int;
+    ctx.sink = &o;
+    const char *key;
+    size_t klen;
+    tally_values *vals;
+    uint64_t groups = 0;
+    while (rc == 0 && (rc = merge_next_group(m, &key, &klen, &vals, e)) == 1) {
+        c->v[CNT_REDUCE_INPUT_GROUPS]++;
+        rc = job->reduce(&ctx, key, klen, vals);
+        if (rc == 0 && vals->error) {
+            rc = vals->error;
+            *e = *merge_error(m);
+        } else if (rc) {
+            if (ctx.err.msg[0]) *e = ctx.err;
+            else err_set(e, rc, "reduce failed (code %d)", rc);
+        }
+        if (rc == 0 && (++groups & 1023) == 0 && env->cancel && *env->cancel)
+            rc = err_set(e, -ECANCELED, "cancelled");
+    }
+    c->v[CNT_REDUCE_INPUT_RECORDS] += (int64_t)merge_records(m);
+    merge_free(m);
+    if (rc == 0) rc = task_out_flush(&o);
+    if (o.fd >= 0 && close(o.fd) != 0 && rc == 0) rc = err_set(e, -errno, "closing %s: %s", tmp, strerror(errno));
+    free(o.buf);
+    if (rc == 0 && rename(tmp, final) != 0) rc = err_set(e, -errno, "renaming %s: %s", tmp, strerror(errno));
+    if (rc) {
+        unlink(tmp);
+        if (e->code == 0) e->code = rc;
+    }
+    free(tmp);
+    free(final);
+    return rc;
+}

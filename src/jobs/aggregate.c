@@ -1,0 +1,210 @@
+/* aggregate.c - the built-in `aggregate` job: group CSV/JSONL records and compute aggregates.
+ *
+ *   tally run aggregate --group-by F1,F2 --agg 'count,avg(value),ratio_if(a!=b)' [--where COND]
+ *
+ * map turns each record into key = the group values (escaped, TAB-joined) and value = the
+ * record's partial aggregates in the portable encoding of cond.h; combine merges partials;
+ * reduce merges them and writes the aggregates as text, TAB-joined in the order given.
+ *
+ * A record is judged in this order: WHERE (a field it names is missing: skipped; false:
+ * dropped silently), then the group fields, then the aggregates (a missing field, or a
+ * sum/avg/min/max value that is not a number: skipped). A skipped record counts for nothing,
+ * not even for count. This job uses only the public API of tally.h, like any user job.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs/cond.h"
+#include "tally/tally.h"
+
+/* The job's definition; the registry of built-in jobs declares it too. */
+extern const tally_job jobs_aggregate;
+
+/* Parsed arguments; read-only once setup() returns, shared by all task threads. */
+struct aggregate_state {
+    char **group; /* --group-by fields */
+    size_t ngroup;
+    aggspec *aggs; /* --agg */
+    cond *where;   /* --where, or NULL */
+    char *columns; /* the _columns header line */
+};
+
+/* Lets cond/aggspec evaluation read fields of the record being mapped. */
+struct aggregate_record {
+    tally_ctx *ctx;
+    const tally_record *rec;
+};
+
+static int aggregate_lookup(void *arg, const char *name, const char **val, size_t *vlen)
+{
+    struct aggregate_record *r = arg;
+    return tally_record_field(r->ctx, r->rec, name, val, vlen);
+}
+
+static void aggregate_teardown(void *state)
+{
+    struct aggregate_state *st = state;
+    if (!st) return;
+    aggspec_free_fields(st->group, st->ngroup);
+    aggspec_free(st->aggs);
+    cond_free(st->where);
+    free(st->columns);
+    free(st);
+}
+
+static int aggregate_setup(tally_ctx *ctx, void **state)
+{
+    const char *group = tally_arg(ctx, "group-by");
+    const char *agg = tally_arg(ctx, "agg");
+    const char *where = tally_arg(ctx, "where");
+    struct aggregate_state *st = NULL;
+    struct err e = {0};
+    int rc = 0;
+
+    if (!group) return tally_error(ctx, "aggregate: --group-by FIELD[,FIELD...] is required");
+    if (!agg) return tally_error(ctx, "aggregate: --agg AGG[,AGG...] is required, e.g. --agg count");
+
+    st = calloc(1, sizeof *st);
+    if (!st) return tally_error(ctx, "aggregate: out of memory");
+    if ((rc = aggspec_parse_fields(group, "--group-by", &st->group, &st->ngroup, &e)) < 0 ||
+        (rc = aggspec_parse(agg, "--agg", &st->aggs, &e)) < 0 ||
+        (where && (rc = cond_parse(where, "--where", &st->where, &e)) < 0)) {
+        tally_error(ctx, "%s", e.msg);
+        goto fail;
+    }
+    st->columns = aggspec_columns(st->aggs, st->group, st->ngroup);
+    *state = st;
+    return 0;
+fail:
+    aggregate_teardown(st);
+    return rc;
+}
+
+/* A record that cannot be used is skipped with a reason naming the field; an error other than
+ * a missing field or a malformed record (e.g. plain-text input) fails the task instead. */
+static int aggregate_reject(tally_ctx *ctx, const tally_record *rec, int code,
+                            const cond_failure *fail)
+{
+    char why[256];
+    if (code == TALLY_ENOFIELD || code == TALLY_EBADREC || code == AGGSPEC_ENOTNUM) {
+        cond_failure_text(code, fail, why, sizeof why);
+        return tally_skip(ctx, rec, why);
+    }
+    if (code == -EINVAL)
+        tally_error(ctx, "aggregate: the input has no fields; it needs CSV or JSON Lines input");
+    else
+        tally_error(ctx, "aggregate: cannot read field '%s' (error %d)",
+                    fail->field ? fail->field : "?", code);
+    return code;
+}
+
+static int aggregate_map(tally_ctx *ctx, const tally_record *rec)
+{
+    const struct aggregate_state *st = tally_state(ctx);
+    struct aggregate_record r = {ctx, rec};
+    cond_failure fail = {0};
+    const char *gval[AGGSPEC_MAX_ITEMS];
+    size_t glen[AGGSPEC_MAX_ITEMS], need = 0, klen = 0;
+    aggspec_slot slots[AGGSPEC_MAX_ITEMS];
+    unsigned char enc[AGGSPEC_ENCODED_MAX];
+    char small[1024], *key = small;
+    int rc, match;
+
+    if (st->where) {
+        if ((rc = cond_eval(st->where, aggregate_lookup, &r, &match, &fail)) < 0)
+            return aggregate_reject(ctx, rec, rc, &fail);
+        if (!match) return 0;
+    }
+    for (size_t i = 0; i < st->ngroup; i++) {
+        if ((rc = tally_record_field(ctx, rec, st->group[i], &gval[i], &glen[i])) < 0) {
+            fail.field = st->group[i];
+            return aggregate_reject(ctx, rec, rc, &fail);
+        }
+        need += 2 * glen[i] + 1; /* escaping at most doubles a value; +1 for the TAB */
+    }
+    if ((rc = aggspec_record(st->aggs, aggregate_lookup, &r, slots, &fail)) < 0)
+        return aggregate_reject(ctx, rec, rc, &fail);
+
+    if (need > sizeof small) key = malloc(need);
+    if (!key) return tally_error(ctx, "aggregate: out of memory for a %zu-byte key", need);
+    for (size_t i = 0; i < st->ngroup; i++) {
+        if (i) key[klen++] = '\t';
+        klen += aggspec_escape(gval[i], glen[i], key + klen);
+    }
+    size_t elen = aggspec_encode(st->aggs, slots, enc);
+    rc = tally_emit(ctx, key, klen, enc, elen);
+    if (key != small) free(key);
+    return rc;
+}
+
+/* Merges every partial of one key into slots. */
+static int aggregate_merge_values(tally_ctx *ctx, const struct aggregate_state *st,
+                                  tally_values *vals, aggspec_slot *slots)
+{
+    const void *v;
+    size_t vlen;
+    int rc;
+    aggspec_init(st->aggs, slots);
+    while ((rc = tally_values_next(vals, &v, &vlen)) > 0) {
+        if (aggspec_decode_merge(st->aggs, slots, v, vlen) < 0) {
+            tally_error(ctx, "aggregate: a %zu-byte value is not a partial aggregate of this "
+                             "--agg list", vlen);
+            return -EBADMSG;
+        }
+    }
+    if (rc < 0) tally_error(ctx, "aggregate: cannot read the values of a key (error %d)", rc);
+    return rc;
+}
+
+static int aggregate_combine(tally_ctx *ctx, const void *key, size_t klen, tally_values *vals)
+{
+    const struct aggregate_state *st = tally_state(ctx);
+    aggspec_slot slots[AGGSPEC_MAX_ITEMS];
+    unsigned char enc[AGGSPEC_ENCODED_MAX];
+    int rc = aggregate_merge_values(ctx, st, vals, slots);
+    if (rc < 0) return rc;
+    return tally_emit(ctx, key, klen, enc, aggspec_encode(st->aggs, slots, enc));
+}
+
+static int aggregate_reduce(tally_ctx *ctx, const void *key, size_t klen, tally_values *vals)
+{
+    const struct aggregate_state *st = tally_state(ctx);
+    aggspec_slot slots[AGGSPEC_MAX_ITEMS];
+    char text[AGGSPEC_TEXT_MAX];
+    int rc = aggregate_merge_values(ctx, st, vals, slots);
+    if (rc < 0) return rc;
+    return tally_emit(ctx, key, klen, text, aggspec_format(st->aggs, slots, text));
+}
+
+static const char *aggregate_columns(void *state)
+{
+    const struct aggregate_state *st = state;
+    return st->columns;
+}
+
+static const tally_option aggregate_options[] = {
+    {"group-by", 0, 1, "FIELD[,FIELD...]: the fields whose values form a group"},
+    {"agg", 0, 1,
+     "AGG[,AGG...]: what to compute per group: count, count_if(COND), ratio_if(COND), sum(F), "
+     "avg(F), min(F), max(F)"},
+    {"where", 0, 1,
+     "COND: use only records where COND holds, e.g. \"status=='ok' and ms>=100\" (== != < <= > "
+     ">=, and, or, parentheses)"},
+    {0},
+};
+
+const tally_job jobs_aggregate = {
+    .abi_version = TALLY_ABI_VERSION,
+    .name = "aggregate",
+    .description = "group CSV or JSON Lines records by fields and compute count, sum, avg, min, "
+                   "max, count_if and ratio_if per group",
+    .flags = TALLY_NEEDS_FIELDS,
+    .options = aggregate_options,
+    .setup = aggregate_setup,
+    .teardown = aggregate_teardown,
+    .map = aggregate_map,
+    .combine = aggregate_combine,
+    .reduce = aggregate_reduce,
+    .columns = aggregate_columns,
+};
