@@ -27,18 +27,19 @@ mapbuf *mapbuf_new(uint32_t nparts, uint64_t limit, int int_values, int sum_mode
                    uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate);
 void mapbuf_free(mapbuf *mb);
 
-/* Adds one record; the bytes are copied. */
-void mapbuf_add(mapbuf *mb, const void *key, size_t klen, const void *val, size_t vlen);
-void mapbuf_add_int(mapbuf *mb, const void *key, size_t klen, int64_t val);
+/* Adds one record; the bytes are copied. Returns 1 when the buffer has reached its budget and
+ * must be spilled, else 0. In sum mode adds are batched: hashes are computed and table lines
+ * prefetched for a batch of keys before any is probed, so that cache misses overlap. */
+int mapbuf_add(mapbuf *mb, const void *key, size_t klen, const void *val, size_t vlen);
+int mapbuf_add_int(mapbuf *mb, const void *key, size_t klen, int64_t val);
 
-/* True when the buffer has reached its budget and must be spilled. */
-int mapbuf_full(const mapbuf *mb);
-/* Records held (after in-memory combining in sum mode). */
-uint64_t mapbuf_records(const mapbuf *mb);
+/* Records held (after in-memory combining in sum mode); applies any batched adds first. */
+uint64_t mapbuf_records(mapbuf *mb);
 /* Bytes of memory held by the buffer now. */
 uint64_t mapbuf_bytes(const mapbuf *mb);
+int mapbuf_full(const mapbuf *mb);
 
-/* Sorts the buffer by (partition, key) and starts the group iteration. */
+/* Sorts the buffer by (partition, key) and starts the group iteration (applying batched adds). */
 void mapbuf_sort(mapbuf *mb);
 /* Returns 1 with the next group: its partition, key (valid until mapbuf_reset) and an iterator
  * over its values (valid until the next call); 0 when done. */

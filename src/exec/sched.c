@@ -7,6 +7,26 @@
 
 #include "common/util.h"
 
+static void sched_push_pending(sched_job *j, uint32_t task)
+{
+    sched_phase ph = j->tasks[task].phase;
+    j->tasks[task].state = SCHED_TASK_PENDING;
+    uint32_t cap = j->ring_cap[ph];
+    j->ring[ph][(j->ring_head[ph] + j->ring_len[ph]) % cap] = task;
+    j->ring_len[ph]++;
+}
+
+static int64_t sched_pop_pending(sched_job *j, sched_phase ph)
+{
+    while (j->ring_len[ph] > 0) {
+        uint32_t t = j->ring[ph][j->ring_head[ph]];
+        j->ring_head[ph] = (j->ring_head[ph] + 1) % j->ring_cap[ph];
+        j->ring_len[ph]--;
+        if (j->tasks[t].state == SCHED_TASK_PENDING) return t;
+    }
+    return -1;
+}
+
 sched_job *sched_job_new(uint32_t nmaps, uint32_t nreduces, uint32_t max_attempts, uint64_t now)
 {
     sched_job *j = xcalloc(1, sizeof *j);
@@ -22,6 +42,10 @@ sched_job *sched_job_new(uint32_t nmaps, uint32_t nreduces, uint32_t max_attempt
         t->committed = -1;
         counters_init(&t->counters);
     }
+    j->ring_cap[SCHED_MAP] = nmaps ? nmaps : 1;
+    j->ring_cap[SCHED_REDUCE] = nreduces ? nreduces : 1;
+    for (int ph = 0; ph < 2; ph++) j->ring[ph] = xcalloc(j->ring_cap[ph], sizeof(uint32_t));
+    for (uint32_t i = 0; i < nmaps + nreduces; i++) sched_push_pending(j, i);
     return j;
 }
 
@@ -31,6 +55,8 @@ void sched_job_free(sched_job *j)
     for (uint32_t i = 0; i < j->nmaps + j->nreduces; i++) counters_free(&j->tasks[i].counters);
     for (size_t i = 0; i < j->nattempts; i++) free(j->attempts[i].error);
     free(j->tasks);
+    free(j->ring[0]);
+    free(j->ring[1]);
     free(j->attempts);
     free(j->error);
     free(j);
@@ -71,15 +97,11 @@ static int64_t sched_start_attempt(sched_job *j, uint32_t task, const char *work
 int64_t sched_assign(sched_job *j, const char *worker, unsigned phase_mask, uint64_t now)
 {
     if (j->state != SCHED_JOB_RUNNING) return -1;
-    if (phase_mask & (1u << SCHED_MAP)) {
-        for (uint32_t i = 0; i < j->nmaps; i++)
-            if (j->tasks[i].state == SCHED_TASK_PENDING) return sched_start_attempt(j, i, worker, now);
-    }
-    if ((phase_mask & (1u << SCHED_REDUCE)) && j->maps_done == j->nmaps) {
-        for (uint32_t i = j->nmaps; i < j->nmaps + j->nreduces; i++)
-            if (j->tasks[i].state == SCHED_TASK_PENDING) return sched_start_attempt(j, i, worker, now);
-    }
-    return -1;
+    int64_t t = -1;
+    if (phase_mask & (1u << SCHED_MAP)) t = sched_pop_pending(j, SCHED_MAP);
+    if (t < 0 && (phase_mask & (1u << SCHED_REDUCE)) && j->maps_done == j->nmaps)
+        t = sched_pop_pending(j, SCHED_REDUCE);
+    return t < 0 ? -1 : sched_start_attempt(j, (uint32_t)t, worker, now);
 }
 
 static sched_attempt *sched_running_attempt(sched_job *j, uint32_t id)
@@ -146,7 +168,7 @@ int sched_attempt_failed(sched_job *j, uint32_t id, const char *error, int fatal
             sched_finish_job(j, SCHED_JOB_FAILED, now);
         }
     } else if (t->running == 0) {
-        t->state = SCHED_TASK_PENDING;
+        sched_push_pending(j, a->task);
     }
     return 1;
 }
@@ -160,7 +182,7 @@ int sched_attempt_killed(sched_job *j, uint32_t id, const char *why, uint64_t no
     a->end_ms = now;
     a->error = xstrdup(why ? why : "killed");
     t->running--;
-    if (t->state == SCHED_TASK_RUNNING && t->running == 0) t->state = SCHED_TASK_PENDING;
+    if (t->state == SCHED_TASK_RUNNING && t->running == 0) sched_push_pending(j, a->task);
     return 1;
 }
 
@@ -169,7 +191,8 @@ int sched_map_lost(sched_job *j, uint32_t map_index)
     if (map_index >= j->nmaps) return 0;
     sched_task *t = &j->tasks[map_index];
     if (t->state != SCHED_TASK_SUCCEEDED || j->state != SCHED_JOB_RUNNING) return 0;
-    t->state = t->running ? SCHED_TASK_RUNNING : SCHED_TASK_PENDING;
+    if (t->running) t->state = SCHED_TASK_RUNNING;
+    else sched_push_pending(j, map_index);
     t->committed = -1;
     counters_free(&t->counters);
     counters_init(&t->counters);

@@ -76,6 +76,10 @@ typedef struct sched_job {
     sched_attempt *attempts;
     size_t nattempts, cap;
     uint32_t maps_done, reduces_done;
+    /* Pending tasks in FIFO order, one ring per phase; a task is in its ring iff PENDING, so
+     * assignment is O(1) however many tasks a job has. */
+    uint32_t *ring[2];
+    uint32_t ring_head[2], ring_len[2], ring_cap[2];
     uint32_t max_attempts;
     char *error;
     uint64_t submit_ms, start_ms, end_ms;

@@ -199,9 +199,8 @@ static int task_map_emit(tally_ctx *ctx, const void *key, size_t klen, const voi
     if (ms->int_values)
         return err_set(&ctx->err, -EINVAL, "this job declares integer values: use tally_emit_int");
     if (ms->spill_rc) return ms->spill_rc;
-    mapbuf_add(ms->mb, key, klen, val, vlen);
     ms->res->counters.v[CNT_MAP_OUTPUT_RECORDS]++;
-    if (mapbuf_full(ms->mb)) {
+    if (mapbuf_add(ms->mb, key, klen, val, vlen)) {
         ms->spill_rc = task_spill(ms, NULL);
         if (ms->spill_rc) ctx->err = ms->res->err;
     }
@@ -217,10 +216,9 @@ static int task_map_emit_int(tally_ctx *ctx, const void *key, size_t klen, int64
         return task_map_emit(ctx, key, klen, tmp, (size_t)n);
     }
     if (ms->spill_rc) return ms->spill_rc;
-    mapbuf_add_int(ms->mb, key, klen, val);
     ms->res->counters.v[CNT_MAP_OUTPUT_RECORDS]++;
     if (ms->sum_mode) ms->res->counters.v[CNT_COMBINE_INPUT_RECORDS]++;
-    if (mapbuf_full(ms->mb)) {
+    if (mapbuf_add_int(ms->mb, key, klen, val)) {
         ms->spill_rc = task_spill(ms, NULL);
         if (ms->spill_rc) ctx->err = ms->res->err;
     }
@@ -526,9 +524,64 @@ static int task_reduce_emit_int(tally_ctx *ctx, const void *key, size_t klen, in
     return task_reduce_emit(ctx, key, klen, p, (size_t)(tmp + sizeof tmp - p));
 }
 
-int task_run_reduce(const task_env *env, uint32_t index, uint32_t attempt, const task_segment *segs,
+/* Merges segs[0..n) into a new one-partition file at `path` (a reduce-side merge pass, used
+ * when there are more map outputs than can be merged at once) and describes it in *out. */
+static int task_merge_pass(const task_segment *segs, size_t n, int int_values, const char *path,
+                           task_segment *out, struct err *e)
+{
+    ifile_seg **isegs = xcalloc(n ? n : 1, sizeof *isegs);
+    size_t nopen = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (segs[i].length == 0) continue;
+        rc = ifile_seg_open(&isegs[nopen], segs[i].path, segs[i].offset, segs[i].length, segs[i].crc,
+                            1, int_values, e);
+        if (rc == 0) nopen++;
+    }
+    merge *m = merge_new(isegs, nopen, int_values);
+    free(isegs);
+    ifile_writer *w = NULL;
+    if (rc == 0) rc = ifile_writer_open(&w, path, 1, int_values, e);
+    const char *key;
+    size_t klen;
+    tally_values *vals;
+    while (rc == 0 && (rc = merge_next_group(m, &key, &klen, &vals, e)) == 1) {
+        const void *v;
+        size_t vl;
+        int64_t iv;
+        int k;
+        rc = 0;
+        while (rc == 0 && (k = vals->next(vals, &v, &vl, &iv)) != 0) {
+            if (k < 0) {
+                rc = k;
+                *e = *merge_error(m);
+                break;
+            }
+            rc = int_values ? ifile_writer_add_int(w, 0, key, klen, iv, e)
+                            : ifile_writer_add(w, 0, key, klen, v, vl, e);
+        }
+    }
+    merge_free(m);
+    if (w) {
+        if (rc) ifile_writer_abort(w);
+        else rc = ifile_writer_close(w, e);
+    }
+    if (rc) return rc;
+    ifile_part *parts;
+    uint32_t np;
+    int iv;
+    rc = ifile_read_index(path, &parts, &np, &iv, e);
+    if (rc) return rc;
+    *out = (task_segment){.path = xstrdup(path), .offset = parts[0].offset, .length = parts[0].length,
+                          .crc = parts[0].crc};
+    free(parts);
+    return 0;
+}
+
+int task_run_reduce(const task_env *env, uint32_t index, uint32_t attempt, const task_segment *orig_segs,
                     size_t nsegs, task_result *res)
 {
+    const task_segment *segs = orig_segs;
     const tally_job *job = env->job;
     struct err *e = &res->err;
     counters *c = &res->counters;
@@ -536,16 +589,35 @@ int task_run_reduce(const task_env *env, uint32_t index, uint32_t attempt, const
     char *final = xasprintf("%s/part-%05u", env->out_tmp, index);
     char *tmp = xasprintf("%s.a%u.tmp", final, attempt);
     int rc = 0;
+    for (size_t i = 0; i < nsegs; i++) c->v[CNT_SHUFFLE_BYTES] += (int64_t)segs[i].length;
+    /* Too many inputs to merge at once: merge them in passes into local files first, so open
+     * files and read buffers stay bounded (Hadoop's io.sort.factor). */
+    task_segment *passes = NULL;
+    size_t npasses = 0;
+    uint32_t pass_no = 0;
+    while (nsegs > TASK_MERGE_FANIN && rc == 0) {
+        size_t take = TASK_MERGE_FANIN;
+        char *path = xasprintf("%s/reduce-%05u.a%u.merge%u", env->work_dir, index, attempt, pass_no++);
+        task_segment merged;
+        rc = task_merge_pass(segs, take, int_values, path, &merged, e);
+        free(path);
+        if (rc) break;
+        task_segment *next = xcalloc(nsegs - take + 1, sizeof *next);
+        for (size_t i = take; i < nsegs; i++) next[i - take] = segs[i];
+        next[nsegs - take] = merged;
+        passes = xrealloc(passes, (npasses + 1) * sizeof *passes);
+        passes[npasses++] = merged;
+        if (segs != orig_segs) free((void *)segs);
+        segs = next;
+        nsegs = nsegs - take + 1;
+    }
     ifile_seg **isegs = xcalloc(nsegs ? nsegs : 1, sizeof *isegs);
     size_t nopen = 0;
     for (size_t i = 0; i < nsegs && rc == 0; i++) {
         if (segs[i].length == 0) continue;
         rc = ifile_seg_open(&isegs[nopen], segs[i].path, segs[i].offset, segs[i].length, segs[i].crc,
                             1, int_values, e);
-        if (rc == 0) {
-            nopen++;
-            c->v[CNT_SHUFFLE_BYTES] += (int64_t)segs[i].length;
-        }
+        if (rc == 0) nopen++;
     }
     merge *m = merge_new(isegs, nopen, int_values);
     free(isegs);
@@ -587,6 +659,13 @@ int task_run_reduce(const task_env *env, uint32_t index, uint32_t attempt, const
         unlink(tmp);
         if (e->code == 0) e->code = rc;
     }
+    for (size_t k = 0; k < npasses; k++) {
+        if (!passes[k].path) continue;
+        unlink(passes[k].path);
+        free(passes[k].path);
+    }
+    free(passes);
+    if (segs != orig_segs) free((void *)segs);
     free(tmp);
     free(final);
     return rc;

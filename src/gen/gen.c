@@ -242,7 +242,8 @@ struct gen_option {
 static const struct gen_option gen_options[] = {
     {GEN_TEXT, GEN_OPT_SIZE, "size", 0, "SIZE",
      "output size in bytes, exactly; suffixes k, M, G (required)"},
-    {GEN_TEXT, GEN_OPT_VOCAB, "vocab", 0, "N", "vocabulary size (default 100000, at most 10000000)"},
+    {GEN_TEXT, GEN_OPT_VOCAB, "vocab", 0, "N",
+     "vocabulary size (default 100000, at most 10000000)"},
     {GEN_TEXT, GEN_OPT_ZIPF, "zipf", 0, "EXP",
      "Zipf exponent of word frequencies (default 1.0; 0 is uniform)"},
     {GEN_TEXT, GEN_OPT_UNIQUE, "unique", 0, NULL,
@@ -251,7 +252,8 @@ static const struct gen_option gen_options[] = {
     {GEN_READINGS, GEN_OPT_ROWS, "rows", 0, "R", "rows per file (default 41000, about 1.3 MB)"},
     {GEN_INFERENCES, GEN_OPT_ROWS, "rows", 0, "R", "rows per file (default 10000, about 1.8 MB)"},
     {GEN_ALL, GEN_OPT_SEED, "seed", 0, "S", "seed of the pseudo-random generator (default 1)"},
-    {GEN_TEXT, GEN_OPT_OUTPUT, "output", 'o', "FILE", "output file, - for standard output (required)"},
+    {GEN_TEXT, GEN_OPT_OUTPUT, "output", 'o', "FILE",
+     "output file, - for standard output (required)"},
     {GEN_SHARDED, GEN_OPT_OUTPUT, "output", 'o', "DIR",
      "output directory, created if missing (required)"},
     {GEN_ALL, GEN_OPT_HELP, "help", 'h', NULL, "print this help and exit"},
@@ -288,13 +290,15 @@ static const struct gen_set_def gen_sets[] = {
      "Lines of 8-16 words separated by single spaces, words drawn Zipf-distributed from a\n"
      "synthetic vocabulary (syllable-built words of 2-12 letters, a few percent Capitalised,\n"
      "short words the most frequent). The output is exactly SIZE bytes and ends with a\n"
-     "newline; its last line is cut to fit and may end inside a word.",
+     "newline; its last line is cut to fit and may end inside a word. The vocabulary is the\n"
+     "same for every seed.",
      gen_text_run},
     {GEN_READINGS, "readings", "[--shards N] [--rows R] [--seed S] -o DIR",
      "Smart-plug readings like the DEBS 2014 Grand Challenge data, in\n"
      "DIR/readings_shard0.csv ... readings_shard{N-1}.csv with the header\n"
      "id,timestamp,value,property,plug_id,household_id,house_id. property 0 is the cumulative\n"
-     "work of a plug in kWh, property 1 its load in W; about 210 plugs in houses 0-9.",
+     "work of a plug in kWh, property 1 its load in W; some 200 plugs in houses 0-9. Shard\n"
+     "k+1 continues the stream of shard k.",
      gen_readings_run},
     {GEN_INFERENCES, "inferences", "[--shards N] [--rows R] [--seed S] -o DIR",
      "Image-classifier results from 10 producers with different error rates over 8 labels, as\n"
@@ -453,7 +457,8 @@ static int gen_parse(const struct gen_set_def *d, int argc, char **argv, struct 
         return -EINVAL;
     }
     if (a->unique && (a->have_vocab || a->have_zipf)) {
-        fprintf(stderr, "tally gen text: --unique draws random words; it takes no --vocab or --zipf\n");
+        fprintf(stderr,
+                "tally gen text: --unique draws random words; it takes no --vocab or --zipf\n");
         return -EINVAL;
     }
     return 0;

@@ -62,11 +62,11 @@ static int aggregate_setup(tally_ctx *ctx, void **state)
     struct err e = {0};
     int rc = 0;
 
-    if (!group) return tally_error(ctx, "aggregate: --group-by FIELD[,FIELD...] is required");
-    if (!agg) return tally_error(ctx, "aggregate: --agg AGG[,AGG...] is required, e.g. --agg count");
+    if (!group) return tally_error(ctx, "--group-by FIELD[,FIELD...] is required");
+    if (!agg) return tally_error(ctx, "--agg AGG[,AGG...] is required, e.g. --agg count");
 
     st = calloc(1, sizeof *st);
-    if (!st) return tally_error(ctx, "aggregate: out of memory");
+    if (!st) return tally_error(ctx, "out of memory");
     if ((rc = aggspec_parse_fields(group, "--group-by", &st->group, &st->ngroup, &e)) < 0 ||
         (rc = aggspec_parse(agg, "--agg", &st->aggs, &e)) < 0 ||
         (where && (rc = cond_parse(where, "--where", &st->where, &e)) < 0)) {
@@ -92,9 +92,9 @@ static int aggregate_reject(tally_ctx *ctx, const tally_record *rec, int code,
         return tally_skip(ctx, rec, why);
     }
     if (code == -EINVAL)
-        tally_error(ctx, "aggregate: the input has no fields; it needs CSV or JSON Lines input");
+        tally_error(ctx, "the input has no fields; aggregate needs CSV or JSON Lines input");
     else
-        tally_error(ctx, "aggregate: cannot read field '%s' (error %d)",
+        tally_error(ctx, "cannot read field '%s' (error %d)",
                     fail->field ? fail->field : "?", code);
     return code;
 }
@@ -127,7 +127,7 @@ static int aggregate_map(tally_ctx *ctx, const tally_record *rec)
         return aggregate_reject(ctx, rec, rc, &fail);
 
     if (need > sizeof small) key = malloc(need);
-    if (!key) return tally_error(ctx, "aggregate: out of memory for a %zu-byte key", need);
+    if (!key) return tally_error(ctx, "out of memory for a %zu-byte key", need);
     for (size_t i = 0; i < st->ngroup; i++) {
         if (i) key[klen++] = '\t';
         klen += aggspec_escape(gval[i], glen[i], key + klen);
@@ -148,12 +148,12 @@ static int aggregate_merge_values(tally_ctx *ctx, const struct aggregate_state *
     aggspec_init(st->aggs, slots);
     while ((rc = tally_values_next(vals, &v, &vlen)) > 0) {
         if (aggspec_decode_merge(st->aggs, slots, v, vlen) < 0) {
-            tally_error(ctx, "aggregate: a %zu-byte value is not a partial aggregate of this "
-                             "--agg list", vlen);
+            tally_error(ctx, "a %zu-byte value is not a partial aggregate of this --agg list",
+                        vlen);
             return -EBADMSG;
         }
     }
-    if (rc < 0) tally_error(ctx, "aggregate: cannot read the values of a key (error %d)", rc);
+    if (rc < 0) tally_error(ctx, "cannot read the values of a key (error %d)", rc);
     return rc;
 }
 

@@ -317,9 +317,10 @@ static int cond_lex(struct cond_parser *p)
         /* Take everything that could belong to a number, so "1x" or "1.2.3" is reported as a
          * bad number rather than as a number followed by something puzzling. */
         j = i + (s[i] == '+' || s[i] == '-');
-        while (j < p->end && (cond_is_name_char(s[j]) || s[j] == '.' ||
-                              ((s[j] == '+' || s[j] == '-') && (s[j - 1] == 'e' || s[j - 1] == 'E'))))
-            j++;
+        for (; j < p->end; j++) {
+            int exp_sign = (s[j] == '+' || s[j] == '-') && (s[j - 1] == 'e' || s[j - 1] == 'E');
+            if (!cond_is_name_char(s[j]) && !exp_sign) break;
+        }
         int is_int;
         if (!cond_number_syntax(s + i, j - i, &is_int))
             return cond_point_error(p->e, p->what, s, i, "invalid number '%.*s'", (int)(j - i),
@@ -404,7 +405,8 @@ static int cond_parse_primary(struct cond_parser *p, size_t *out)
     if (!rc) rc = cond_parse_or(p, out);
     p->depth--;
     if (rc) return rc;
-    if (p->tok.kind == TOK_END) return cond_point_error(p->e, p->what, p->text, open, "unclosed '('");
+    if (p->tok.kind == TOK_END)
+        return cond_point_error(p->e, p->what, p->text, open, "unclosed '('");
     if (p->tok.kind != TOK_RPAREN)
         return cond_point_error(p->e, p->what, p->text, p->tok.off, "expected 'and', 'or' or ')'");
     return cond_lex(p);
@@ -414,7 +416,7 @@ static int cond_parse_primary(struct cond_parser *p, size_t *out)
 static int cond_parse_list(struct cond_parser *p, cond_tok_kind sep, cond_node_kind kind,
                            int (*sub)(struct cond_parser *, size_t *), size_t *out)
 {
-    size_t first, last, next;
+    size_t first = COND_NONE, last, next;
     int rc = sub(p, &first);
     if (rc || p->tok.kind != sep) {
         *out = first;
@@ -628,7 +630,8 @@ static int aggspec_parse_item(const char *text, size_t s, size_t e, const char *
                                 (int)(j - s), text + s);
     for (k = j; k < e && cond_is_space(text[k]); k++) continue;
 
-    if (it->kind == AGGSPEC_COUNT && k == e) goto done;
+    it->text = xstrndup(text + s, e - s); /* aggspec_free releases it even on error */
+    if (it->kind == AGGSPEC_COUNT && k == e) return 0;
     if (it->kind == AGGSPEC_COUNT && text[k] != '(')
         return cond_point_error(err, what, text, k, "unexpected text after 'count'");
     if (k == e || text[k] != '(')
@@ -667,8 +670,6 @@ static int aggspec_parse_item(const char *text, size_t s, size_t e, const char *
         break;
     }
     }
-done:
-    it->text = xstrndup(text + s, e - s);
     return 0;
 }
 

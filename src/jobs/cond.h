@@ -115,8 +115,8 @@ int aggspec_parse(const char *text, const char *what, aggspec **out, struct err 
 void aggspec_free(aggspec *a);
 
 /* Parses a comma-separated list of field names (--group-by): each is trimmed and must not be
- * empty; at most AGGSPEC_MAX_ITEMS. Returns 0 with a new array of new strings (aggspec_free_fields),
- * or -EINVAL with a pointing message. */
+ * empty; at most AGGSPEC_MAX_ITEMS. Returns 0 with a new array of new strings, owned by the
+ * caller (aggspec_free_fields), or -EINVAL with a pointing message. */
 int aggspec_parse_fields(const char *text, const char *what, char ***names, size_t *n,
                          struct err *e);
 void aggspec_free_fields(char **names, size_t n);
