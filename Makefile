@@ -41,8 +41,8 @@ $(BUILD)/examples/%.so: examples/%.c include/tally/tally.h
 	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIBOBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $^ $(LIBS) -lcmocka
+	@mkdir -p $(dir $@) $(BUILD)/obj/tests
+	$(CC) $(ALL_CFLAGS) -MF $(BUILD)/obj/tests/$*.d -Wno-missing-prototypes -o $@ $^ $(LIBS) -lcmocka
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
@@ -72,4 +72,4 @@ format:
 clean:
 	rm -rf build build-asan
 
--include $(OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(wildcard $(BUILD)/obj/tests/*.d)

@@ -102,7 +102,9 @@ mapbuf *mapbuf_new(uint32_t nparts, uint64_t limit, int int_values, int sum_mode
     mb->partition = partition;
     mb->pstate = pstate;
     if (sum_mode) {
+        /* Start small enough that the table is at most a quarter of the budget. */
         mb->tcap = MB_TABLE_MIN;
+        while (mb->tcap > 16 && mb->tcap * sizeof(mb_slot) * 4 > limit) mb->tcap /= 2;
         mb->table = xcalloc(mb->tcap, sizeof *mb->table);
     }
     return mb;

@@ -67,7 +67,7 @@ void counters_to_json(const counters *c, struct buf *out)
     for (int i = 0; i < CNT_NBUILTIN; i++)
         buf_appendf(out, "%s\"%s\":%lld", i ? "," : "", counters_names[i], (long long)c->v[i]);
     counter_user *sorted = xmalloc((c->nuser ? c->nuser : 1) * sizeof *sorted);
-    memcpy(sorted, c->user, c->nuser * sizeof *sorted);
+    if (c->nuser) memcpy(sorted, c->user, c->nuser * sizeof *sorted);
     qsort(sorted, c->nuser, sizeof *sorted, counters_cmp_user);
     for (size_t i = 0; i < c->nuser; i++) {
         buf_putc(out, ',');

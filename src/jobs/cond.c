@@ -65,16 +65,20 @@ cond_point_error(struct err *e, const char *what, const char *text, size_t off, 
     }
 
     struct buf b = {0};
-    buf_appendf(&b, "%s: %s at offset %zu: \"%s", what, msg, off, from > 0 ? "..." : "");
-    size_t caret = 0;
-    for (size_t i = 0; i < b.len; i++) caret += ((unsigned char)b.data[i] & 0xC0) != 0x80;
+    /* The text and the caret get lines of their own, so whatever prefix a caller puts before
+     * the message cannot push the caret out of line. */
+    buf_appendf(&b, "%s: %s at offset %zu:\n    ", what, msg, off);
+    size_t line = b.len;
+    buf_appendf(&b, "%s", from > 0 ? "..." : "");
+    size_t caret = 4;
+    for (size_t i = line; i < b.len; i++) caret += ((unsigned char)b.data[i] & 0xC0) != 0x80;
     for (size_t i = from; i < to; i++) {
         unsigned char ch = (unsigned char)text[i];
         /* Control characters would break the two-line picture; show them as spaces. */
         buf_putc(&b, ch < 0x20 || ch == 0x7f ? ' ' : (char)ch);
         if (i < off) caret += (ch & 0xC0) != 0x80;
     }
-    buf_appendf(&b, "%s\"\n%*s^", to < len ? "..." : "", (int)caret, "");
+    buf_appendf(&b, "%s\n%*s^", to < len ? "..." : "", (int)caret, "");
     int rc = err_set(e, -EINVAL, "%s", b.data);
     buf_free(&b);
     return rc;
