@@ -236,7 +236,7 @@ static void mb_grow_table(mapbuf *mb)
     mb->tcap = ncap;
 }
 
-/* Fills an empty slot with a new key and grows the table at 50% load while the budget allows;
+/* Fills an empty slot with a new key and grows the table at 70% load while the budget allows;
  * past the budget the buffer reports full instead. */
 static void mb_insert(mapbuf *mb, mb_slot *s, uint32_t tag, const char *key, size_t klen,
                       uint64_t k0, uint64_t k1, int64_t val)
@@ -248,7 +248,7 @@ static void mb_insert(mapbuf *mb, mb_slot *s, uint32_t tag, const char *key, siz
     s->k0 = k0;
     s->k1 = k1;
     mb->tused++;
-    if (mb->tused * 2 > mb->tcap &&
+    if (mb->tused * 10 > mb->tcap * 7 &&
         mb->alen + mb->tused * sizeof(mb_ent) + mb->tcap * 2 * sizeof(mb_slot) <= mb->limit)
         mb_grow_table(mb);
 }
@@ -327,8 +327,8 @@ uint64_t mapbuf_bytes(const mapbuf *mb)
 int mapbuf_full(const mapbuf *mb)
 {
     if (mapbuf_bytes(mb) >= mb->limit) return 1;
-    /* A table at 75% load probes too long; it could not grow within the budget. */
-    return mb->sum_mode && mb->tused * 4 >= mb->tcap * 3;
+    /* A table at 85% load probes too long; it could not grow within the budget. */
+    return mb->sum_mode && mb->tused * 20 >= mb->tcap * 17;
 }
 
 uint64_t mapbuf_records(mapbuf *mb)
