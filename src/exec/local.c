@@ -78,7 +78,8 @@ static void *local_thread(void *arg)
         task_result_init(&it->res);
         atomic_store(&slot->progress, 0);
         if (it->phase == SCHED_MAP)
-            it->rc = task_run_map(&p->env, it->index, it->attempt, &slot->progress, &it->res);
+            it->rc = task_run_map(&p->env, &p->env.inputs->splits[it->index], it->index, it->attempt,
+                                  &slot->progress, &it->res);
         else
             it->rc = local_run_reduce(p, it);
         atomic_store(&slot->progress, 0);

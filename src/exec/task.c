@@ -316,10 +316,10 @@ static int task_merge_all(map_state *ms, const char *final_path)
     return rc;
 }
 
-static int task_map_split(map_state *ms, tally_ctx *ctx, _Atomic uint64_t *progress)
+static int task_map_split(map_state *ms, const input_split *split, tally_ctx *ctx,
+                          _Atomic uint64_t *progress)
 {
     const task_env *env = ms->env;
-    const input_split *split = &env->inputs->splits[ms->index];
     struct err *e = &ms->res->err;
     counters *c = &ms->res->counters;
     fields_cache *fc = NULL;
@@ -385,8 +385,8 @@ static int task_map_split(map_state *ms, tally_ctx *ctx, _Atomic uint64_t *progr
     return rc;
 }
 
-int task_run_map(const task_env *env, uint32_t index, uint32_t attempt, _Atomic uint64_t *progress,
-                 task_result *res)
+int task_run_map(const task_env *env, const input_split *split, uint32_t index, uint32_t attempt,
+                 _Atomic uint64_t *progress, task_result *res)
 {
     const tally_job *job = env->job;
     map_state ms = {.env = env, .index = index, .attempt = attempt, .res = res};
@@ -402,7 +402,7 @@ int task_run_map(const task_env *env, uint32_t index, uint32_t attempt, _Atomic 
 
     char *final = task_map_output_path(env, index);
     char *tmp = xasprintf("%s.a%u.tmp", final, attempt);
-    int rc = task_map_split(&ms, &ctx, progress);
+    int rc = task_map_split(&ms, split, &ctx, progress);
     if (rc == 0) {
         if (ms.nruns == 0) {
             rc = task_spill(&ms, tmp);

@@ -25,7 +25,7 @@ typedef struct task_env {
     const jobspec *spec;
     const tally_job *job;
     void *state;                /* the job's setup() state */
-    const input_set *inputs;    /* files and planned splits */
+    const input_set *inputs;    /* files (and the planned splits) the map splits refer to */
     const char *work_dir;       /* where this process keeps intermediate files */
     const char *out_tmp;        /* OUT/_temporary: committed part files wait here */
     volatile int *cancel;       /* set to stop attempts early (Ctrl-C, job cancelled) */
@@ -52,8 +52,8 @@ char *task_map_output_path(const task_env *env, uint32_t index);
 
 /* Runs a map attempt; `progress` (may be NULL) receives the input bytes consumed so far.
  * Returns 0 on success (output committed) or a negative code with res->err set. */
-int task_run_map(const task_env *env, uint32_t index, uint32_t attempt, _Atomic uint64_t *progress,
-                 task_result *res);
+int task_run_map(const task_env *env, const input_split *split, uint32_t index, uint32_t attempt,
+                 _Atomic uint64_t *progress, task_result *res);
 
 /* Finds partition `part` in each of the `n` map output files. */
 int task_local_segments(const char *const *paths, size_t n, uint32_t part, task_segment **segs,

@@ -1,0 +1,213 @@
+/* wire.c - JSON encoders and validating decoders for the cluster protocol. */
+#include "cluster/wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int wire_parse_object(const char *body, size_t len, json_t **out, struct err *e)
+{
+    json_error_t je;
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!j) return err_set(e, -EINVAL, "malformed JSON at offset %d: %s", je.position, je.text);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return err_set(e, -EINVAL, "request body must be a JSON object");
+    }
+    *out = j;
+    return 0;
+}
+
+char *wire_dump(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    if (!s) s = xstrdup("null");
+    return s;
+}
+
+int wire_get_str(const json_t *obj, const char *key, const char **out, int required, struct err *e)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        *out = NULL;
+        return required ? err_set(e, -EINVAL, "missing field '%s'", key) : 0;
+    }
+    if (!json_is_string(v)) return err_set(e, -EINVAL, "field '%s' must be a string", key);
+    *out = json_string_value(v);
+    return 0;
+}
+
+int wire_get_u64(const json_t *obj, const char *key, uint64_t max, uint64_t *out, int required,
+                 struct err *e)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required) return err_set(e, -EINVAL, "missing field '%s'", key);
+        return 0;
+    }
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
+        return err_set(e, -EINVAL, "field '%s' must be an integer from 0 to %llu", key, (unsigned long long)max);
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+json_t *wire_jobspec_encode(const jobspec *s)
+{
+    json_t *args = json_object();
+    for (size_t i = 0; i < s->nargs; i++) json_object_set_new(args, s->arg_names[i], json_string(s->arg_values[i]));
+    json_t *inputs = json_array();
+    for (size_t i = 0; i < s->ninputs; i++) json_array_append_new(inputs, json_string(s->inputs[i]));
+    return json_pack("{s:s, s:o, s:o, s:s, s:I, s:I, s:b, s:i, s:I, s:I, s:I, s:b, s:b, s:I}",
+                     "job", s->job, "args", args, "inputs", inputs, "out", s->out ? s->out : "",
+                     "maps", (json_int_t)s->maps, "reduces", (json_int_t)s->reduces,
+                     "format_forced", s->format_forced, "format", (int)s->format,
+                     "sort_buffer", (json_int_t)s->sort_buffer, "max_record", (json_int_t)s->max_record,
+                     "split_size", (json_int_t)s->split_size, "strict", s->strict,
+                     "overwrite", s->overwrite, "max_attempts", (json_int_t)s->max_attempts);
+}
+
+int wire_jobspec_decode(const json_t *j, jobspec *s, struct err *e)
+{
+    jobspec_init(s);
+    const char *job, *out;
+    uint64_t v;
+    int rc;
+    if (!json_is_object(j)) return err_set(e, -EINVAL, "job spec must be an object");
+    if ((rc = wire_get_str(j, "job", &job, 1, e)) || (rc = wire_get_str(j, "out", &out, 1, e))) return rc;
+    if (!*job || !*out) return err_set(e, -EINVAL, "job and out must not be empty");
+    s->job = xstrdup(job);
+    s->out = xstrdup(out);
+    json_t *args = json_object_get(j, "args");
+    if (args && !json_is_object(args)) return err_set(e, -EINVAL, "field 'args' must be an object");
+    const char *k;
+    json_t *av;
+    json_object_foreach(args, k, av) {
+        if (!json_is_string(av)) return err_set(e, -EINVAL, "job argument '%s' must be a string", k);
+        jobspec_set_arg(s, k, json_string_value(av));
+    }
+    json_t *inputs = json_object_get(j, "inputs");
+    if (!json_is_array(inputs) || json_array_size(inputs) == 0)
+        return err_set(e, -EINVAL, "field 'inputs' must be a non-empty array of paths");
+    size_t i;
+    json_t *iv;
+    json_array_foreach(inputs, i, iv) {
+        if (!json_is_string(iv)) return err_set(e, -EINVAL, "inputs[%zu] must be a string", i);
+        jobspec_add_input(s, json_string_value(iv));
+    }
+    v = s->maps;
+    if ((rc = wire_get_u64(j, "maps", 1000000, &v, 0, e))) return rc;
+    s->maps = v;
+    v = s->reduces;
+    if ((rc = wire_get_u64(j, "reduces", 100000, &v, 0, e))) return rc;
+    if (v == 0) return err_set(e, -EINVAL, "field 'reduces' must be at least 1");
+    s->reduces = (uint32_t)v;
+    v = (uint64_t)s->format_forced;
+    if ((rc = wire_get_u64(j, "format_forced", 1, &v, 0, e))) return rc;
+    s->format_forced = (int)v;
+    v = (uint64_t)s->format;
+    if ((rc = wire_get_u64(j, "format", FIELDS_JSONL, &v, 0, e))) return rc;
+    s->format = (fields_format)v;
+    if ((rc = wire_get_u64(j, "sort_buffer", 3ull << 30, &s->sort_buffer, 0, e))) return rc;
+    if (s->sort_buffer < 4096) return err_set(e, -EINVAL, "field 'sort_buffer' must be at least 4096");
+    if ((rc = wire_get_u64(j, "max_record", 1ull << 40, &s->max_record, 0, e))) return rc;
+    if (s->max_record < 16) return err_set(e, -EINVAL, "field 'max_record' must be at least 16");
+    if ((rc = wire_get_u64(j, "split_size", 1ull << 50, &s->split_size, 0, e))) return rc;
+    if (s->split_size < 1) return err_set(e, -EINVAL, "field 'split_size' must be at least 1");
+    v = (uint64_t)s->strict;
+    if ((rc = wire_get_u64(j, "strict", 1, &v, 0, e))) return rc;
+    s->strict = (int)v;
+    v = (uint64_t)s->overwrite;
+    if ((rc = wire_get_u64(j, "overwrite", 1, &v, 0, e))) return rc;
+    s->overwrite = (int)v;
+    v = s->max_attempts;
+    if ((rc = wire_get_u64(j, "max_attempts", 100, &v, 0, e))) return rc;
+    if (v == 0) return err_set(e, -EINVAL, "field 'max_attempts' must be at least 1");
+    s->max_attempts = (uint32_t)v;
+    return 0;
+}
+
+json_t *wire_counters_encode(const counters *c)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < CNT_NBUILTIN; i++)
+        json_object_set_new(o, counters_name((enum counter_id)i), json_integer(c->v[i]));
+    for (size_t i = 0; i < c->nuser; i++) json_object_set_new(o, c->user[i].name, json_integer(c->user[i].value));
+    return o;
+}
+
+int wire_counters_decode(const json_t *j, counters *c, struct err *e)
+{
+    counters_init(c);
+    if (!json_is_object(j)) return err_set(e, -EINVAL, "counters must be an object");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)j, k, v) {
+        if (!json_is_integer(v)) return err_set(e, -EINVAL, "counter '%s' must be an integer", k);
+        int builtin = -1;
+        for (int i = 0; i < CNT_NBUILTIN; i++)
+            if (strcmp(k, counters_name((enum counter_id)i)) == 0) builtin = i;
+        if (builtin >= 0) c->v[builtin] = json_integer_value(v);
+        else if (c->nuser < 1000 && strlen(k) < 256) counters_add_user(c, k, json_integer_value(v));
+    }
+    return 0;
+}
+
+json_t *wire_split_encode(const input_set *in, size_t split)
+{
+    json_t *files = json_array();
+    json_t *segs = json_array();
+    const input_split *s = &in->splits[split];
+    for (size_t i = 0; i < s->nsegs; i++) {
+        const input_file *f = &in->files[s->segs[i].file];
+        json_array_append_new(files, json_pack("{s:s, s:I, s:i, s:b}", "path", f->path, "size",
+                                               (json_int_t)f->size, "format", (int)f->format, "gz", f->gz));
+        json_array_append_new(segs, json_pack("{s:i, s:I, s:I}", "file", (int)i, "start",
+                                              (json_int_t)s->segs[i].start, "end", (json_int_t)s->segs[i].end));
+    }
+    return json_pack("{s:o, s:o}", "files", files, "segments", segs);
+}
+
+int wire_split_decode(const json_t *j, input_set *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    json_t *files = json_object_get(j, "files"), *segs = json_object_get(j, "segments");
+    if (!json_is_array(files) || !json_is_array(segs) || json_array_size(files) > 100000 ||
+        json_array_size(segs) != json_array_size(files))
+        return err_set(e, -EINVAL, "split must have arrays 'files' and 'segments' of equal length");
+    size_t n = json_array_size(files);
+    out->files = xcalloc(n ? n : 1, sizeof *out->files);
+    out->splits = xcalloc(1, sizeof *out->splits);
+    out->nsplits = 1;
+    out->splits[0].segs = xcalloc(n ? n : 1, sizeof *out->splits[0].segs);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *f = json_array_get(files, i), *s = json_array_get(segs, i);
+        const char *path;
+        uint64_t size = 0, fmt = 0, gz = 0, file = 0, start = 0, end = 0;
+        if (!json_is_object(f) || !json_is_object(s)) {
+            rc = err_set(e, -EINVAL, "split entry %zu is not an object", i);
+            break;
+        }
+        if ((rc = wire_get_str(f, "path", &path, 1, e)) || (rc = wire_get_u64(f, "size", UINT64_MAX >> 1, &size, 1, e)) ||
+            (rc = wire_get_u64(f, "format", FIELDS_JSONL, &fmt, 1, e)) || (rc = wire_get_u64(f, "gz", 1, &gz, 0, e)) ||
+            (rc = wire_get_u64(s, "file", n - 1, &file, 1, e)) || (rc = wire_get_u64(s, "start", size, &start, 1, e)) ||
+            (rc = wire_get_u64(s, "end", size, &end, 1, e)))
+            break;
+        if (start > end) {
+            rc = err_set(e, -EINVAL, "segment %zu: start after end", i);
+            break;
+        }
+        out->files[i] = (input_file){.path = xstrdup(path), .size = size, .format = (fields_format)fmt, .gz = (int)gz};
+        out->nfiles = i + 1;
+        out->splits[0].segs[i] = (input_segment){.file = (uint32_t)file, .start = start, .end = end};
+        out->splits[0].nsegs = i + 1;
+        out->splits[0].bytes += end - start;
+        out->total_bytes += size;
+    }
+    if (rc) input_set_free(out);
+    return rc;
+}
