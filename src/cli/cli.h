@@ -6,6 +6,13 @@
 #define CLI_FAILED 1 /* the job (or command) ran and failed */
 #define CLI_USAGE 2  /* the command line is wrong */
 
+#include "common/util.h"
+#include "exec/jobspec.h"
+
 int cli_run(int argc, char **argv);
+
+/* Parses `JOB [job options] [engine options] -o OUT INPUT...` (argv[1] is JOB) into spec, as
+ * `tally run` and `tally submit` both accept it. Returns 0 or -EINVAL with a message. */
+int cli_run_parse(int argc, char **argv, jobspec *spec, int *quiet, int *help, struct err *e);
 
 #endif

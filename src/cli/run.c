@@ -328,6 +328,28 @@ static void run_on_signal(int sig)
     run_interrupted = 1;
 }
 
+int cli_run_parse(int argc, char **argv, jobspec *spec, int *quiet, int *help, struct err *e)
+{
+    run_flags flags = {0};
+    const tally_job *job = NULL;
+    void *handle = NULL;
+    int rc = 0;
+    spec->job = xstrdup(argv[1]);
+    rc = jobreg_load(spec->job, &job, &handle, e);
+    for (int i = 2; i < argc && rc == 0; i++) {
+        int k = run_parse_opt(argc, argv, &i, job, spec, &flags, e);
+        if (k < 0) rc = k;
+        else if (k == 0) jobspec_add_input(spec, argv[i]);
+    }
+    jobreg_unload(handle);
+    *quiet = flags.quiet;
+    *help = flags.help;
+    if (rc || flags.help) return rc;
+    if (!spec->out) return err_set(e, -EINVAL, "missing -o OUT (see tally run --help)");
+    if (spec->ninputs == 0) return err_set(e, -EINVAL, "no INPUT given (see tally run --help)");
+    return 0;
+}
+
 /* ---- The command ------------------------------------------------------------------------- */
 
 int cli_run(int argc, char **argv)
@@ -358,36 +380,19 @@ int cli_run(int argc, char **argv)
         rc = argc < 2 ? CLI_USAGE : 0;
         goto done;
     }
-    spec.job = xstrdup(argv[1]);
-    if (jobreg_load(spec.job, &job, &handle, &e) != 0) {
+    if (cli_run_parse(argc, argv, &spec, &flags.quiet, &flags.help, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
-    for (int i = 2; i < argc; i++) {
-        int k = run_parse_opt(argc, argv, &i, job, &spec, &flags, &e);
-        if (k < 0) {
-            fprintf(stderr, "tally: %s\n", e.msg);
-            goto done;
-        }
-        if (k == 0) jobspec_add_input(&spec, argv[i]);
-    }
     if (flags.help) {
-        run_usage(stdout, job);
+        const tally_job *hj = NULL;
+        void *hh = NULL;
+        if (jobreg_load(spec.job, &hj, &hh, &e) == 0) run_usage(stdout, hj);
+        jobreg_unload(hh);
         rc = 0;
         goto done;
     }
-    if (!spec.out) {
-        fprintf(stderr, "tally: missing -o OUT (see tally run --help)\n");
-        goto done;
-    }
-    if (spec.ninputs == 0) {
-        fprintf(stderr, "tally: no INPUT given (see tally run --help)\n");
-        goto done;
-    }
     /* Run setup() once here so that bad job arguments are usage errors before any work. */
-    jobreg_unload(handle);
-    handle = NULL;
-    job = NULL;
     if (ctx_job_open(&spec, &job, &handle, &state, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;

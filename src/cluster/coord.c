@@ -1,0 +1,806 @@
+/* coord.c - the coordinator: jobs, workers, assignment, failure detection, output commit.
+ *
+ * One mutex (`lock`) protects all coordinator state; HTTP handlers and the tick thread take it
+ * for short, non-blocking sections. The only wait is a worker's long-poll heartbeat, which
+ * waits on `work_cv` with the lock released, so no slow worker or client can stall anything.
+ *
+ * Worker:  ALIVE -> DEAD   coord_tick(): silent for --worker-timeout-ms; its running attempts
+ *                          are killed and its committed maps reported lost (coord_worker_lost)
+ *          DEAD -> ALIVE   a heartbeat arrives again (a new incarnation if it restarted)
+ *          ALIVE -> ALIVE' a heartbeat with a new incarnation: what the old one held is lost
+ * Job:     the sched_job state machine (exec/sched.h); when it reaches a terminal state,
+ *          coord_job_check() commits (succeeded) or rolls back (failed, cancelled) the output.
+ */
+#include "cluster/coord.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/opts.h"
+#include "cluster/wire.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "data/input.h"
+#include "data/output.h"
+#include "exec/ctx.h"
+#include "exec/sched.h"
+#include "net/http.h"
+
+#define COORD_MAX_WORKERS 1024
+#define COORD_KEEP_FINISHED 200
+#define COORD_MAX_BODY (4u << 20)
+
+typedef enum coord_worker_state { COORD_WORKER_ALIVE, COORD_WORKER_DEAD } coord_worker_state;
+
+typedef struct coord_worker {
+    char name[64];
+    char incarnation[40];
+    char address[160];
+    uint32_t slots;
+    coord_worker_state state;
+    uint64_t last_seen;       /* monotonic ms of the last heartbeat */
+} coord_worker;
+
+typedef struct coord_job {
+    char id[40];
+    jobspec spec;
+    json_t *spec_json;
+    const tally_job *job;
+    void *handle, *state;
+    input_set inputs;
+    output out;
+    sched_job *sj;
+    int finished;             /* output committed or rolled back */
+    uint64_t finished_mono;
+    struct coord_job *next;
+} coord_job;
+
+/* Latency buckets (seconds) of the task duration histograms. */
+static const double coord_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+#define COORD_NBUCKETS (sizeof coord_buckets / sizeof coord_buckets[0])
+
+typedef struct coord {
+    pthread_mutex_t lock;
+    pthread_cond_t work_cv;   /* broadcast when work may have appeared */
+    coord_worker workers[COORD_MAX_WORKERS];
+    size_t nworkers;
+    coord_job *jobs;          /* submission order */
+    uint64_t next_id;
+    uint64_t heartbeat_ms, timeout_ms;
+    char *token;
+    http_server *srv;
+    /* metrics, counted as things happen so that they never go backwards */
+    uint64_t attempts_total[2][4];          /* [phase][attempt state] */
+    uint64_t duration_buckets[2][COORD_NBUCKETS + 1];
+    double duration_sum[2];
+    uint64_t duration_count[2];
+    uint64_t jobs_total[5];                 /* by terminal state */
+    uint64_t fetch_failures, workers_lost, max_heartbeat_gap;
+    int64_t records_in, records_out, shuffle_bytes;
+} coord;
+
+static volatile sig_atomic_t coord_stop;
+
+static void coord_on_signal(int sig)
+{
+    (void)sig;
+    coord_stop = 1;
+}
+
+/* ---- Workers ----------------------------------------------------------------------------- */
+
+static coord_worker *coord_find_worker(coord *c, const char *name)
+{
+    for (size_t i = 0; i < c->nworkers; i++)
+        if (strcmp(c->workers[i].name, name) == 0) return &c->workers[i];
+    return NULL;
+}
+
+static uint32_t coord_running_on(const coord *c, const char *name)
+{
+    uint32_t n = 0;
+    for (const coord_job *j = c->jobs; j; j = j->next)
+        for (size_t i = 0; i < j->sj->nattempts; i++)
+            if (j->sj->attempts[i].state == SCHED_ATTEMPT_RUNNING && strcmp(j->sj->attempts[i].worker, name) == 0) n++;
+    return n;
+}
+
+static void coord_count_attempt(coord *c, const sched_job *sj, uint32_t id)
+{
+    const sched_attempt *a = &sj->attempts[id];
+    sched_phase ph = sj->tasks[a->task].phase;
+    c->attempts_total[ph][a->state]++;
+    if (a->state != SCHED_ATTEMPT_SUCCEEDED) return;
+    double secs = (double)(a->end_ms - a->start_ms) / 1000.0;
+    size_t b = 0;
+    while (b < COORD_NBUCKETS && secs > coord_buckets[b]) b++;
+    c->duration_buckets[ph][b]++;
+    c->duration_sum[ph] += secs;
+    c->duration_count[ph]++;
+}
+
+static void coord_job_check(coord *c, coord_job *j);
+
+/* Everything `w` held is gone: its running attempts are killed and its committed map outputs
+ * are lost for every job that still needs them. */
+static void coord_worker_lost(coord *c, coord_worker *w, const char *why)
+{
+    uint64_t now = time_wall_ms();
+    c->workers_lost++;
+    for (coord_job *j = c->jobs; j; j = j->next) {
+        if (sched_job_done(j->sj)) continue;
+        for (size_t i = 0; i < j->sj->nattempts; i++) {
+            sched_attempt *a = &j->sj->attempts[i];
+            if (strcmp(a->worker, w->name) != 0) continue;
+            if (a->state == SCHED_ATTEMPT_RUNNING) {
+                sched_attempt_killed(j->sj, a->id, why, now);
+                coord_count_attempt(c, j->sj, a->id);
+            }
+        }
+        if (j->sj->reduces_done < j->sj->nreduces) {
+            for (uint32_t m = 0; m < j->sj->nmaps; m++) {
+                sched_task *t = &j->sj->tasks[m];
+                if (t->committed >= 0 && strcmp(j->sj->attempts[t->committed].worker, w->name) == 0) {
+                    log_warn("job=%s task=m%05u: output lost with worker %s (%s); re-running", j->id, m, w->name, why);
+                    sched_map_lost(j->sj, m);
+                }
+            }
+        }
+        coord_job_check(c, j);
+    }
+}
+
+/* ---- Jobs -------------------------------------------------------------------------------- */
+
+static coord_job *coord_find_job(coord *c, const char *id)
+{
+    for (coord_job *j = c->jobs; j; j = j->next)
+        if (strcmp(j->id, id) == 0) return j;
+    return NULL;
+}
+
+static void coord_job_free(coord_job *j)
+{
+    output_free(&j->out);
+    input_set_free(&j->inputs);
+    sched_job_free(j->sj);
+    if (j->job) ctx_job_close(j->job, j->handle, j->state);
+    json_decref(j->spec_json);
+    jobspec_free(&j->spec);
+    free(j);
+}
+
+/* Commits or rolls back the output of a job that reached a terminal state. */
+static void coord_job_check(coord *c, coord_job *j)
+{
+    if (j->finished || !sched_job_done(j->sj)) return;
+    j->finished = 1;
+    j->finished_mono = time_mono_ms();
+    if (j->sj->state == SCHED_JOB_SUCCEEDED) {
+        counters cs;
+        sched_job_counters(j->sj, &cs);
+        cs.v[CNT_INPUT_FILES] = (int64_t)j->inputs.nfiles;
+        cs.v[CNT_INPUT_BYTES] = (int64_t)j->inputs.total_bytes;
+        struct buf json = {0};
+        counters_to_json(&cs, &json);
+        struct err e = {0};
+        const char *cols = j->job->columns ? j->job->columns(j->state) : NULL;
+        if (output_commit(&j->out, j->spec.reduces, cols, json.data, &e) != 0) {
+            j->sj->state = SCHED_JOB_FAILED;
+            free(j->sj->error);
+            j->sj->error = xasprintf("committing output: %s", e.msg);
+            output_abort(&j->out);
+        }
+        c->records_in += cs.v[CNT_INPUT_RECORDS];
+        c->records_out += cs.v[CNT_OUTPUT_RECORDS];
+        c->shuffle_bytes += cs.v[CNT_SHUFFLE_BYTES];
+        buf_free(&json);
+        counters_free(&cs);
+    } else {
+        output_abort(&j->out);
+    }
+    c->jobs_total[j->sj->state]++;
+    log_info("job=%s %s%s%s", j->id, sched_job_state_name(j->sj->state), j->sj->error ? ": " : "",
+             j->sj->error ? j->sj->error : "");
+    /* Keep a bounded history of finished jobs. */
+    size_t kept = 0;
+    for (coord_job **p = &c->jobs; *p;) {
+        if ((*p)->finished && ++kept > COORD_KEEP_FINISHED) {
+            coord_job *old = *p;
+            *p = old->next;
+            coord_job_free(old);
+        } else {
+            p = &(*p)->next;
+        }
+    }
+}
+
+static json_t *coord_task_json(coord *c, coord_job *j, uint32_t id)
+{
+    const sched_attempt *a = &j->sj->attempts[id];
+    const sched_task *t = &j->sj->tasks[a->task];
+    json_t *o = json_pack("{s:s, s:i, s:s, s:i, s:O}", "job", j->id, "attempt", (int)id, "phase",
+                          t->phase == SCHED_MAP ? "map" : "reduce", "index", (int)t->index, "spec", j->spec_json);
+    if (t->phase == SCHED_MAP) {
+        json_object_set_new(o, "split", wire_split_encode(&j->inputs, t->index));
+    } else {
+        json_t *maps = json_array();
+        for (uint32_t m = 0; m < j->sj->nmaps; m++) {
+            const sched_task *mt = &j->sj->tasks[m];
+            const coord_worker *w = mt->committed >= 0 ? coord_find_worker(c, j->sj->attempts[mt->committed].worker) : NULL;
+            json_array_append_new(maps, json_pack("{s:i, s:s}", "index", (int)m, "address", w ? w->address : ""));
+        }
+        json_object_set_new(o, "maps", maps);
+    }
+    return o;
+}
+
+/* Starts as many attempts on `w` as it has free slots, oldest job first. */
+static json_t *coord_assign(coord *c, coord_worker *w)
+{
+    json_t *tasks = json_array();
+    uint32_t running = coord_running_on(c, w->name);
+    for (coord_job *j = c->jobs; j && running < w->slots; j = j->next) {
+        if (j->finished) continue;
+        while (running < w->slots) {
+            int64_t id = sched_assign(j->sj, w->name, (1u << SCHED_MAP) | (1u << SCHED_REDUCE), time_wall_ms());
+            if (id < 0) break;
+            json_array_append_new(tasks, coord_task_json(c, j, (uint32_t)id));
+            running++;
+        }
+    }
+    return tasks;
+}
+
+/* ---- HTTP handlers ----------------------------------------------------------------------- */
+
+static int coord_valid_name(const char *s)
+{
+    if (!s || !*s || strlen(s) >= 64) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+static void coord_heartbeat(coord *c, const http_request *req, http_response *resp)
+{
+    struct err e = {0};
+    json_t *b = NULL;
+    const char *name, *inc, *addr;
+    uint64_t slots = 0, wait = 0, version = 0;
+    if (wire_parse_object(req->body, req->body_len, &b, &e) || wire_get_u64(b, "version", 1000, &version, 1, &e) ||
+        wire_get_str(b, "name", &name, 1, &e) || wire_get_str(b, "incarnation", &inc, 1, &e) ||
+        wire_get_str(b, "address", &addr, 1, &e) || wire_get_u64(b, "slots", 256, &slots, 1, &e) ||
+        wire_get_u64(b, "wait_ms", 60000, &wait, 0, &e)) {
+        http_respond_error(resp, 400, e.msg);
+        json_decref(b);
+        return;
+    }
+    if (version != TALLY_WIRE_VERSION || !coord_valid_name(name) || strlen(inc) >= 40 || strlen(addr) >= 160 || slots == 0) {
+        http_respond_error(resp, 400, "bad version, name, incarnation, address or slots");
+        json_decref(b);
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    uint64_t now = time_mono_ms();
+    coord_worker *w = coord_find_worker(c, name);
+    if (!w) {
+        if (c->nworkers == COORD_MAX_WORKERS) {
+            pthread_mutex_unlock(&c->lock);
+            http_respond_error(resp, 503, "too many workers");
+            json_decref(b);
+            return;
+        }
+        w = &c->workers[c->nworkers++];
+        memset(w, 0, sizeof *w);
+        snprintf(w->name, sizeof w->name, "%s", name);
+        snprintf(w->incarnation, sizeof w->incarnation, "%s", inc);
+        log_info("worker=%s registered from %s with %u slots", name, addr, (unsigned)slots);
+    } else if (strcmp(w->incarnation, inc) != 0) {
+        log_warn("worker=%s restarted (new incarnation): what it held is lost", name);
+        coord_worker_lost(c, w, "worker restarted");
+        snprintf(w->incarnation, sizeof w->incarnation, "%s", inc);
+    } else if (w->state == COORD_WORKER_ALIVE && now - w->last_seen > c->max_heartbeat_gap) {
+        c->max_heartbeat_gap = now - w->last_seen;
+    }
+    if (w->state == COORD_WORKER_DEAD) log_info("worker=%s is back", name);
+    w->state = COORD_WORKER_ALIVE;
+    w->last_seen = now;
+    w->slots = (uint32_t)slots;
+    snprintf(w->address, sizeof w->address, "%s", addr);
+    /* Attempts the worker runs that are no longer wanted (superseded, cancelled, job over). */
+    json_t *kill = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(b, "running"), i, r) {
+        const char *jid;
+        uint64_t att;
+        if (wire_get_str(r, "job", &jid, 1, &e) || wire_get_u64(r, "attempt", UINT32_MAX, &att, 1, &e)) continue;
+        coord_job *j = coord_find_job(c, jid);
+        if (!j || att >= j->sj->nattempts || j->sj->attempts[att].state != SCHED_ATTEMPT_RUNNING)
+            json_array_append_new(kill, json_pack("{s:s, s:I}", "job", jid, "attempt", (json_int_t)att));
+    }
+    json_t *finished = json_array();
+    for (coord_job *j = c->jobs; j; j = j->next)
+        if (j->finished && now - j->finished_mono < 30000) json_array_append_new(finished, json_string(j->id));
+    /* Long poll: answer as soon as there is work, or after about `wait` ms. */
+    if (wait > c->timeout_ms / 2) wait = c->timeout_ms / 2;
+    uint64_t deadline = now + wait;
+    json_t *tasks = coord_assign(c, w);
+    while (json_array_size(tasks) == 0 && !coord_stop) {
+        now = time_mono_ms();
+        if (now >= deadline) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t left = deadline - now;
+        ts.tv_sec += (time_t)(left / 1000);
+        ts.tv_nsec += (long)(left % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->work_cv, &c->lock, &ts);
+        w = coord_find_worker(c, name);
+        if (!w || strcmp(w->incarnation, inc) != 0) break;
+        w->last_seen = time_mono_ms();
+        json_decref(tasks);
+        tasks = coord_assign(c, w);
+    }
+    pthread_mutex_unlock(&c->lock);
+    json_t *out = json_pack("{s:I, s:o, s:o, s:o}", "heartbeat_ms", (json_int_t)c->heartbeat_ms, "tasks", tasks,
+                            "kill", kill, "finished_jobs", finished);
+    resp->status = 200;
+    resp->body = wire_dump(out);
+    resp->body_len = strlen(resp->body);
+    json_decref(out);
+    json_decref(b);
+}
+
+static void coord_report(coord *c, const http_request *req, http_response *resp)
+{
+    struct err e = {0};
+    json_t *b = NULL;
+    const char *name, *inc, *jid, *error = NULL;
+    uint64_t att = 0;
+    if (wire_parse_object(req->body, req->body_len, &b, &e) || wire_get_str(b, "name", &name, 1, &e) ||
+        wire_get_str(b, "incarnation", &inc, 1, &e) || wire_get_str(b, "job", &jid, 1, &e) ||
+        wire_get_u64(b, "attempt", UINT32_MAX, &att, 1, &e)) {
+        http_respond_error(resp, 400, e.msg);
+        json_decref(b);
+        return;
+    }
+    json_t *res = json_object_get(b, "result");
+    if (!json_is_object(res) || wire_get_str(res, "error", &error, 0, &e)) {
+        http_respond_error(resp, 400, "field 'result' must be an object with an optional string 'error'");
+        json_decref(b);
+        return;
+    }
+    int ok = json_is_true(json_object_get(res, "ok"));
+    int fatal = json_is_true(json_object_get(res, "fatal"));
+    counters cs;
+    counters_init(&cs);
+    json_t *cj = json_object_get(res, "counters");
+    if (cj && wire_counters_decode(cj, &cs, &e) != 0) {
+        counters_free(&cs);
+        http_respond_error(resp, 400, e.msg);
+        json_decref(b);
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    coord_worker *w = coord_find_worker(c, name);
+    coord_job *j = coord_find_job(c, jid);
+    if (!w || strcmp(w->incarnation, inc) != 0) {
+        http_respond_error(resp, 409, "unknown worker or stale incarnation: result ignored");
+    } else if (!j || att >= j->sj->nattempts || strcmp(j->sj->attempts[att].worker, name) != 0) {
+        http_respond_error(resp, 404, "no such attempt on this worker");
+    } else {
+        sched_job *sj = j->sj;
+        sched_attempt *a = &sj->attempts[att];
+        sched_task *t = &sj->tasks[a->task];
+        uint64_t now = time_wall_ms();
+        int was_running = a->state == SCHED_ATTEMPT_RUNNING;
+        if (!was_running) {
+            /* A late result from a superseded or lost attempt: ignored by design. */
+        } else if (ok && t->phase == SCHED_REDUCE && t->state != SCHED_TASK_SUCCEEDED && !sched_job_done(sj)) {
+            /* Task commit: exactly one attempt's part file becomes the task's. */
+            char *from = xasprintf("%s/a%u/part-%05u", j->out.tmp, a->id, t->index);
+            char *to = xasprintf("%s/part-%05u", j->out.tmp, t->index);
+            if (rename(from, to) == 0) {
+                sched_attempt_succeeded(sj, a->id, &cs, now);
+            } else {
+                char *msg = xasprintf("committing %s: %s", to, strerror(errno));
+                sched_attempt_failed(sj, a->id, msg, 0, now);
+                free(msg);
+            }
+            free(from);
+            free(to);
+        } else if (ok) {
+            sched_attempt_succeeded(sj, a->id, &cs, now);
+        } else if (json_is_integer(json_object_get(res, "fetch_failed_map"))) {
+            json_int_t m = json_integer_value(json_object_get(res, "fetch_failed_map"));
+            c->fetch_failures++;
+            sched_attempt_killed(sj, a->id, error ? error : "fetch failure", now);
+            if (m >= 0 && (uint64_t)m < sj->nmaps) {
+                log_warn("job=%s task=m%05u: reducer could not fetch its output (%s); re-running it", j->id,
+                         (unsigned)m, error ? error : "");
+                sched_map_lost(sj, (uint32_t)m);
+            }
+        } else {
+            log_warn("job=%s attempt=a%u worker=%s failed: %s", j->id, a->id, name, error ? error : "");
+            sched_attempt_failed(sj, a->id, error && *error ? error : "failed", fatal, now);
+        }
+        if (was_running) coord_count_attempt(c, sj, a->id);
+        coord_job_check(c, j);
+        pthread_cond_broadcast(&c->work_cv);
+        http_respond_json(resp, 200, "{}");
+    }
+    pthread_mutex_unlock(&c->lock);
+    counters_free(&cs);
+    json_decref(b);
+}
+
+static void coord_submit(coord *c, const http_request *req, http_response *resp)
+{
+    struct err e = {0};
+    json_t *b = NULL;
+    coord_job *j = xcalloc(1, sizeof *j);
+    int usage = 1;
+    if (wire_parse_object(req->body, req->body_len, &b, &e) || wire_jobspec_decode(json_object_get(b, "spec"), &j->spec, &e))
+        goto fail;
+    if (ctx_job_open(&j->spec, &j->job, &j->handle, &j->state, &e)) goto fail;
+    usage = 0;
+    if (input_expand(j->spec.inputs, j->spec.ninputs, j->spec.format_forced, j->spec.format, &j->inputs, &e))
+        goto fail;
+    if (j->job->flags & TALLY_NEEDS_FIELDS) {
+        for (size_t i = 0; i < j->inputs.nfiles; i++) {
+            if (j->inputs.files[i].format == FIELDS_TEXT) {
+                err_set(&e, -EINVAL, "%s: job %s needs CSV or JSON Lines input", j->inputs.files[i].path, j->job->name);
+                usage = 1;
+                goto fail;
+            }
+        }
+    }
+    pthread_mutex_lock(&c->lock);
+    uint64_t slots = 0;
+    for (size_t i = 0; i < c->nworkers; i++)
+        if (c->workers[i].state == COORD_WORKER_ALIVE) slots += c->workers[i].slots;
+    snprintf(j->id, sizeof j->id, "j%" PRIu64 "-%" PRIu64, time_wall_ms() / 1000, ++c->next_id);
+    pthread_mutex_unlock(&c->lock);
+    input_plan(&j->inputs, j->spec.maps, j->spec.split_size, slots ? slots : 1);
+    if (output_prepare(&j->out, j->spec.out, j->spec.overwrite, &e)) goto fail;
+    j->spec_json = wire_jobspec_encode(&j->spec);
+    j->sj = sched_job_new((uint32_t)j->inputs.nsplits, j->spec.reduces, j->spec.max_attempts, time_wall_ms());
+    sched_job_start(j->sj, time_wall_ms());
+    pthread_mutex_lock(&c->lock);
+    coord_job **p = &c->jobs;
+    while (*p) p = &(*p)->next;
+    *p = j;
+    coord_job_check(c, j); /* a job with no tasks is done at once */
+    pthread_cond_broadcast(&c->work_cv);
+    log_info("job=%s submitted: %s, %u maps, %u reduces, output %s", j->id, j->spec.job, j->sj->nmaps,
+             j->sj->nreduces, j->spec.out);
+    http_respond_json(resp, 200, "{\"id\":\"%s\"}", j->id);
+    pthread_mutex_unlock(&c->lock);
+    json_decref(b);
+    return;
+fail: {
+    json_t *err = json_pack("{s:s, s:b}", "error", e.msg, "usage", usage);
+    resp->status = 400;
+    resp->body = wire_dump(err);
+    resp->body_len = strlen(resp->body);
+    json_decref(err);
+}
+    json_decref(b);
+    if (j->job) ctx_job_close(j->job, j->handle, j->state);
+    j->job = NULL;
+    coord_job_free(j);
+}
+
+static json_t *coord_job_json(const coord_job *j, int with_tasks)
+{
+    const sched_job *sj = j->sj;
+    counters cs;
+    sched_job_counters(sj, &cs);
+    cs.v[CNT_INPUT_FILES] = (int64_t)j->inputs.nfiles;
+    cs.v[CNT_INPUT_BYTES] = (int64_t)j->inputs.total_bytes;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:I, s:I, s:I}", "id", j->id, "job",
+                          j->spec.job, "out", j->spec.out, "state",
+                          sched_job_done(sj) && !j->finished ? "running" : sched_job_state_name(sj->state),
+                          "maps_total", (int)sj->nmaps, "maps_done", (int)sj->maps_done, "reduces_total",
+                          (int)sj->nreduces, "reduces_done", (int)sj->reduces_done, "counters",
+                          wire_counters_encode(&cs), "submit_ms", (json_int_t)sj->submit_ms, "start_ms",
+                          (json_int_t)sj->start_ms, "end_ms", (json_int_t)sj->end_ms);
+    counters_free(&cs);
+    json_object_set_new(o, "error", sj->error ? json_string(sj->error) : json_null());
+    if (with_tasks) {
+        json_t *tasks = json_array();
+        for (uint32_t t = 0; t < sj->nmaps + sj->nreduces; t++) {
+            const sched_task *tk = &sj->tasks[t];
+            json_t *atts = json_array();
+            for (size_t i = 0; i < sj->nattempts; i++) {
+                const sched_attempt *a = &sj->attempts[i];
+                if (a->task != t) continue;
+                json_t *ao = json_pack("{s:i, s:s, s:s, s:I, s:I}", "id", (int)a->id, "worker", a->worker, "state",
+                                       sched_attempt_state_name(a->state), "start_ms", (json_int_t)a->start_ms,
+                                       "end_ms", (json_int_t)a->end_ms);
+                json_object_set_new(ao, "error", a->error ? json_string(a->error) : json_null());
+                json_array_append_new(atts, ao);
+            }
+            json_array_append_new(tasks, json_pack("{s:s, s:i, s:s, s:o}", "phase", tk->phase == SCHED_MAP ? "map" : "reduce",
+                                                   "index", (int)tk->index, "state", sched_task_state_name(tk->state),
+                                                   "attempts", atts));
+        }
+        json_object_set_new(o, "tasks", tasks);
+    }
+    return o;
+}
+
+static void coord_status(coord *c, const char *only, http_response *resp)
+{
+    pthread_mutex_lock(&c->lock);
+    json_t *workers = json_array();
+    for (size_t i = 0; i < c->nworkers; i++) {
+        const coord_worker *w = &c->workers[i];
+        json_array_append_new(workers, json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}", "name", w->name, "address",
+                                                 w->address, "state", w->state == COORD_WORKER_ALIVE ? "alive" : "dead",
+                                                 "slots", (int)w->slots, "running", (int)coord_running_on(c, w->name),
+                                                 "last_seen_ms_ago", (json_int_t)(time_mono_ms() - w->last_seen)));
+    }
+    json_t *jobs = json_array();
+    int found = only == NULL;
+    for (coord_job *j = c->jobs; j; j = j->next) {
+        if (only && strcmp(only, j->id) != 0) continue;
+        found = 1;
+        json_array_append_new(jobs, coord_job_json(j, 1));
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!found) {
+        json_decref(workers);
+        json_decref(jobs);
+        http_respond_error(resp, 404, "no such job");
+        return;
+    }
+    json_t *o = json_pack("{s:o, s:o}", "workers", workers, "jobs", jobs);
+    resp->status = 200;
+    resp->body = wire_dump(o);
+    resp->body_len = strlen(resp->body);
+    json_decref(o);
+}
+
+static void coord_cancel(coord *c, const char *id, http_response *resp)
+{
+    pthread_mutex_lock(&c->lock);
+    coord_job *j = coord_find_job(c, id);
+    if (!j) {
+        http_respond_error(resp, 404, "no such job");
+    } else {
+        /* sched_job_cancel() kills the running attempts; count them as such. */
+        for (size_t i = 0; i < j->sj->nattempts; i++)
+            if (j->sj->attempts[i].state == SCHED_ATTEMPT_RUNNING)
+                c->attempts_total[j->sj->tasks[j->sj->attempts[i].task].phase][SCHED_ATTEMPT_KILLED]++;
+        sched_job_cancel(j->sj, "cancelled by request", time_wall_ms());
+        coord_job_check(c, j);
+        http_respond_json(resp, 200, "{\"id\":\"%s\",\"state\":\"%s\"}", j->id, sched_job_state_name(j->sj->state));
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void coord_metrics(coord *c, http_response *resp)
+{
+    static const char *phases[] = {"map", "reduce"};
+    struct buf b = {0};
+    pthread_mutex_lock(&c->lock);
+    uint64_t by_state[5] = {0}, tasks[2][4] = {{0}}, alive = 0, dead = 0;
+    for (coord_job *j = c->jobs; j; j = j->next) {
+        if (!j->finished) by_state[sched_job_done(j->sj) ? SCHED_JOB_RUNNING : j->sj->state]++;
+        if (j->finished) continue;
+        for (uint32_t t = 0; t < j->sj->nmaps + j->sj->nreduces; t++) tasks[j->sj->tasks[t].phase][j->sj->tasks[t].state]++;
+    }
+    for (size_t i = 0; i < c->nworkers; i++) {
+        if (c->workers[i].state == COORD_WORKER_ALIVE) alive++;
+        else dead++;
+    }
+    buf_appendf(&b, "# HELP tally_jobs Jobs not yet finished, by state.\n# TYPE tally_jobs gauge\n");
+    buf_appendf(&b, "tally_jobs{state=\"queued\"} %" PRIu64 "\ntally_jobs{state=\"running\"} %" PRIu64 "\n",
+                by_state[SCHED_JOB_QUEUED], by_state[SCHED_JOB_RUNNING]);
+    buf_appendf(&b, "# HELP tally_jobs_finished_total Jobs finished, by outcome.\n# TYPE tally_jobs_finished_total counter\n");
+    for (int s = SCHED_JOB_SUCCEEDED; s <= SCHED_JOB_CANCELLED; s++)
+        buf_appendf(&b, "tally_jobs_finished_total{state=\"%s\"} %" PRIu64 "\n", sched_job_state_name((sched_job_state)s),
+                    c->jobs_total[s]);
+    buf_appendf(&b, "# HELP tally_tasks Tasks of unfinished jobs, by phase and state.\n# TYPE tally_tasks gauge\n");
+    for (int p = 0; p < 2; p++)
+        for (int s = 0; s < 4; s++)
+            buf_appendf(&b, "tally_tasks{phase=\"%s\",state=\"%s\"} %" PRIu64 "\n", phases[p],
+                        sched_task_state_name((sched_task_state)s), tasks[p][s]);
+    buf_appendf(&b, "# HELP tally_attempts_total Task attempts ended, by phase and outcome.\n# TYPE tally_attempts_total counter\n");
+    for (int p = 0; p < 2; p++)
+        for (int s = SCHED_ATTEMPT_SUCCEEDED; s <= SCHED_ATTEMPT_KILLED; s++)
+            buf_appendf(&b, "tally_attempts_total{phase=\"%s\",outcome=\"%s\"} %" PRIu64 "\n", phases[p],
+                        sched_attempt_state_name((sched_attempt_state)s), c->attempts_total[p][s]);
+    buf_appendf(&b, "# HELP tally_task_duration_seconds Duration of successful task attempts.\n# TYPE tally_task_duration_seconds histogram\n");
+    for (int p = 0; p < 2; p++) {
+        uint64_t cum = 0;
+        for (size_t k = 0; k < COORD_NBUCKETS; k++) {
+            cum += c->duration_buckets[p][k];
+            buf_appendf(&b, "tally_task_duration_seconds_bucket{phase=\"%s\",le=\"%g\"} %" PRIu64 "\n", phases[p],
+                        coord_buckets[k], cum);
+        }
+        cum += c->duration_buckets[p][COORD_NBUCKETS];
+        buf_appendf(&b, "tally_task_duration_seconds_bucket{phase=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", phases[p], cum);
+        buf_appendf(&b, "tally_task_duration_seconds_sum{phase=\"%s\"} %.6f\n", phases[p], c->duration_sum[p]);
+        buf_appendf(&b, "tally_task_duration_seconds_count{phase=\"%s\"} %" PRIu64 "\n", phases[p], c->duration_count[p]);
+    }
+    buf_appendf(&b, "# HELP tally_workers Known workers, by state.\n# TYPE tally_workers gauge\n"
+                    "tally_workers{state=\"alive\"} %" PRIu64 "\ntally_workers{state=\"dead\"} %" PRIu64 "\n", alive, dead);
+    buf_appendf(&b, "# HELP tally_workers_lost_total Workers declared dead or restarted.\n# TYPE tally_workers_lost_total counter\n"
+                    "tally_workers_lost_total %" PRIu64 "\n", c->workers_lost);
+    buf_appendf(&b, "# HELP tally_heartbeat_max_gap_seconds Longest gap seen between two heartbeats of a live worker.\n"
+                    "# TYPE tally_heartbeat_max_gap_seconds gauge\ntally_heartbeat_max_gap_seconds %.3f\n",
+                (double)c->max_heartbeat_gap / 1000.0);
+    buf_appendf(&b, "# HELP tally_shuffle_fetch_failures_total Reducer reports of map outputs they could not fetch.\n"
+                    "# TYPE tally_shuffle_fetch_failures_total counter\ntally_shuffle_fetch_failures_total %" PRIu64 "\n",
+                c->fetch_failures);
+    buf_appendf(&b, "# HELP tally_shuffle_bytes_total Bytes shuffled by succeeded jobs.\n# TYPE tally_shuffle_bytes_total counter\n"
+                    "tally_shuffle_bytes_total %" PRId64 "\n", c->shuffle_bytes);
+    buf_appendf(&b, "# HELP tally_records_total Records read and written by succeeded jobs.\n# TYPE tally_records_total counter\n"
+                    "tally_records_total{direction=\"in\"} %" PRId64 "\ntally_records_total{direction=\"out\"} %" PRId64 "\n",
+                c->records_in, c->records_out);
+    pthread_mutex_unlock(&c->lock);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    buf_appendf(&b, "# HELP process_cpu_seconds_total CPU time of the coordinator process.\n# TYPE process_cpu_seconds_total counter\n"
+                    "process_cpu_seconds_total %.3f\n"
+                    "# HELP process_max_resident_memory_bytes Peak resident memory of the coordinator process.\n"
+                    "# TYPE process_max_resident_memory_bytes gauge\nprocess_max_resident_memory_bytes %ld\n",
+                (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+                ru.ru_maxrss * 1024L);
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4";
+    resp->body = b.data;
+    resp->body_len = b.len;
+}
+
+static void coord_http(void *arg, const http_request *req, http_response *resp)
+{
+    coord *c = arg;
+    const char *m = req->method, *p = req->path;
+    if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/heartbeat") == 0) coord_heartbeat(c, req, resp);
+    else if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/report") == 0) coord_report(c, req, resp);
+    else if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/jobs") == 0) coord_submit(c, req, resp);
+    else if (strcmp(m, "GET") == 0 && strcmp(p, "/v1/status") == 0) coord_status(c, NULL, resp);
+    else if (strcmp(m, "GET") == 0 && strncmp(p, "/v1/jobs/", 9) == 0 && !strchr(p + 9, '/')) coord_status(c, p + 9, resp);
+    else if (strcmp(m, "POST") == 0 && strncmp(p, "/v1/jobs/", 9) == 0 && strlen(p) > 16 &&
+             strcmp(p + strlen(p) - 7, "/cancel") == 0) {
+        char id[64];
+        snprintf(id, sizeof id, "%.*s", (int)(strlen(p) - 16), p + 9);
+        coord_cancel(c, id, resp);
+    } else if (strcmp(m, "GET") == 0 && strcmp(p, "/metrics") == 0) coord_metrics(c, resp);
+    else if (strcmp(m, "GET") == 0 && strcmp(p, "/healthz") == 0) http_respond_json(resp, 200, "{\"ok\":true}");
+    else http_respond_error(resp, 404, "no such endpoint");
+}
+
+/* ---- The periodic tick: every timeout and retry is driven from here ---------------------- */
+
+static void coord_tick(coord *c)
+{
+    pthread_mutex_lock(&c->lock);
+    uint64_t now = time_mono_ms();
+    int changed = 0;
+    for (size_t i = 0; i < c->nworkers; i++) {
+        coord_worker *w = &c->workers[i];
+        if (w->state == COORD_WORKER_ALIVE && now - w->last_seen > c->timeout_ms) {
+            log_warn("worker=%s silent for %" PRIu64 " ms: declared dead", w->name, now - w->last_seen);
+            w->state = COORD_WORKER_DEAD;
+            coord_worker_lost(c, w, "worker lost (heartbeat timeout)");
+            changed = 1;
+        }
+    }
+    for (coord_job *j = c->jobs; j; j = j->next) coord_job_check(c, j);
+    if (changed) pthread_cond_broadcast(&c->work_cv);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static const char *coord_o_listen, *coord_o_token, *coord_o_hb, *coord_o_timeout, *coord_o_log;
+
+static const cli_opt coord_opts[] = {
+    {"listen", 0, "HOST:PORT", "TALLY_LISTEN", "127.0.0.1:7070", "address to serve the API on", &coord_o_listen},
+    {"token-file", 0, "FILE", "TALLY_TOKEN_FILE", NULL, "file holding the shared secret (required)", &coord_o_token},
+    {"heartbeat-ms", 0, "MS", "TALLY_HEARTBEAT_MS", "250", "worker heartbeat interval", &coord_o_hb},
+    {"worker-timeout-ms", 0, "MS", "TALLY_WORKER_TIMEOUT_MS", "2000", "silence after which a worker is dead", &coord_o_timeout},
+    {"log-level", 0, "LEVEL", "TALLY_LOG_LEVEL", "info", "debug, info, warn, error", &coord_o_log},
+};
+
+int coord_main(int argc, char **argv)
+{
+    char **pos = NULL;
+    size_t npos = 0;
+    struct err e = {0};
+    coord *c = xcalloc(1, sizeof *c);
+    int rc = cli_opts_parse(coord_opts, sizeof coord_opts / sizeof coord_opts[0], argc, argv, &pos, &npos, &e);
+    if (rc == 1) {
+        cli_opts_usage(stdout, "usage: tally coordinator --listen HOST:PORT --token-file FILE [options]", coord_opts,
+                       sizeof coord_opts / sizeof coord_opts[0]);
+        free(pos);
+        free(c);
+        return 0;
+    }
+    log_level lvl;
+    char host[128];
+    uint64_t port = 0;
+    const char *colon = coord_o_listen ? strrchr(coord_o_listen, ':') : NULL;
+    if (rc == 0 && npos) rc = err_set(&e, -EINVAL, "unexpected argument '%s'", pos[0]);
+    if (rc == 0 && log_parse_level(coord_o_log, &lvl)) rc = err_set(&e, -EINVAL, "--log-level: bad level");
+    if (rc == 0 && !coord_o_token) rc = err_set(&e, -EINVAL, "--token-file is required (every request is authenticated)");
+    if (rc == 0 && (util_parse_u64(coord_o_hb, 10, 60000, &c->heartbeat_ms) ||
+                    util_parse_u64(coord_o_timeout, 50, 3600000, &c->timeout_ms)))
+        rc = err_set(&e, -EINVAL, "--heartbeat-ms and --worker-timeout-ms take milliseconds");
+    if (rc == 0 && (!colon || (size_t)(colon - coord_o_listen) >= sizeof host || util_parse_u64(colon + 1, 0, 65535, &port)))
+        rc = err_set(&e, -EINVAL, "--listen: expected HOST:PORT");
+    free(pos);
+    if (rc) {
+        fprintf(stderr, "tally coordinator: %s\n", e.msg);
+        free(c);
+        return CLI_USAGE;
+    }
+    log_set_level(lvl);
+    log_set_process("coordinator");
+    snprintf(host, sizeof host, "%.*s", (int)(colon - coord_o_listen), coord_o_listen);
+    if (http_read_token_file(coord_o_token, &c->token, &e) != 0) {
+        fprintf(stderr, "tally coordinator: %s\n", e.msg);
+        free(c);
+        return CLI_FAILED;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->work_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (http_server_start(&c->srv, host, (uint16_t)port, c->token, COORD_MAX_BODY, coord_http, c, &e) != 0) {
+        fprintf(stderr, "tally coordinator: %s\n", e.msg);
+        free(c->token);
+        free(c);
+        return CLI_FAILED;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = coord_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    log_info("listening on %s:%u (heartbeat %" PRIu64 " ms, worker timeout %" PRIu64 " ms)", host,
+             http_server_port(c->srv), c->heartbeat_ms, c->timeout_ms);
+    printf("coordinator listening on %s:%u\n", host, http_server_port(c->srv));
+    fflush(stdout);
+    uint64_t tick = c->heartbeat_ms / 4 < 50 ? c->heartbeat_ms / 4 : 50;
+    if (tick < 5) tick = 5;
+    while (!coord_stop) {
+        usleep((useconds_t)(tick * 1000));
+        coord_tick(c);
+    }
+    log_info("stopping");
+    pthread_mutex_lock(&c->lock);
+    pthread_cond_broadcast(&c->work_cv);
+    pthread_mutex_unlock(&c->lock);
+    http_server_stop(c->srv);
+    while (c->jobs) {
+        coord_job *j = c->jobs;
+        c->jobs = j->next;
+        if (!j->finished) output_abort(&j->out);
+        coord_job_free(j);
+    }
+    free(c->token);
+    free(c);
+    return 0;
+}

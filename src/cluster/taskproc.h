@@ -1,0 +1,12 @@
+/* taskproc.h - the child-process side of a worker's attempt (`tally __task`). */
+#ifndef TALLY_TASKPROC_H
+#define TALLY_TASKPROC_H
+
+#include <jansson.h>
+
+int taskproc_main(int argc, char **argv);
+/* Runs the attempt described by `assignment`, writes the result JSON to result_path; returns
+ * the exit code for the child process. */
+int taskproc_run(json_t *assignment, const char *result_path);
+
+#endif

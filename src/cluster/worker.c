@@ -1,0 +1,538 @@
+/* worker.c - `tally worker`: heartbeats to the coordinator, runs attempts in child processes,
+ * serves its map outputs to reducers.
+ *
+ * Threads: the main thread runs the heartbeat loop (a long poll: the coordinator answers at
+ * once when it has work, else after about one heartbeat interval); each running attempt has a
+ * thread that forks a child for it (cluster/taskproc.c), waits and reports the result at once, so a finished
+ * task frees its slot without waiting for the next heartbeat; libmicrohttpd's threads serve
+ * shuffle and metrics requests. `lock` protects the attempt list and the counters.
+ */
+#include "cluster/worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/opts.h"
+#include "cluster/taskproc.h"
+#include "cluster/wire.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "data/ifile.h"
+#include "net/http.h"
+
+typedef struct worker_attempt {
+    char job[64];
+    uint32_t attempt;
+    pid_t pid;
+    json_t *assignment;
+    struct worker *w;
+    struct worker_attempt *next;
+} worker_attempt;
+
+typedef struct worker {
+    const char *coordinator, *name, *listen, *work_dir, *fail_mode;
+    char *token;
+    char address[160];
+    char incarnation[40];
+    uint32_t slots;
+    uint64_t heartbeat_ms;
+    uint64_t fail_after;
+    double chaos_crash, chaos_delay;
+    uint64_t chaos_max_delay_ms;
+    uint64_t rng;
+    http_server *srv;
+    pthread_mutex_t lock;   /* protects everything below */
+    worker_attempt *attempts;
+    uint64_t started, succeeded, failed, shuffle_bytes, shuffle_requests;
+} worker;
+
+static volatile sig_atomic_t worker_stop;
+
+static void worker_on_signal(int sig)
+{
+    (void)sig;
+    worker_stop = 1;
+}
+
+static double worker_rand(worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    uint64_t z = (w->rng += 0x9E3779B97F4A7C15ull);
+    pthread_mutex_unlock(&w->lock);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (double)(z >> 11) / 9007199254740992.0;
+}
+
+/* Job ids come from the network: only [A-Za-z0-9_-] may become a path component. */
+static int worker_valid_id(const char *s)
+{
+    if (!s || !*s || strlen(s) > 48) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+/* ---- Shuffle and metrics server ---------------------------------------------------------- */
+
+static void worker_shuffle(worker *w, const http_request *req, http_response *resp)
+{
+    const char *job = http_request_query(req, "job"), *map = http_request_query(req, "map"),
+               *part = http_request_query(req, "part"), *meta = http_request_query(req, "meta");
+    uint64_t m, p;
+    if (!worker_valid_id(job) || !map || !part || util_parse_u64(map, 0, 1000000, &m) ||
+        util_parse_u64(part, 0, 100000, &p)) {
+        http_respond_error(resp, 400, "need job=ID, map=N and part=N");
+        return;
+    }
+    char *path = xasprintf("%s/%s/map-%05llu.out", w->work_dir, job, (unsigned long long)m);
+    ifile_part *parts = NULL;
+    uint32_t np = 0;
+    int iv;
+    struct err e = {0};
+    if (ifile_read_index(path, &parts, &np, &iv, &e) != 0) {
+        http_respond_error(resp, 404, "no such map output on this worker");
+        free(path);
+        return;
+    }
+    if (p >= np) {
+        http_respond_error(resp, 400, "partition out of range");
+    } else if (meta) {
+        http_respond_json(resp, 200, "{\"length\":%" PRIu64 ",\"crc\":%" PRIu32 ",\"records\":%" PRIu64 "}",
+                          parts[p].length, parts[p].crc, parts[p].records);
+    } else {
+        resp->status = 200;
+        resp->content_type = "application/octet-stream";
+        resp->file_path = path;
+        path = NULL;
+        resp->file_offset = parts[p].offset;
+        resp->file_length = parts[p].length;
+        pthread_mutex_lock(&w->lock);
+        w->shuffle_bytes += parts[p].length;
+        w->shuffle_requests++;
+        pthread_mutex_unlock(&w->lock);
+    }
+    free(parts);
+    free(path);
+}
+
+static void worker_metrics(worker *w, http_response *resp)
+{
+    struct buf b = {0};
+    pthread_mutex_lock(&w->lock);
+    uint64_t running = 0;
+    for (worker_attempt *a = w->attempts; a; a = a->next) running++;
+    buf_appendf(&b, "# HELP tally_worker_attempts_total Task attempts this worker finished, by outcome.\n"
+                    "# TYPE tally_worker_attempts_total counter\n"
+                    "tally_worker_attempts_total{outcome=\"succeeded\"} %" PRIu64 "\n"
+                    "tally_worker_attempts_total{outcome=\"failed\"} %" PRIu64 "\n"
+                    "# HELP tally_worker_attempts_started_total Task attempts this worker started.\n"
+                    "# TYPE tally_worker_attempts_started_total counter\n"
+                    "tally_worker_attempts_started_total %" PRIu64 "\n"
+                    "# HELP tally_worker_running_attempts Task attempts running now.\n"
+                    "# TYPE tally_worker_running_attempts gauge\n"
+                    "tally_worker_running_attempts %" PRIu64 "\n"
+                    "# HELP tally_worker_slots Task slots of this worker.\n"
+                    "# TYPE tally_worker_slots gauge\n"
+                    "tally_worker_slots %u\n"
+                    "# HELP tally_shuffle_served_bytes_total Map output bytes served to reducers.\n"
+                    "# TYPE tally_shuffle_served_bytes_total counter\n"
+                    "tally_shuffle_served_bytes_total %" PRIu64 "\n"
+                    "# HELP tally_shuffle_served_requests_total Map output segments served to reducers.\n"
+                    "# TYPE tally_shuffle_served_requests_total counter\n"
+                    "tally_shuffle_served_requests_total %" PRIu64 "\n",
+                w->succeeded, w->failed, w->started, running, w->slots, w->shuffle_bytes,
+                w->shuffle_requests);
+    pthread_mutex_unlock(&w->lock);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    buf_appendf(&b, "# HELP process_cpu_seconds_total CPU time of the worker process.\n"
+                    "# TYPE process_cpu_seconds_total counter\n"
+                    "process_cpu_seconds_total %.3f\n"
+                    "# HELP process_max_resident_memory_bytes Peak resident memory of the worker process.\n"
+                    "# TYPE process_max_resident_memory_bytes gauge\n"
+                    "process_max_resident_memory_bytes %ld\n",
+                (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+                ru.ru_maxrss * 1024L);
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4";
+    resp->body = b.data;
+    resp->body_len = b.len;
+}
+
+static void worker_http(void *arg, const http_request *req, http_response *resp)
+{
+    worker *w = arg;
+    if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/v1/shuffle") == 0) worker_shuffle(w, req, resp);
+    else if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/metrics") == 0) worker_metrics(w, resp);
+    else if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/healthz") == 0) http_respond_json(resp, 200, "{\"ok\":true}");
+    else http_respond_error(resp, 404, "no such endpoint");
+}
+
+/* ---- Attempts ---------------------------------------------------------------------------- */
+
+static void worker_die(worker *w, const char *why)
+{
+    log_warn("failure injection: %s", why);
+    (void)w;
+    kill(getpid(), SIGKILL);
+}
+
+/* Applies --fail-after-tasks and the chaos knobs at the start of a task. */
+static void worker_inject(worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    uint64_t n = ++w->started;
+    pthread_mutex_unlock(&w->lock);
+    if (w->fail_after && n > w->fail_after) {
+        if (strcmp(w->fail_mode, "exit") == 0) {
+            log_warn("failure injection: exiting after %" PRIu64 " tasks", w->fail_after);
+            _exit(3);
+        }
+        if (strcmp(w->fail_mode, "hang") == 0) {
+            log_warn("failure injection: hanging after %" PRIu64 " tasks", w->fail_after);
+            raise(SIGSTOP);
+        }
+        worker_die(w, "crashing after --fail-after-tasks");
+    }
+    if (w->chaos_crash > 0 && worker_rand(w) < w->chaos_crash) worker_die(w, "chaos crash");
+    if (w->chaos_delay > 0 && worker_rand(w) < w->chaos_delay) {
+        uint64_t ms = (uint64_t)(worker_rand(w) * (double)w->chaos_max_delay_ms);
+        struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void worker_report(worker *w, worker_attempt *a, json_t *result)
+{
+    json_t *body = json_pack("{s:s, s:s, s:s, s:i, s:O}", "name", w->name, "incarnation", w->incarnation,
+                             "job", a->job, "attempt", (int)a->attempt, "result", result);
+    char *s = wire_dump(body);
+    json_decref(body);
+    for (int tries = 0; tries < 20 && !worker_stop; tries++) {
+        int status = 0;
+        char *out = NULL;
+        struct err e = {0};
+        int rc = http_call(w->coordinator, "POST", "/v1/report", w->token, s, 5000, &status, &out, &e);
+        free(out);
+        if (rc == 0 && status < 500) break;
+        log_warn("job=%s attempt=a%u: report failed (%s), retrying", a->job, a->attempt,
+                 rc ? e.msg : "server error");
+        usleep(200000);
+    }
+    free(s);
+}
+
+static void *worker_attempt_thread(void *arg)
+{
+    worker_attempt *a = arg;
+    worker *w = a->w;
+    worker_inject(w);
+    char *jobdir = xasprintf("%s/%s", w->work_dir, a->job);
+    char *rfile = xasprintf("%s/a%u.result", jobdir, a->attempt);
+    struct err e = {0};
+    json_t *result = NULL;
+    json_object_set_new(a->assignment, "work_dir", json_string(jobdir));
+    json_object_set_new(a->assignment, "token", json_string(w->token));
+    int rc = fs_mkdirs(jobdir, &e);
+    if (rc == 0) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* The child: default signal dispositions, then the attempt, then _exit without
+             * running the parent's atexit handlers (libcurl, libmicrohttpd). */
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
+            _exit(taskproc_run(a->assignment, rfile));
+        }
+        if (pid < 0) {
+            rc = err_set(&e, -errno, "cannot fork: %s", strerror(errno));
+        } else {
+            pthread_mutex_lock(&w->lock);
+            a->pid = pid;
+            pthread_mutex_unlock(&w->lock);
+            int st;
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+            }
+            pthread_mutex_lock(&w->lock);
+            a->pid = 0;
+            pthread_mutex_unlock(&w->lock);
+            json_error_t je;
+            result = json_load_file(rfile, 0, &je);
+            if (!result) {
+                if (WIFSIGNALED(st))
+                    err_set(&e, -EINTR, "task process killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+                else
+                    err_set(&e, -EIO, "task process exited with status %d and no result", WEXITSTATUS(st));
+                rc = e.code;
+            }
+        }
+    }
+    if (!result) result = json_pack("{s:b, s:s, s:b}", "ok", 0, "error", e.msg, "fatal", 0);
+    pthread_mutex_lock(&w->lock);
+    if (json_is_true(json_object_get(result, "ok"))) w->succeeded++;
+    else w->failed++;
+    pthread_mutex_unlock(&w->lock);
+    worker_report(w, a, result);
+    json_decref(result);
+    unlink(rfile);
+    free(rfile);
+    free(jobdir);
+    /* Off the list: the slot is free. */
+    pthread_mutex_lock(&w->lock);
+    for (worker_attempt **p = &w->attempts; *p; p = &(*p)->next) {
+        if (*p == a) {
+            *p = a->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    json_decref(a->assignment);
+    free(a);
+    return NULL;
+}
+
+static void worker_start(worker *w, json_t *task)
+{
+    const char *job;
+    uint64_t attempt;
+    struct err e = {0};
+    if (wire_get_str(task, "job", &job, 1, &e) || wire_get_u64(task, "attempt", UINT32_MAX, &attempt, 1, &e) ||
+        !worker_valid_id(job)) {
+        log_warn("ignoring malformed task from the coordinator: %s", e.msg);
+        return;
+    }
+    worker_attempt *a = xcalloc(1, sizeof *a);
+    snprintf(a->job, sizeof a->job, "%s", job);
+    a->attempt = (uint32_t)attempt;
+    a->assignment = json_incref(task);
+    a->w = w;
+    pthread_mutex_lock(&w->lock);
+    a->next = w->attempts;
+    w->attempts = a;
+    pthread_mutex_unlock(&w->lock);
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_create(&t, &at, worker_attempt_thread, a);
+    pthread_attr_destroy(&at);
+}
+
+static void worker_kill(worker *w, const char *job, uint64_t attempt)
+{
+    pthread_mutex_lock(&w->lock);
+    for (worker_attempt *a = w->attempts; a; a = a->next)
+        if (strcmp(a->job, job) == 0 && a->attempt == attempt && a->pid > 0) kill(a->pid, SIGKILL);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- Heartbeat loop ---------------------------------------------------------------------- */
+
+static int worker_heartbeat(worker *w, uint64_t *next_wait)
+{
+    json_t *running = json_array();
+    pthread_mutex_lock(&w->lock);
+    for (worker_attempt *a = w->attempts; a; a = a->next)
+        json_array_append_new(running, json_pack("{s:s, s:i}", "job", a->job, "attempt", (int)a->attempt));
+    pthread_mutex_unlock(&w->lock);
+    json_t *body = json_pack("{s:i, s:s, s:s, s:s, s:i, s:o, s:I}", "version", TALLY_WIRE_VERSION, "name",
+                             w->name, "incarnation", w->incarnation, "address", w->address, "slots",
+                             (int)w->slots, "running", running, "wait_ms", (json_int_t)w->heartbeat_ms);
+    char *s = wire_dump(body);
+    json_decref(body);
+    int status = 0;
+    char *out = NULL;
+    struct err e = {0};
+    int rc = http_call(w->coordinator, "POST", "/v1/heartbeat", w->token, s, (long)w->heartbeat_ms + 5000,
+                       &status, &out, &e);
+    free(s);
+    if (rc == 0 && status != 200) rc = err_set(&e, -EIO, "HTTP %d: %s", status, out ? out : "");
+    json_t *resp = NULL;
+    if (rc == 0) rc = wire_parse_object(out, strlen(out), &resp, &e);
+    free(out);
+    if (rc) {
+        log_warn("heartbeat to %s failed: %s", w->coordinator, e.msg);
+        return rc;
+    }
+    uint64_t hb = w->heartbeat_ms;
+    if (wire_get_u64(resp, "heartbeat_ms", 600000, &hb, 0, &e) == 0 && hb > 0) w->heartbeat_ms = hb;
+    *next_wait = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(resp, "kill"), i, t) {
+        const char *job;
+        uint64_t att;
+        if (wire_get_str(t, "job", &job, 1, &e) == 0 && wire_get_u64(t, "attempt", UINT32_MAX, &att, 1, &e) == 0)
+            worker_kill(w, job, att);
+    }
+    json_array_foreach(json_object_get(resp, "finished_jobs"), i, t) {
+        if (!json_is_string(t) || !worker_valid_id(json_string_value(t))) continue;
+        char *dir = xasprintf("%s/%s", w->work_dir, json_string_value(t));
+        fs_rmtree(dir);
+        free(dir);
+    }
+    json_array_foreach(json_object_get(resp, "tasks"), i, t) worker_start(w, t);
+    json_decref(resp);
+    return 0;
+}
+
+static const char *worker_o_coord, *worker_o_listen, *worker_o_slots, *worker_o_workdir, *worker_o_name,
+    *worker_o_token, *worker_o_fail_after, *worker_o_fail_mode, *worker_o_crash, *worker_o_delay,
+    *worker_o_max_delay, *worker_o_seed, *worker_o_log;
+
+static const cli_opt worker_opts[] = {
+    {"coordinator", 0, "HOST:PORT", "TALLY_COORDINATOR", "127.0.0.1:7070", "coordinator address", &worker_o_coord},
+    {"listen", 0, "HOST:PORT", "TALLY_LISTEN", "127.0.0.1:0", "shuffle/metrics address (port 0: any free)", &worker_o_listen},
+    {"slots", 0, "N", "TALLY_SLOTS", NULL, "parallel attempts (default: number of CPUs)", &worker_o_slots},
+    {"work-dir", 0, "DIR", "TALLY_WORK_DIR", NULL, "map outputs and scratch (default $TMPDIR/tally-worker-NAME)", &worker_o_workdir},
+    {"name", 0, "NAME", "TALLY_NAME", NULL, "worker name (default: host name and pid)", &worker_o_name},
+    {"token-file", 0, "FILE", "TALLY_TOKEN_FILE", NULL, "file holding the shared secret (required)", &worker_o_token},
+    {"fail-after-tasks", 0, "N", "TALLY_FAIL_AFTER_TASKS", NULL, "failure injection: fail when task N+1 starts", &worker_o_fail_after},
+    {"fail-mode", 0, "MODE", "TALLY_FAIL_MODE", "crash", "crash, hang or exit", &worker_o_fail_mode},
+    {"chaos-crash", 0, "P", "TALLY_CHAOS_CRASH", NULL, "die (as if SIGKILLed) at a task start with probability P", &worker_o_crash},
+    {"chaos-delay", 0, "P", "TALLY_CHAOS_DELAY", NULL, "sleep before a task with probability P", &worker_o_delay},
+    {"chaos-max-delay-ms", 0, "MS", "TALLY_CHAOS_MAX_DELAY_MS", "1000", "longest chaos sleep", &worker_o_max_delay},
+    {"chaos-seed", 0, "S", "TALLY_CHAOS_SEED", NULL, "seed of the chaos choices (default: random)", &worker_o_seed},
+    {"log-level", 0, "LEVEL", "TALLY_LOG_LEVEL", "info", "debug, info, warn, error", &worker_o_log},
+};
+
+static int worker_prob(const char *s, double *out, const char *what, struct err *e)
+{
+    if (!s) return 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || v < 0 || v > 1) return err_set(e, -EINVAL, "--%s: expected a probability from 0 to 1, got '%s'", what, s);
+    *out = v;
+    return 0;
+}
+
+int worker_main(int argc, char **argv)
+{
+    char **pos = NULL;
+    size_t npos = 0;
+    struct err e = {0};
+    worker w;
+    memset(&w, 0, sizeof w);
+    int rc = cli_opts_parse(worker_opts, sizeof worker_opts / sizeof worker_opts[0], argc, argv, &pos, &npos, &e);
+    if (rc == 1) {
+        cli_opts_usage(stdout, "usage: tally worker --coordinator HOST:PORT --token-file FILE [options]", worker_opts,
+                       sizeof worker_opts / sizeof worker_opts[0]);
+        free(pos);
+        return 0;
+    }
+    uint64_t v;
+    log_level lvl;
+    if (rc == 0 && npos) rc = err_set(&e, -EINVAL, "unexpected argument '%s'", pos[0]);
+    if (rc == 0 && log_parse_level(worker_o_log, &lvl)) rc = err_set(&e, -EINVAL, "--log-level: bad level '%s'", worker_o_log);
+    if (rc == 0) log_set_level(lvl);
+    if (rc == 0 && !worker_o_token) rc = err_set(&e, -EINVAL, "--token-file is required (every request is authenticated)");
+    w.slots = (uint32_t)util_ncpus();
+    if (rc == 0 && worker_o_slots) {
+        if (util_parse_u64(worker_o_slots, 1, 256, &v)) rc = err_set(&e, -EINVAL, "--slots: expected 1..256");
+        else w.slots = (uint32_t)v;
+    }
+    if (rc == 0 && worker_o_fail_after && util_parse_u64(worker_o_fail_after, 0, UINT32_MAX, &w.fail_after))
+        rc = err_set(&e, -EINVAL, "--fail-after-tasks: expected a number");
+    if (rc == 0 && strcmp(worker_o_fail_mode, "crash") && strcmp(worker_o_fail_mode, "hang") && strcmp(worker_o_fail_mode, "exit"))
+        rc = err_set(&e, -EINVAL, "--fail-mode: expected crash, hang or exit");
+    if (rc == 0) rc = worker_prob(worker_o_crash, &w.chaos_crash, "chaos-crash", &e);
+    if (rc == 0) rc = worker_prob(worker_o_delay, &w.chaos_delay, "chaos-delay", &e);
+    if (rc == 0 && util_parse_u64(worker_o_max_delay, 0, 3600000, &w.chaos_max_delay_ms))
+        rc = err_set(&e, -EINVAL, "--chaos-max-delay-ms: expected milliseconds");
+    if (rc) {
+        fprintf(stderr, "tally worker: %s\n", e.msg);
+        free(pos);
+        return CLI_USAGE;
+    }
+    free(pos);
+    if (http_read_token_file(worker_o_token, &w.token, &e) != 0) {
+        fprintf(stderr, "tally worker: %s\n", e.msg);
+        return CLI_FAILED;
+    }
+    char host[128] = "";
+    gethostname(host, sizeof host - 1);
+    char defname[200];
+    snprintf(defname, sizeof defname, "%s-%d", host, (int)getpid());
+    w.name = worker_o_name ? worker_o_name : defname;
+    char *defdir = xasprintf("%s/tally-worker-%s", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", w.name);
+    w.work_dir = worker_o_workdir ? worker_o_workdir : defdir;
+    w.coordinator = worker_o_coord;
+    w.fail_mode = worker_o_fail_mode;
+    w.heartbeat_ms = 250;
+    uint64_t rnd[2] = {0, 0};
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) rnd[0] = time_wall_ms() ^ (uint64_t)getpid();
+    snprintf(w.incarnation, sizeof w.incarnation, "%016" PRIx64, rnd[0]);
+    w.rng = worker_o_seed ? strtoull(worker_o_seed, NULL, 10) : rnd[1];
+    pthread_mutex_init(&w.lock, NULL);
+    log_set_process("worker");
+    char ctx[96];
+    snprintf(ctx, sizeof ctx, "worker=%s", w.name);
+    log_set_context(ctx);
+
+    /* A new incarnation starts clean: what an earlier one left is lost by definition. */
+    fs_rmtree(w.work_dir);
+    if (fs_mkdirs(w.work_dir, &e) != 0) {
+        fprintf(stderr, "tally worker: work dir: %s\n", e.msg);
+        return CLI_FAILED;
+    }
+    char lhost[128];
+    uint64_t lport = 0;
+    const char *colon = strrchr(worker_o_listen, ':');
+    if (!colon || (size_t)(colon - worker_o_listen) >= sizeof lhost || util_parse_u64(colon + 1, 0, 65535, &lport)) {
+        fprintf(stderr, "tally worker: --listen: expected HOST:PORT\n");
+        return CLI_USAGE;
+    }
+    snprintf(lhost, sizeof lhost, "%.*s", (int)(colon - worker_o_listen), worker_o_listen);
+    if (http_server_start(&w.srv, lhost, (uint16_t)lport, w.token, 64 * 1024, worker_http, &w, &e) != 0) {
+        fprintf(stderr, "tally worker: %s\n", e.msg);
+        return CLI_FAILED;
+    }
+    snprintf(w.address, sizeof w.address, "%s:%u", strcmp(lhost, "0.0.0.0") == 0 ? host : lhost,
+             http_server_port(w.srv));
+    struct sigaction sa = {0};
+    sa.sa_handler = worker_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    log_info("listening on %s, coordinator %s, %u slots, work dir %s", w.address, w.coordinator, w.slots, w.work_dir);
+    printf("worker %s listening on %s\n", w.name, w.address);
+    fflush(stdout);
+
+    uint64_t backoff = 100;
+    while (!worker_stop) {
+        uint64_t wait = 0;
+        if (worker_heartbeat(&w, &wait) != 0) {
+            usleep((useconds_t)(backoff * 1000));
+            if (backoff < 2000) backoff *= 2;
+        } else {
+            backoff = 100;
+        }
+    }
+    log_info("stopping");
+    pthread_mutex_lock(&w.lock);
+    for (worker_attempt *a = w.attempts; a; a = a->next)
+        if (a->pid > 0) kill(a->pid, SIGKILL);
+    pthread_mutex_unlock(&w.lock);
+    http_server_stop(w.srv);
+    fs_rmtree(w.work_dir);
+    free(defdir);
+    free(w.token);
+    return 0;
+}
