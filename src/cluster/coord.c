@@ -59,6 +59,7 @@ typedef struct coord_job {
     input_set inputs;
     output out;
     sched_job *sj;
+    json_t *crashes;          /* map index -> [{"file","offset","count"}]: records that crashed attempts */
     int finished;             /* output committed or rolled back */
     uint64_t finished_mono;
     struct coord_job *next;
@@ -175,6 +176,7 @@ static void coord_job_free(coord_job *j)
     sched_job_free(j->sj);
     if (j->job) ctx_job_close(j->job, j->handle, j->state);
     json_decref(j->spec_json);
+    json_decref(j->crashes);
     jobspec_free(&j->spec);
     free(j);
 }
@@ -232,6 +234,17 @@ static json_t *coord_task_json(coord *c, coord_job *j, uint32_t id)
                           t->phase == SCHED_MAP ? "map" : "reduce", "index", (int)t->index, "spec", j->spec_json);
     if (t->phase == SCHED_MAP) {
         json_object_set_new(o, "split", wire_split_encode(&j->inputs, t->index));
+        /* Records that crashed two attempts are skipped from now on (MapReduce paper, 4.6). */
+        char key[16];
+        snprintf(key, sizeof key, "%u", t->index);
+        json_t *skip = json_array();
+        size_t i;
+        json_t *cr;
+        json_array_foreach(json_object_get(j->crashes, key), i, cr)
+            if (json_integer_value(json_object_get(cr, "count")) >= 2)
+                json_array_append_new(skip, json_pack("{s:O, s:O}", "file", json_object_get(cr, "file"), "offset",
+                                                      json_object_get(cr, "offset")));
+        json_object_set_new(o, "skip", skip);
     } else {
         json_t *maps = json_array();
         for (uint32_t m = 0; m < j->sj->nmaps; m++) {
@@ -437,6 +450,25 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
                 sched_map_lost(sj, (uint32_t)m);
             }
         } else {
+            json_t *crash = json_object_get(res, "crash");
+            if (t->phase == SCHED_MAP && json_is_object(crash) && json_is_string(json_object_get(crash, "file")) &&
+                json_is_integer(json_object_get(crash, "offset"))) {
+                char key[16];
+                snprintf(key, sizeof key, "%u", t->index);
+                if (!j->crashes) j->crashes = json_object();
+                json_t *list = json_object_get(j->crashes, key);
+                if (!list) json_object_set_new(j->crashes, key, list = json_array());
+                json_t *hit = NULL, *cr;
+                size_t i;
+                json_array_foreach(list, i, cr)
+                    if (json_equal(json_object_get(cr, "file"), json_object_get(crash, "file")) &&
+                        json_equal(json_object_get(cr, "offset"), json_object_get(crash, "offset")))
+                        hit = cr;
+                if (hit) json_object_set_new(hit, "count", json_integer(json_integer_value(json_object_get(hit, "count")) + 1));
+                else if (json_array_size(list) < 64)
+                    json_array_append_new(list, json_pack("{s:O, s:O, s:i}", "file", json_object_get(crash, "file"), "offset",
+                                                          json_object_get(crash, "offset"), "count", 1));
+            }
             log_warn("job=%s attempt=a%u worker=%s failed: %s", j->id, a->id, name, error ? error : "");
             sched_attempt_failed(sj, a->id, error && *error ? error : "failed", fatal, now);
         }

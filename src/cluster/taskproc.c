@@ -101,12 +101,12 @@ int taskproc_main(int argc, char **argv)
         fprintf(stderr, "tally __task: %s: %s\n", argv[1], je.text);
         return CLI_FAILED;
     }
-    int rc = taskproc_run(a, argv[2]);
+    int rc = taskproc_run(a, argv[2], NULL);
     json_decref(a);
     return rc;
 }
 
-int taskproc_run(json_t *a, const char *result_path)
+int taskproc_run(json_t *a, const char *result_path, task_where *where)
 {
     ifile_fault_init();
     struct err e = {0};
@@ -136,10 +136,21 @@ int taskproc_run(json_t *a, const char *result_path)
         res.fatal = 1;
         goto done;
     }
-    task_env env = {.spec = &spec, .job = job, .state = state, .work_dir = work_dir};
+    task_env env = {.spec = &spec, .job = job, .state = state, .work_dir = work_dir, .where = where};
+    task_skip skips[64];
     if (strcmp(phase, "map") == 0) {
         if ((rc = wire_split_decode(json_object_get(a, "split"), &split, &e))) goto done;
         env.inputs = &split;
+        size_t i;
+        json_t *sk;
+        json_array_foreach(json_object_get(a, "skip"), i, sk) {
+            const char *path;
+            uint64_t off;
+            if (env.nskip < 64 && wire_get_str(sk, "file", &path, 1, &e) == 0 &&
+                wire_get_u64(sk, "offset", UINT64_MAX >> 1, &off, 1, &e) == 0)
+                skips[env.nskip++] = (task_skip){.path = path, .offset = off};
+        }
+        env.skip = skips;
         rc = task_run_map(&env, &split.splits[0], (uint32_t)index, (uint32_t)attempt, NULL, &res);
         if (rc) e = res.err;
     } else {

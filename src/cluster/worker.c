@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -251,6 +252,10 @@ static void *worker_attempt_thread(void *arg)
     json_object_set_new(a->assignment, "work_dir", json_string(jobdir));
     json_object_set_new(a->assignment, "token", json_string(w->token));
     int rc = fs_mkdirs(jobdir, &e);
+    /* Shared with the child: which record its map() call is on, to name it if it crashes. */
+    task_where *where = mmap(NULL, sizeof *where, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (where == MAP_FAILED) where = NULL;
+    if (where) where->file = UINT32_MAX;
     if (rc == 0) {
         pid_t pid = fork();
         if (pid == 0) {
@@ -258,7 +263,7 @@ static void *worker_attempt_thread(void *arg)
              * running the parent's atexit handlers (libcurl, libmicrohttpd). */
             signal(SIGINT, SIG_DFL);
             signal(SIGTERM, SIG_DFL);
-            _exit(taskproc_run(a->assignment, rfile));
+            _exit(taskproc_run(a->assignment, rfile, where));
         }
         if (pid < 0) {
             rc = err_set(&e, -errno, "cannot fork: %s", strerror(errno));
@@ -280,9 +285,18 @@ static void *worker_attempt_thread(void *arg)
                 else
                     err_set(&e, -EIO, "task process exited with status %d and no result", WEXITSTATUS(st));
                 rc = e.code;
+                json_t *files = json_object_get(json_object_get(a->assignment, "split"), "files");
+                json_t *file = where && where->file != UINT32_MAX ? json_array_get(files, where->file) : NULL;
+                const char *path = file ? json_string_value(json_object_get(file, "path")) : NULL;
+                if (path) {
+                    err_prefix(&e, "%s: offset %" PRIu64 ": ", path, where->offset);
+                    result = json_pack("{s:b, s:s, s:b, s:{s:s, s:I}}", "ok", 0, "error", e.msg, "fatal", 0, "crash",
+                                       "file", path, "offset", (json_int_t)where->offset);
+                }
             }
         }
     }
+    if (where) munmap(where, sizeof *where);
     if (!result) result = json_pack("{s:b, s:s, s:b}", "ok", 0, "error", e.msg, "fatal", 0);
     pthread_mutex_lock(&w->lock);
     if (json_is_true(json_object_get(result, "ok"))) w->succeeded++;

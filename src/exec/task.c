@@ -316,6 +316,13 @@ static int task_merge_all(map_state *ms, const char *final_path)
     return rc;
 }
 
+static int task_should_skip(const task_env *env, const char *path, uint64_t off)
+{
+    for (size_t i = 0; i < env->nskip; i++)
+        if (env->skip[i].offset == off && strcmp(env->skip[i].path, path) == 0) return 1;
+    return 0;
+}
+
 static int task_map_split(map_state *ms, const input_split *split, tally_ctx *ctx,
                           _Atomic uint64_t *progress)
 {
@@ -359,7 +366,17 @@ static int task_map_split(map_state *ms, const input_split *split, tally_ctx *ct
                 }
                 fields_cache_reset(fc, f->format, reader_header(r), data, len);
             }
+            if (env->nskip && task_should_skip(env, f->path, off)) {
+                rc = tally_skip(ctx, &rec, "skipped: crashed the job in earlier attempts");
+                if (rc) break;
+                continue;
+            }
+            if (env->where) {
+                env->where->file = seg->file;
+                env->where->offset = off;
+            }
             rc = env->job->map(ctx, &rec);
+            if (env->where) env->where->file = UINT32_MAX;
             if (rc) break;
             if ((++n & 255) == 0) {
                 if (progress) atomic_store(progress, done_bytes + reader_progress(r));

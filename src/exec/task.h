@@ -29,7 +29,24 @@ typedef struct task_env {
     const char *work_dir;       /* where this process keeps intermediate files */
     const char *out_tmp;        /* OUT/_temporary: committed part files wait here */
     volatile int *cancel;       /* set to stop attempts early (Ctrl-C, job cancelled) */
+    /* Bad-record skipping (Google MapReduce section 4.6), used by cluster workers: before each
+     * map() call the task notes the record in `where` (shared memory the worker reads if the
+     * task process dies), and records listed in `skip` (those that crashed attempts before)
+     * are skipped and counted instead of being given to the job. Both may be NULL. */
+    struct task_where *where;
+    const struct task_skip *skip;
+    size_t nskip;
 } task_env;
+
+typedef struct task_where {
+    volatile uint32_t file;     /* index into inputs->files, UINT32_MAX when not in map() */
+    volatile uint64_t offset;
+} task_where;
+
+typedef struct task_skip {
+    const char *path;
+    uint64_t offset;
+} task_skip;
 
 typedef struct task_result {
     counters counters;
