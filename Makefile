@@ -26,7 +26,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(wildcard examples/*
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/*.c))
 BENCHBIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all demo test test-plain test-asan bench clean format
+.PHONY: all demo test test-plain test-asan bench clean format fuzz
 all: $(BUILD)/tally $(EXAMPLES)
 
 $(BUILD)/tally: $(OBJ)
@@ -42,7 +42,7 @@ $(BUILD)/examples/%.so: examples/%.c include/tally/tally.h
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIBOBJ)
 	@mkdir -p $(dir $@) $(BUILD)/obj/tests
-	$(CC) $(ALL_CFLAGS) -MF $(BUILD)/obj/tests/$*.d -Wno-missing-prototypes -o $@ $^ $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -MF $(BUILD)/obj/tests/$*.d -Wno-missing-prototypes -o $@ $(filter %.c %.o,$^) $(LIBS) -lcmocka
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
@@ -66,10 +66,20 @@ test-plain: all units
 bench: all $(BENCHBIN)
 	./bench/run.sh $(BUILD)
 
+# libFuzzer targets (clang): every decoder of bytes from outside. FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 20
+fuzz:
+	$(MAKE) --no-print-directory CC=clang BUILD=build-fuzz OPT=-O1 \
+	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" $(SRC:%.c=build-fuzz/obj/%.o)
+	clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -O1 -g -fsanitize=fuzzer,address,undefined \
+	    -o build-fuzz/fuzz_wire fuzz/fuzz_wire.c $(filter-out build-fuzz/obj/src/cli/main.o,$(SRC:%.c=build-fuzz/obj/%.o)) $(LIBS)
+	mkdir -p build-fuzz/corpus && cp -n fuzz/seeds/* build-fuzz/corpus/ 2>/dev/null || true
+	./build-fuzz/fuzz_wire -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus
+
 format:
 	clang-format -i $(SRC) $(wildcard src/*/*.h include/tally/*.h)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-clang build-fuzz
 
 -include $(OBJ:.o=.d) $(wildcard $(BUILD)/obj/tests/*.d)

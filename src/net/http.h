@@ -30,8 +30,9 @@ typedef struct http_request {
 /* Returns the value of query parameter `name`, or NULL. Valid during the handler call. */
 const char *http_request_query(const http_request *req, const char *name);
 
-/* What a handler answers: either a body in memory (copied by the server, freed by the
- * caller) or a byte range of a file streamed without loading it (the server opens it). */
+/* What a handler answers: either a body in memory or a byte range of a file streamed without
+ * loading it (the server opens it). The server takes ownership of `body` and `file_path` (both
+ * malloc'd) when the handler returns; handlers must not free them. */
 typedef struct http_response {
     int status;              /* 200, 400, 404, ... */
     const char *content_type;/* default "application/json" */
