@@ -26,7 +26,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(wildcard examples/*
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/*.c))
 BENCHBIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all demo test test-plain test-asan bench clean format fuzz
+.PHONY: all demo test test-plain test-asan bench bench-cluster clean format fuzz
 all: $(BUILD)/tally $(EXAMPLES)
 
 $(BUILD)/tally: $(OBJ)
@@ -65,6 +65,10 @@ test-plain: all units
 
 bench: all $(BENCHBIN)
 	./bench/run.sh $(BUILD)
+	./bench/cluster.sh $(BUILD)
+
+bench-cluster: all
+	./bench/cluster.sh $(BUILD)
 
 # libFuzzer targets (clang): every decoder of bytes from outside. FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 20
