@@ -67,10 +67,12 @@ start_coordinator --worker-timeout-ms 1000
 "$T" gen text --size 8M --seed 5 -o "$WORK/text.txt" > /dev/null
 : > "$WORK/recovery.txt"
 declare -A WPID
+# Two map tasks on three one-slot workers: a worker is always free to take over, so the
+# figure is detection plus reassignment, not waiting for a slot.
 for i in 1 2 3; do WPID[w$i]=$(start_worker w$i --slots 1 --chaos-delay 1 --chaos-max-delay-ms 3000 --chaos-seed $i); PIDS+=(${WPID[w$i]}); done
 wait_alive 3
 for k in $(seq "$KILLS"); do
-    id=$("$T" submit --detach wordcount -m 6 -r 1 --overwrite -o "$WORK/out-rec" "$WORK/text.txt")
+    id=$("$T" submit --detach wordcount -m 2 -r 1 --overwrite -o "$WORK/out-rec" "$WORK/text.txt")
     # Wait until some attempt runs, then kill its worker and time until its task runs elsewhere.
     victim=""
     for _ in $(seq 400); do

@@ -17,10 +17,10 @@
 typedef struct client {
     const char *coordinator;
     char *token;
-    int detach, json;
+    int detach, json, quiet;
 } client;
 
-/* Takes --coordinator, --token-file, --detach and --json out of argv (also from the
+/* Takes --coordinator, --token-file, --detach, --json and --quiet out of argv (also from the
  * environment: TALLY_COORDINATOR, TALLY_TOKEN_FILE), leaving the rest in order. */
 static int client_args(int *argc, char **argv, client *cl, struct err *e)
 {
@@ -40,6 +40,8 @@ static int client_args(int *argc, char **argv, client *cl, struct err *e)
             cl->detach = 1;
         } else if (strcmp(a, "--json") == 0) {
             cl->json = 1;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            cl->quiet = 1;
         } else {
             argv[n++] = argv[i];
         }
@@ -150,7 +152,7 @@ int coord_submit_main(int argc, char **argv)
         rc = 0;
         goto done;
     }
-    int tty = !quiet && isatty(STDOUT_FILENO);
+    int tty = !quiet && !cl.quiet && isatty(STDOUT_FILENO);
     uint64_t t0 = time_mono_ms(), fails = 0;
     for (;;) {
         json_t *job = NULL;
