@@ -1,0 +1,691 @@
+/* test_sched.c - unit tests for the job, task and attempt state machines (src/exec/sched.c),
+ * driven by hand with explicit times, as the coordinator and `tally run` drive them. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec/counters.h"
+#include "exec/sched.h"
+
+#define MAPS (1u << SCHED_MAP)
+#define REDUCES (1u << SCHED_REDUCE)
+#define ANY (MAPS | REDUCES)
+
+/* ---- Helpers ----------------------------------------------------------------------------- */
+
+static sched_job *started(uint32_t nmaps, uint32_t nreduces, uint32_t max_attempts)
+{
+    sched_job *j = sched_job_new(nmaps, nreduces, max_attempts, 100);
+    assert_non_null(j);
+    assert_int_equal(j->state, SCHED_JOB_QUEUED);
+    sched_job_start(j, 200);
+    return j;
+}
+
+/* Assigns one attempt and checks it is of the expected phase and task index. */
+static uint32_t assign(sched_job *j, unsigned mask, sched_phase phase, uint32_t index, uint64_t now)
+{
+    int64_t a = sched_assign(j, "w1", mask, now);
+    if (a < 0) fail_msg("nothing assigned, expected %s %u", phase == SCHED_MAP ? "map" : "reduce", index);
+    const sched_attempt *at = &j->attempts[a];
+    const sched_task *t = &j->tasks[at->task];
+    if (t->phase != phase || t->index != index)
+        fail_msg("assigned %s %u, expected %s %u", t->phase == SCHED_MAP ? "map" : "reduce",
+                 t->index, phase == SCHED_MAP ? "map" : "reduce", index);
+    assert_int_equal(at->state, SCHED_ATTEMPT_RUNNING);
+    assert_int_equal(at->start_ms, now);
+    assert_int_equal(t->state, SCHED_TASK_RUNNING);
+    return (uint32_t)a;
+}
+
+static const sched_task *task_of(const sched_job *j, uint32_t attempt)
+{
+    return &j->tasks[j->attempts[attempt].task];
+}
+
+/* A counter set with input_records = n and a job counter "seen" = n. */
+static counters *with_records(counters *c, int64_t n)
+{
+    counters_init(c);
+    c->v[CNT_INPUT_RECORDS] = n;
+    counters_add_user(c, "seen", n);
+    return c;
+}
+
+static int64_t user_counter(const counters *c, const char *name)
+{
+    for (size_t i = 0; i < c->nuser; i++)
+        if (strcmp(c->user[i].name, name) == 0) return c->user[i].value;
+    return 0;
+}
+
+/* Succeeds an attempt with `n` records; asserts it was taken. */
+static void succeed(sched_job *j, uint32_t a, int64_t n, uint64_t now)
+{
+    counters c;
+    assert_int_equal(sched_attempt_succeeded(j, a, with_records(&c, n), now), 1);
+    counters_free(&c);
+    assert_int_equal(j->attempts[a].state, SCHED_ATTEMPT_SUCCEEDED);
+    assert_int_equal(j->attempts[a].end_ms, now);
+    assert_int_equal(task_of(j, a)->state, SCHED_TASK_SUCCEEDED);
+    assert_int_equal(task_of(j, a)->committed, a);
+}
+
+/* ---- Order of phases --------------------------------------------------------------------- */
+
+static void test_maps_before_reduces(void **state)
+{
+    (void)state;
+    sched_job *j = sched_job_new(3, 2, 4, 100);
+    /* Nothing runs before the job starts. */
+    assert_int_equal(sched_assign(j, "w", ANY, 150), -1);
+    sched_job_start(j, 200);
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+    assert_int_equal(j->start_ms, 200);
+    assert_int_equal(j->submit_ms, 100);
+
+    /* Maps in order; no reduce while any map is pending or running. */
+    uint32_t m0 = assign(j, ANY, SCHED_MAP, 0, 210);
+    uint32_t m1 = assign(j, ANY, SCHED_MAP, 1, 211);
+    assert_int_equal(sched_assign(j, "w", REDUCES, 212), -1);
+    uint32_t m2 = assign(j, ANY, SCHED_MAP, 2, 213);
+    assert_int_equal(sched_assign(j, "w", ANY, 214), -1);
+    succeed(j, m0, 10, 220);
+    succeed(j, m2, 30, 221);
+    assert_int_equal(j->maps_done, 2);
+    /* Two of three maps done is not enough. */
+    assert_int_equal(sched_assign(j, "w", ANY, 222), -1);
+    succeed(j, m1, 20, 223);
+    assert_int_equal(j->maps_done, 3);
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+
+    /* A worker that only takes maps gets nothing now. */
+    assert_int_equal(sched_assign(j, "w", MAPS, 224), -1);
+    uint32_t r0 = assign(j, ANY, SCHED_REDUCE, 0, 225);
+    uint32_t r1 = assign(j, REDUCES, SCHED_REDUCE, 1, 226);
+    assert_int_equal(sched_assign(j, "w", ANY, 227), -1);
+    succeed(j, r1, 5, 230);
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+    assert_false(sched_job_done(j));
+    succeed(j, r0, 6, 240);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+    assert_true(sched_job_done(j));
+    assert_int_equal(j->end_ms, 240);
+    assert_int_equal(j->reduces_done, 2);
+    assert_int_equal(sched_assign(j, "w", ANY, 250), -1);
+    sched_job_free(j);
+}
+
+static void test_degenerate_jobs(void **state)
+{
+    (void)state;
+    /* No tasks at all: done as soon as it starts. */
+    sched_job *j = started(0, 0, 1);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+    assert_int_equal(j->end_ms, 200);
+    sched_job_free(j);
+
+    /* Map-only: the last map commits the job. */
+    j = started(2, 0, 1);
+    uint32_t a = assign(j, ANY, SCHED_MAP, 0, 300);
+    uint32_t b = assign(j, ANY, SCHED_MAP, 1, 300);
+    assert_int_equal(sched_assign(j, "w", ANY, 301), -1);
+    succeed(j, a, 1, 310);
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+    succeed(j, b, 1, 320);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+    sched_job_free(j);
+
+    /* Reduce-only: reduces run at once. */
+    j = started(0, 1, 1);
+    a = assign(j, ANY, SCHED_REDUCE, 0, 300);
+    succeed(j, a, 1, 310);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+    sched_job_free(j);
+
+    /* max_attempts 0 is taken as 1. */
+    j = sched_job_new(1, 0, 0, 0);
+    assert_int_equal(j->max_attempts, 1);
+    sched_job_free(j);
+}
+
+static void test_attempt_ids_unique(void **state)
+{
+    (void)state;
+    /* Many attempts (past the initial capacity of the attempt array), with failures and
+     * kills: ids are 0, 1, 2, ... and index the attempts array. */
+    sched_job *j = started(100, 10, 1000);
+    char *seen = calloc(1000, 1);
+    uint64_t now = 1000;
+    uint32_t count = 0;
+    while (!sched_job_done(j)) {
+        int64_t a = sched_assign(j, "w", ANY, ++now);
+        assert_true(a >= 0);
+        assert_true(a < 1000);
+        assert_false(seen[a]);
+        seen[a] = 1;
+        assert_int_equal(a, count);
+        assert_int_equal(j->attempts[a].id, a);
+        assert_string_equal(j->attempts[a].worker, "w");
+        count++;
+        if (count % 3 == 0) {
+            assert_int_equal(sched_attempt_failed(j, (uint32_t)a, "flaky", 0, ++now), 1);
+        } else if (count % 5 == 0) {
+            assert_int_equal(sched_attempt_killed(j, (uint32_t)a, "lost", ++now), 1);
+        } else {
+            assert_int_equal(sched_attempt_succeeded(j, (uint32_t)a, NULL, ++now), 1);
+        }
+    }
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+    assert_int_equal(j->nattempts, count);
+    assert_true(count > 110);
+    free(seen);
+    sched_job_free(j);
+}
+
+/* ---- Failures ---------------------------------------------------------------------------- */
+
+static void test_failure_requeues_until_max_attempts(void **state)
+{
+    (void)state;
+    sched_job *j = started(2, 1, 3);
+    uint32_t a0 = assign(j, ANY, SCHED_MAP, 0, 300);
+    uint32_t a1 = assign(j, ANY, SCHED_MAP, 1, 300);
+    /* Map 1 fails: back in the queue, behind nothing (map 0 is running). */
+    assert_int_equal(sched_attempt_failed(j, a1, "disk error", 0, 310), 1);
+    assert_int_equal(j->attempts[a1].state, SCHED_ATTEMPT_FAILED);
+    assert_string_equal(j->attempts[a1].error, "disk error");
+    assert_int_equal(j->attempts[a1].end_ms, 310);
+    assert_int_equal(j->tasks[1].state, SCHED_TASK_PENDING);
+    assert_int_equal(j->tasks[1].failures, 1);
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+    succeed(j, a0, 1, 315);
+    /* Second failure: still pending. */
+    uint32_t b1 = assign(j, ANY, SCHED_MAP, 1, 320);
+    assert_int_not_equal(b1, a1);
+    assert_int_equal(sched_attempt_failed(j, b1, "disk error", 0, 330), 1);
+    assert_int_equal(j->tasks[1].failures, 2);
+    assert_int_equal(j->tasks[1].state, SCHED_TASK_PENDING);
+    /* Third failure with max_attempts 3: the job fails, naming the task and the error. */
+    uint32_t c1 = assign(j, ANY, SCHED_MAP, 1, 340);
+    assert_int_equal(sched_attempt_failed(j, c1, "out of memory", 0, 350), 1);
+    assert_int_equal(j->tasks[1].failures, 3);
+    assert_int_equal(j->tasks[1].state, SCHED_TASK_FAILED);
+    assert_int_equal(j->state, SCHED_JOB_FAILED);
+    assert_int_equal(j->end_ms, 350);
+    assert_true(sched_job_done(j));
+    assert_non_null(j->error);
+    assert_non_null(strstr(j->error, "map task 1"));
+    assert_non_null(strstr(j->error, "3 times"));
+    assert_non_null(strstr(j->error, "out of memory"));
+    /* Nothing more runs. */
+    assert_int_equal(sched_assign(j, "w", ANY, 360), -1);
+    sched_job_free(j);
+}
+
+static void test_failed_task_goes_to_back_of_queue(void **state)
+{
+    (void)state;
+    sched_job *j = started(3, 0, 5);
+    uint32_t a0 = assign(j, ANY, SCHED_MAP, 0, 300);
+    assert_int_equal(sched_attempt_failed(j, a0, "x", 0, 301), 1);
+    /* FIFO: maps 1 and 2 were waiting first. */
+    assign(j, ANY, SCHED_MAP, 1, 302);
+    assign(j, ANY, SCHED_MAP, 2, 303);
+    assign(j, ANY, SCHED_MAP, 0, 304);
+    assert_int_equal(sched_assign(j, "w", ANY, 305), -1);
+    sched_job_free(j);
+}
+
+static void test_reduce_failure_names_reduce(void **state)
+{
+    (void)state;
+    sched_job *j = started(1, 3, 2);
+    succeed(j, assign(j, ANY, SCHED_MAP, 0, 300), 1, 301);
+    uint32_t r0 = assign(j, ANY, SCHED_REDUCE, 0, 302);
+    uint32_t r1 = assign(j, ANY, SCHED_REDUCE, 1, 302);
+    assert_int_equal(sched_attempt_failed(j, r1, "bad input", 0, 303), 1);
+    uint32_t r2 = assign(j, ANY, SCHED_REDUCE, 2, 304);
+    r1 = assign(j, ANY, SCHED_REDUCE, 1, 305);
+    assert_int_equal(sched_attempt_failed(j, r1, "bad input again", 0, 306), 1);
+    assert_int_equal(j->state, SCHED_JOB_FAILED);
+    assert_non_null(strstr(j->error, "reduce task 1"));
+    assert_non_null(strstr(j->error, "bad input again"));
+    /* Attempts still running when the job failed: a late success does not commit (nor
+     * revive the job), a late failure does not change the error. */
+    char *err = strdup(j->error);
+    counters c;
+    assert_int_equal(sched_attempt_succeeded(j, r0, with_records(&c, 99), 310), 0);
+    counters_free(&c);
+    assert_int_not_equal(j->attempts[r0].state, SCHED_ATTEMPT_SUCCEEDED);
+    assert_int_equal(j->tasks[j->nmaps + 0].committed, -1);
+    assert_int_equal(j->reduces_done, 0);
+    sched_attempt_failed(j, r2, "something else", 1, 311);
+    assert_int_equal(j->state, SCHED_JOB_FAILED);
+    assert_string_equal(j->error, err);
+    assert_int_equal(j->end_ms, 306);
+    counters total;
+    sched_job_counters(j, &total);
+    assert_int_equal(total.v[CNT_INPUT_RECORDS], 1); /* only the committed map */
+    counters_free(&total);
+    free(err);
+    sched_job_free(j);
+}
+
+static void test_fatal_failure_fails_at_once(void **state)
+{
+    (void)state;
+    sched_job *j = started(2, 1, 10);
+    uint32_t a0 = assign(j, ANY, SCHED_MAP, 0, 300);
+    assign(j, ANY, SCHED_MAP, 1, 300);
+    assert_int_equal(sched_attempt_failed(j, a0, "job has no map function", 1, 310), 1);
+    assert_int_equal(j->tasks[0].failures, 1);
+    assert_int_equal(j->tasks[0].state, SCHED_TASK_FAILED);
+    assert_int_equal(j->state, SCHED_JOB_FAILED);
+    assert_non_null(strstr(j->error, "map task 0"));
+    assert_non_null(strstr(j->error, "job has no map function"));
+    assert_int_equal(sched_assign(j, "w", ANY, 320), -1);
+    sched_job_free(j);
+}
+
+static void test_killed_attempts_do_not_count(void **state)
+{
+    (void)state;
+    /* With max_attempts 2, five kills in a row still leave the task runnable. */
+    sched_job *j = started(1, 0, 2);
+    for (int i = 0; i < 5; i++) {
+        uint32_t a = assign(j, ANY, SCHED_MAP, 0, 300 + (uint64_t)i);
+        assert_int_equal(sched_attempt_killed(j, a, "worker lost", 310 + (uint64_t)i), 1);
+        assert_int_equal(j->attempts[a].state, SCHED_ATTEMPT_KILLED);
+        assert_string_equal(j->attempts[a].error, "worker lost");
+        assert_int_equal(j->tasks[0].failures, 0);
+        assert_int_equal(j->tasks[0].state, SCHED_TASK_PENDING);
+        assert_int_equal(j->tasks[0].running, 0);
+    }
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+    succeed(j, assign(j, ANY, SCHED_MAP, 0, 400), 1, 401);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+    sched_job_free(j);
+}
+
+/* ---- Late and stale reports -------------------------------------------------------------- */
+
+static void test_late_reports_ignored(void **state)
+{
+    (void)state;
+    sched_job *j = started(2, 1, 3);
+    uint32_t a = assign(j, ANY, SCHED_MAP, 0, 300);
+    /* The worker is declared lost: the attempt is killed and the task re-queued. */
+    assert_int_equal(sched_attempt_killed(j, a, "worker lost", 310), 1);
+    /* Its result arrives later: ignored, whatever it says. */
+    counters c;
+    assert_int_equal(sched_attempt_succeeded(j, a, with_records(&c, 7), 320), 0);
+    counters_free(&c);
+    assert_int_equal(sched_attempt_failed(j, a, "late failure", 0, 321), 0);
+    assert_int_equal(sched_attempt_failed(j, a, "late fatal", 1, 321), 0);
+    assert_int_equal(sched_attempt_killed(j, a, "again", 322), 0);
+    assert_int_equal(j->attempts[a].state, SCHED_ATTEMPT_KILLED);
+    assert_string_equal(j->attempts[a].error, "worker lost");
+    assert_int_equal(j->attempts[a].end_ms, 310);
+    assert_int_equal(j->tasks[0].state, SCHED_TASK_PENDING);
+    assert_int_equal(j->tasks[0].failures, 0);
+    assert_int_equal(j->tasks[0].committed, -1);
+    assert_int_equal(j->maps_done, 0);
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+
+    /* The retry commits; a report about the first attempt still changes nothing. */
+    uint32_t b = assign(j, ANY, SCHED_MAP, 1, 330);
+    uint32_t a2 = assign(j, ANY, SCHED_MAP, 0, 331);
+    succeed(j, a2, 3, 340);
+    assert_int_equal(sched_attempt_succeeded(j, a, NULL, 341), 0);
+    assert_int_equal(j->tasks[0].committed, a2);
+    /* A report about an attempt that succeeded is ignored too (duplicate message). */
+    assert_int_equal(sched_attempt_succeeded(j, a2, NULL, 342), 0);
+    assert_int_equal(sched_attempt_failed(j, a2, "dup", 0, 342), 0);
+    assert_int_equal(j->maps_done, 1);
+    assert_int_equal(j->tasks[0].failures, 0);
+    /* Unknown attempt ids are ignored. */
+    assert_int_equal(sched_attempt_succeeded(j, 9999, NULL, 343), 0);
+    assert_int_equal(sched_attempt_failed(j, 9999, "?", 1, 343), 0);
+    assert_int_equal(sched_attempt_killed(j, 9999, "?", 343), 0);
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+    succeed(j, b, 4, 350);
+    succeed(j, assign(j, ANY, SCHED_REDUCE, 0, 360), 5, 370);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+
+    counters total;
+    sched_job_counters(j, &total);
+    assert_int_equal(total.v[CNT_INPUT_RECORDS], 3 + 4 + 5); /* not the late 7 */
+    counters_free(&total);
+    sched_job_free(j);
+}
+
+/* ---- Lost map output --------------------------------------------------------------------- */
+
+static void test_map_lost_requeues(void **state)
+{
+    (void)state;
+    sched_job *j = started(2, 2, 3);
+    uint32_t m0 = assign(j, ANY, SCHED_MAP, 0, 300);
+    uint32_t m1 = assign(j, ANY, SCHED_MAP, 1, 300);
+    /* Not committed yet: nothing to lose. */
+    assert_int_equal(sched_map_lost(j, 0), 0);
+    assert_int_equal(j->tasks[0].state, SCHED_TASK_RUNNING);
+    succeed(j, m0, 10, 310);
+    succeed(j, m1, 20, 311);
+    uint32_t r0 = assign(j, ANY, SCHED_REDUCE, 0, 320);
+
+    /* Map 1's worker dies with its output: the map runs again, reduces wait for it. */
+    assert_int_equal(sched_map_lost(j, 1), 1);
+    assert_int_equal(j->maps_done, 1);
+    assert_int_equal(j->tasks[1].state, SCHED_TASK_PENDING);
+    assert_int_equal(j->tasks[1].committed, -1);
+    assert_int_equal(j->attempts[m1].state, SCHED_ATTEMPT_SUCCEEDED); /* history is kept */
+    /* Losing it twice is a no-op; indices out of range are ignored. */
+    assert_int_equal(sched_map_lost(j, 1), 0);
+    assert_int_equal(j->maps_done, 1);
+    assert_int_equal(sched_map_lost(j, 2), 0);
+    assert_int_equal(sched_map_lost(j, 1000), 0);
+
+    counters total;
+    sched_job_counters(j, &total);
+    assert_int_equal(total.v[CNT_INPUT_RECORDS], 10); /* the lost map's counters are gone */
+    assert_int_equal(user_counter(&total, "seen"), 10);
+    counters_free(&total);
+
+    /* The map comes first; the pending reduce is not offered meanwhile. */
+    uint32_t m1b = assign(j, ANY, SCHED_MAP, 1, 330);
+    assert_int_equal(sched_assign(j, "w", ANY, 331), -1);
+    /* The running reduce may finish; the job is not done before the map is. */
+    succeed(j, r0, 1, 332);
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+    succeed(j, m1b, 21, 340);
+    assert_int_equal(j->maps_done, 2);
+    succeed(j, assign(j, ANY, SCHED_REDUCE, 1, 350), 2, 360);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+
+    sched_job_counters(j, &total);
+    assert_int_equal(total.v[CNT_INPUT_RECORDS], 10 + 21 + 1 + 2);
+    assert_int_equal(total.v[CNT_TASK_ATTEMPTS], 5); /* m0, m1, r0, m1 again, r1 */
+    counters_free(&total);
+
+    /* After the job is over, nothing is lost any more. */
+    assert_int_equal(sched_map_lost(j, 0), 0);
+    assert_int_equal(j->maps_done, 2);
+    sched_job_free(j);
+}
+
+static void test_map_lost_is_retried_not_failed(void **state)
+{
+    (void)state;
+    /* Losing output is not the map's fault: it does not use up attempts. */
+    sched_job *j = started(1, 1, 1);
+    for (int i = 0; i < 3; i++) {
+        succeed(j, assign(j, ANY, SCHED_MAP, 0, 300 + (uint64_t)i), 1, 310 + (uint64_t)i);
+        assert_int_equal(sched_map_lost(j, 0), 1);
+        assert_int_equal(j->tasks[0].failures, 0);
+    }
+    succeed(j, assign(j, ANY, SCHED_MAP, 0, 400), 1, 401);
+    succeed(j, assign(j, ANY, SCHED_REDUCE, 0, 402), 1, 403);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+    sched_job_free(j);
+}
+
+/* ---- Cancel ------------------------------------------------------------------------------ */
+
+static void test_cancel_kills_running(void **state)
+{
+    (void)state;
+    sched_job *j = started(3, 1, 3);
+    uint32_t a0 = assign(j, ANY, SCHED_MAP, 0, 300);
+    uint32_t a1 = assign(j, ANY, SCHED_MAP, 1, 300);
+    succeed(j, a0, 5, 305);
+    uint32_t a2 = assign(j, ANY, SCHED_MAP, 2, 306);
+    sched_job_cancel(j, "user asked", 310);
+    assert_int_equal(j->state, SCHED_JOB_CANCELLED);
+    assert_true(sched_job_done(j));
+    assert_int_equal(j->end_ms, 310);
+    assert_string_equal(j->error, "user asked");
+    assert_int_equal(j->attempts[a0].state, SCHED_ATTEMPT_SUCCEEDED);
+    assert_int_equal(j->attempts[a1].state, SCHED_ATTEMPT_KILLED);
+    assert_int_equal(j->attempts[a2].state, SCHED_ATTEMPT_KILLED);
+    assert_int_equal(j->attempts[a1].end_ms, 310);
+    assert_int_equal(j->tasks[1].running, 0);
+    assert_int_equal(j->tasks[2].running, 0);
+    assert_int_equal(sched_assign(j, "w", ANY, 320), -1);
+    /* Results of the killed attempts arrive later: ignored. */
+    assert_int_equal(sched_attempt_succeeded(j, a1, NULL, 330), 0);
+    assert_int_equal(sched_attempt_failed(j, a2, "x", 1, 330), 0);
+    assert_int_equal(j->state, SCHED_JOB_CANCELLED);
+    /* A second cancel or a lost map changes nothing. */
+    sched_job_cancel(j, "again", 340);
+    assert_string_equal(j->error, "user asked");
+    assert_int_equal(j->end_ms, 310);
+    assert_int_equal(sched_map_lost(j, 0), 0);
+    sched_job_free(j);
+
+    /* A queued job can be cancelled; a finished one cannot. */
+    j = sched_job_new(1, 1, 1, 0);
+    sched_job_cancel(j, NULL, 5);
+    assert_int_equal(j->state, SCHED_JOB_CANCELLED);
+    assert_non_null(j->error);
+    sched_job_start(j, 6);
+    assert_int_equal(j->state, SCHED_JOB_CANCELLED);
+    sched_job_free(j);
+
+    j = started(0, 0, 1);
+    sched_job_cancel(j, "late", 300);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+    sched_job_free(j);
+}
+
+/* ---- Counters ---------------------------------------------------------------------------- */
+
+static void test_counters_from_committed_only(void **state)
+{
+    (void)state;
+    sched_job *j = started(3, 2, 4);
+    counters c, total;
+    uint32_t m0 = assign(j, ANY, SCHED_MAP, 0, 300);
+    uint32_t m1 = assign(j, ANY, SCHED_MAP, 1, 300);
+    uint32_t m2 = assign(j, ANY, SCHED_MAP, 2, 300);
+    /* A failed attempt's counters never count (reports of failure carry none). */
+    assert_int_equal(sched_attempt_failed(j, m1, "x", 0, 301), 1);
+    succeed(j, m0, 100, 302);
+    /* Before the job ends, the sum is that of the committed tasks so far. */
+    sched_job_counters(j, &total);
+    assert_int_equal(total.v[CNT_INPUT_RECORDS], 100);
+    assert_int_equal(user_counter(&total, "seen"), 100);
+    assert_int_equal(total.v[CNT_MAP_TASKS], 3);
+    assert_int_equal(total.v[CNT_REDUCE_TASKS], 2);
+    assert_int_equal(total.v[CNT_TASK_ATTEMPTS], 3);
+    counters_free(&total);
+
+    assert_int_equal(sched_attempt_killed(j, m2, "lost", 303), 1);
+    uint32_t m1b = assign(j, ANY, SCHED_MAP, 1, 304);
+    uint32_t m2b = assign(j, ANY, SCHED_MAP, 2, 304);
+    succeed(j, m1b, 20, 305);
+    /* A committed attempt's counters are its own, not added to a previous one. */
+    succeed(j, m2b, 3, 306);
+    uint32_t r0 = assign(j, ANY, SCHED_REDUCE, 0, 307);
+    uint32_t r1 = assign(j, ANY, SCHED_REDUCE, 1, 307);
+    counters_init(&c);
+    c.v[CNT_OUTPUT_RECORDS] = 7;
+    counters_add_user(&c, "reduced", 2);
+    assert_int_equal(sched_attempt_succeeded(j, r0, &c, 310), 1);
+    counters_free(&c);
+    succeed(j, r1, 4000, 311);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+
+    sched_job_counters(j, &total);
+    assert_int_equal(total.v[CNT_INPUT_RECORDS], 100 + 20 + 3 + 4000);
+    assert_int_equal(user_counter(&total, "seen"), 100 + 20 + 3 + 4000);
+    assert_int_equal(total.v[CNT_OUTPUT_RECORDS], 7);
+    assert_int_equal(user_counter(&total, "reduced"), 2);
+    assert_int_equal(total.v[CNT_MAP_TASKS], 3);
+    assert_int_equal(total.v[CNT_REDUCE_TASKS], 2);
+    /* Every attempt started counts: 3 + 2 retries + 2 reduces. */
+    assert_int_equal(total.v[CNT_TASK_ATTEMPTS], 7);
+    assert_int_equal(total.v[CNT_TASK_ATTEMPTS], (int64_t)j->nattempts);
+    counters_free(&total);
+    sched_job_free(j);
+}
+
+static void test_state_names(void **state)
+{
+    (void)state;
+    assert_string_equal(sched_job_state_name(SCHED_JOB_QUEUED), "queued");
+    assert_string_equal(sched_job_state_name(SCHED_JOB_RUNNING), "running");
+    assert_string_equal(sched_job_state_name(SCHED_JOB_SUCCEEDED), "succeeded");
+    assert_string_equal(sched_job_state_name(SCHED_JOB_FAILED), "failed");
+    assert_string_equal(sched_job_state_name(SCHED_JOB_CANCELLED), "cancelled");
+    assert_string_equal(sched_task_state_name(SCHED_TASK_PENDING), "pending");
+    assert_string_equal(sched_task_state_name(SCHED_TASK_FAILED), "failed");
+    assert_string_equal(sched_attempt_state_name(SCHED_ATTEMPT_KILLED), "killed");
+    assert_string_equal(sched_attempt_state_name(SCHED_ATTEMPT_SUCCEEDED), "succeeded");
+}
+
+/* ---- A randomized run against the invariants --------------------------------------------- */
+
+static uint64_t rng_state = 0x853C49E6748FEA9Bull;
+
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return n ? (uint32_t)(rng_state % n) : 0;
+}
+
+/* Random assignments and reports (success, failure, kill, lost maps, stale reports); after
+ * every step the invariants hold: no reduce runs while a map is not committed, a task's
+ * `running` equals its running attempts, maps_done and reduces_done count committed tasks,
+ * each task is in its queue iff pending, and a job ends only as the rules say. */
+static void check_invariants(const sched_job *j)
+{
+    uint32_t maps_done = 0, reduces_done = 0;
+    for (uint32_t t = 0; t < j->nmaps + j->nreduces; t++) {
+        const sched_task *task = &j->tasks[t];
+        uint32_t running = 0, failed = 0;
+        int64_t committed = -1;
+        for (size_t a = 0; a < j->nattempts; a++) {
+            if (j->attempts[a].task != t) continue;
+            running += j->attempts[a].state == SCHED_ATTEMPT_RUNNING;
+            failed += j->attempts[a].state == SCHED_ATTEMPT_FAILED;
+            if (j->attempts[a].state == SCHED_ATTEMPT_SUCCEEDED) committed = (int64_t)a;
+        }
+        assert_int_equal(task->running, running);
+        assert_int_equal(task->failures, failed);
+        if (task->state == SCHED_TASK_SUCCEEDED) {
+            assert_true(task->committed >= 0);
+            assert_int_equal(j->attempts[task->committed].state, SCHED_ATTEMPT_SUCCEEDED);
+            assert_true(committed >= 0);
+            if (task->phase == SCHED_MAP) maps_done++;
+            else reduces_done++;
+        } else {
+            assert_int_equal(task->committed, -1);
+        }
+        if (j->state == SCHED_JOB_RUNNING && task->state == SCHED_TASK_PENDING)
+            assert_int_equal(running, 0);
+        if (j->state == SCHED_JOB_RUNNING) assert_true(task->failures < j->max_attempts);
+    }
+    assert_int_equal(j->maps_done, maps_done);
+    assert_int_equal(j->reduces_done, reduces_done);
+    /* While the job runs, each pending task is queued exactly once, and nothing else is. */
+    if (j->state == SCHED_JOB_RUNNING) {
+        uint32_t n = j->nmaps + j->nreduces;
+        uint32_t *queued = calloc(n ? n : 1, sizeof *queued);
+        for (int ph = 0; ph < 2; ph++)
+            for (uint32_t i = 0; i < j->ring_len[ph]; i++) {
+                uint32_t t = j->ring[ph][(j->ring_head[ph] + i) % j->ring_cap[ph]];
+                assert_true(t < n);
+                assert_int_equal(j->tasks[t].phase, ph);
+                queued[t]++;
+            }
+        for (uint32_t t = 0; t < n; t++)
+            assert_int_equal(queued[t], j->tasks[t].state == SCHED_TASK_PENDING);
+        free(queued);
+    }
+    if (j->state == SCHED_JOB_SUCCEEDED) {
+        assert_int_equal(maps_done, j->nmaps);
+        assert_int_equal(reduces_done, j->nreduces);
+    }
+    if (j->state == SCHED_JOB_FAILED) assert_non_null(j->error);
+}
+
+static void test_random_runs(void **state)
+{
+    (void)state;
+    for (int run = 0; run < 200; run++) {
+        uint32_t nmaps = rnd(6), nreduces = rnd(4), maxa = 1 + rnd(4);
+        sched_job *j = started(nmaps, nreduces, maxa);
+        uint64_t now = 1000;
+        uint32_t *live = calloc(4096, sizeof *live);
+        size_t nlive = 0;
+        for (int step = 0; step < 400 && !sched_job_done(j); step++) {
+            uint32_t op = rnd(10);
+            now++;
+            if (op < 4) {
+                unsigned mask = rnd(4) ? ANY : rnd(2) ? MAPS : REDUCES;
+                uint32_t undone = j->nmaps - j->maps_done;
+                int64_t a = sched_assign(j, "w", mask, now);
+                if (a >= 0) {
+                    const sched_task *t = task_of(j, (uint32_t)a);
+                    if (t->phase == SCHED_REDUCE) assert_int_equal(undone, 0);
+                    assert_true(mask & (1u << t->phase));
+                    live[nlive++] = (uint32_t)a;
+                }
+            } else if (op < 8 && nlive) {
+                size_t i = rnd((uint32_t)nlive);
+                uint32_t a = live[i];
+                live[i] = live[--nlive];
+                uint32_t kind = rnd(10);
+                if (kind < 6) sched_attempt_succeeded(j, a, NULL, now);
+                else if (kind < 8) sched_attempt_failed(j, a, "random", rnd(20) == 0, now);
+                else sched_attempt_killed(j, a, "random", now);
+            } else if (op == 8 && j->nattempts) {
+                /* A stale report about any attempt. */
+                uint32_t a = rnd((uint32_t)j->nattempts);
+                if (j->attempts[a].state != SCHED_ATTEMPT_RUNNING) {
+                    sched_attempt_state before = j->attempts[a].state;
+                    assert_int_equal(sched_attempt_succeeded(j, a, NULL, now), 0);
+                    assert_int_equal(sched_attempt_failed(j, a, "stale", 0, now), 0);
+                    assert_int_equal(j->attempts[a].state, before);
+                }
+            } else if (op == 9 && nmaps && rnd(3) == 0) {
+                sched_map_lost(j, rnd(nmaps));
+            }
+            check_invariants(j);
+        }
+        free(live);
+        sched_job_free(j);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_maps_before_reduces),
+        cmocka_unit_test(test_degenerate_jobs),
+        cmocka_unit_test(test_attempt_ids_unique),
+        cmocka_unit_test(test_failure_requeues_until_max_attempts),
+        cmocka_unit_test(test_failed_task_goes_to_back_of_queue),
+        cmocka_unit_test(test_reduce_failure_names_reduce),
+        cmocka_unit_test(test_fatal_failure_fails_at_once),
+        cmocka_unit_test(test_killed_attempts_do_not_count),
+        cmocka_unit_test(test_late_reports_ignored),
+        cmocka_unit_test(test_map_lost_requeues),
+        cmocka_unit_test(test_map_lost_is_retried_not_failed),
+        cmocka_unit_test(test_cancel_kills_running),
+        cmocka_unit_test(test_counters_from_committed_only),
+        cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_random_runs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
