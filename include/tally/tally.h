@@ -118,7 +118,7 @@ void *tally_state(tally_ctx *ctx);
 /* Records a human-readable error for the failing callback; returns -EINVAL for convenience. */
 int tally_error(tally_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The engine's default partitioner (xxHash64 of the key modulo nparts). */
+/* The engine's default partitioner (XXH3-64 of the key, modulo nparts). */
 uint32_t tally_hash_partition(const void *key, size_t klen, uint32_t nparts);
 
 /* The symbol a user job's shared object must export. */

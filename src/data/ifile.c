@@ -124,8 +124,10 @@ static size_t ifile_varint(uint8_t *p, uint64_t v)
 
 static int ifile_select(ifile_writer *w, uint32_t part, struct err *e)
 {
-    if (part < w->cur || part >= w->nparts)
+    if (part < w->cur || part >= w->nparts) {
+        w->failed = 1; /* the file would silently lack this record: it must not close cleanly */
         return err_set(e, -EINVAL, "%s: partition %u out of order", w->path, part);
+    }
     while (w->cur < part) {
         w->cur++;
         w->parts[w->cur].offset = w->off;

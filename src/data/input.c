@@ -30,9 +30,12 @@ static int input_cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Walks a directory in byte order of names. Entries are sorted per directory; since '/' sorts
- * below every printable byte, this equals sorting the full paths except for names containing
- * bytes below '/', which is the order a user reading `ls` expects anyway. */
+static int input_cmp_file(const void *a, const void *b)
+{
+    return strcmp(((const input_file *)a)->path, ((const input_file *)b)->path);
+}
+
+/* Walks a directory tree, adding every regular file; the caller sorts them by full path. */
 static int input_walk(input_set *in, size_t *cap, const char *dir, int force, fields_format forced,
                       struct err *e)
 {
@@ -50,7 +53,7 @@ static int input_walk(input_set *in, size_t *cap, const char *dir, int force, fi
         names[n++] = xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, input_cmp_str);
+    if (n) qsort(names, n, sizeof *names, input_cmp_str);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         char *path = xasprintf("%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", names[i]);
@@ -81,6 +84,7 @@ static int input_add_arg(input_set *in, size_t *cap, const char *arg, int force,
             int rc = input_walk(in, cap, arg, force, forced, e);
             if (rc) return rc;
             if (in->nfiles == before) return err_set(e, -ENOENT, "%s: directory has no input files", arg);
+            qsort(in->files + before, in->nfiles - before, sizeof *in->files, input_cmp_file);
             return 0;
         }
         if (!S_ISREG(st.st_mode)) return err_set(e, -EINVAL, "%s: not a regular file or directory", arg);

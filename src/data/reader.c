@@ -98,6 +98,10 @@ static int reader_load_header(reader *r, struct err *e)
     if (rc == 0 && line.len > 0) {
         size_t n = line.len;
         if (line.data[n - 1] == '\r') n--;
+        if (n > r->max_record) {
+            buf_free(&line);
+            return err_set(e, -EINVAL, "%s: offset 0: CSV header longer than --max-record", r->file->path);
+        }
         /* A UTF-8 byte-order mark is not part of the first column's name. */
         const char *p = line.data;
         if (n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
@@ -187,7 +191,8 @@ int reader_next(reader *r, const char **data, size_t *len, uint64_t *offset, str
         for (;;) {
             nl = memchr(r->buf + scanned, '\n', r->len - scanned);
             if (nl) break;
-            if (r->len - r->pos > r->max_record) {
+            /* +1: a \r before the newline is not part of the record. */
+            if (r->len - r->pos > r->max_record && r->len - r->pos - r->max_record > 1) {
                 too_long = 1;
                 break;
             }
@@ -223,11 +228,11 @@ int reader_next(reader *r, const char **data, size_t *len, uint64_t *offset, str
         }
         char *p = r->buf + r->pos;
         r->pos += n + (nl ? 1 : 0);
+        if (n > 0 && p[n - 1] == '\r') n--;
         if (n > r->max_record) {
             *offset = rec_off;
             return READER_TOO_LONG;
         }
-        if (n > 0 && p[n - 1] == '\r') n--;
         if (r->skip_header && rec_off == 0) {
             r->skip_header = 0;
             continue;

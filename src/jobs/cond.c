@@ -41,8 +41,8 @@ static int cond_is_name_char(char c)
     return cond_is_name_start(c) || cond_is_digit(c) || c == '.' || c == '-';
 }
 
-/* Formats `<what>: <message> at offset N: "<text>"` and a second line with a caret under
- * offset N, so the user sees exactly where the text went wrong. A long text is cut to a window
+/* Formats `<what>: <message> at offset N:`, then the text on a line of its own and a caret
+ * under offset N on the next, so the user sees exactly where the text went wrong. A long text is cut to a window
  * around the offset; the caret column counts UTF-8 characters, not bytes. */
 __attribute__((format(printf, 5, 6))) static int
 cond_point_error(struct err *e, const char *what, const char *text, size_t off, const char *fmt,

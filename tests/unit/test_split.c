@@ -471,27 +471,20 @@ static void test_max_record_skipping(void **state)
     check_every_m(m, NFILES(m), 5);
 }
 
-/* Known engine bug: a CRLF line whose content is exactly max_record bytes is
- * reported as too long, because reader_next() compares the length including the \r. The
- * reader's header says line terminators are not part of the record. Remove skip() once fixed. */
+/* A CRLF line whose content is exactly max_record bytes is a record: terminators are not
+ * part of it. */
 static void test_crlf_line_at_max_record(void **state)
 {
     (void)state;
-    skip();
     const file_spec f[] = {{"a.txt", "12345\r\nabc\r\n", 0}};
     check_every_m(f, 1, 5);
 }
 
-/* Known engine bug: a CSV header longer than max_record but read by the
- * header loader in its first 4 KiB is accepted as the header, and then reported by
- * reader_next() as a READER_TOO_LONG record at offset 0 (counted as a skipped record), while a
- * header over 4 KiB is an error. The header is never a record; whichever outcome is chosen
- * (error or silent header), offset 0 must not come back as a skipped record. This asserts
- * the error, as for long headers. Remove skip() once fixed. */
+/* A CSV header longer than max_record is an error, however short: the header is never a
+ * record, so it must not come back as a skipped one. */
 static void test_csv_short_header_over_max_record(void **state)
 {
     (void)state;
-    skip();
     char dir[300], path[400];
     fresh_dir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/h.csv", dir);
@@ -906,14 +899,11 @@ static void test_expand_directory(void **state)
     input_set_free(&in);
 }
 
-/* Known discrepancy: input.h promises "byte order of path", but input_walk()
- * sorts names per directory, so a directory "x" (path ".../x/1") comes before a sibling file
- * "x-1.txt" although '-' (0x2d) sorts below '/' (0x2f). Remove skip() once the header or the
- * code is changed to agree (and adjust the expectation if the header changes). */
+/* Files under a directory come in byte order of their whole path: "x-1.txt" before "x/1",
+ * since '-' (0x2d) sorts below '/' (0x2f). */
 static void test_expand_byte_order_below_slash(void **state)
 {
     (void)state;
-    skip();
     char dir[300];
     fresh_dir(dir, sizeof dir);
     put(dir, "x/1", "1\n");
@@ -1003,7 +993,6 @@ static void test_expand_errors(void **state)
 static void test_expand_empty_directory(void **state)
 {
     (void)state;
-    if (SPLIT_SANITIZED) skip();
     char dir[300], path[400];
     fresh_dir(dir, sizeof dir);
     input_set in;
