@@ -7,12 +7,15 @@
 # For each BUILD_DIR it runs BUILD_DIR/tests/test_* and tests/e2e/*.sh with TALLY, TALLY_BUILD and
 # TALLY_EXAMPLES pointing into that build. A build dir whose name contains "asan" also gets the
 # sanitizer options and TALLY_TEST_SLOW=1 (scripts shrink their matrices). Prints one line per
-# test, `PASS name (1.2s)` or `FAIL name` followed by the tail of its output, and finally
-# `N passed, N failed`; exits 1 if any test failed.
+# test, in a fixed order, `PASS name (1.2s)` or `FAIL name` followed by the tail of its output,
+# and finally `N passed, N failed`; exits 1 if any test failed.
 #
-# Environment: TESTS=REGEX runs only the tests whose name (e.g. build/e2e/wordcount or
-# build-asan/unit/test_fields) matches; TEST_TIMEOUT=SECONDS (default 300) per test;
-# TEST_TAIL=N lines of output shown for a failure (default 40).
+# Environment:
+#   TESTS=REGEX       run only the tests whose name matches (names look like build/e2e/wordcount
+#                     and build-asan/unit/test_fields)
+#   TEST_TIMEOUT=S    seconds per test (default 300)
+#   TEST_JOBS=N       tests run at once (default: the number of CPUs); output order is fixed
+#   TEST_TAIL=N       lines of output shown for a failed test (default 40)
 set -uo pipefail
 
 if [ $# -eq 0 ]; then
@@ -23,67 +26,116 @@ fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TIMEOUT=${TEST_TIMEOUT:-300}
 TAIL=${TEST_TAIL:-40}
+JOBS=${TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
 FILTER=${TESTS:-}
 ORIG=$PWD
 cd "$ROOT" # unit tests and scripts run from the repository root
 LOGS=$(mktemp -d "${TMPDIR:-/tmp}/tally-run.XXXXXX")
 trap 'rm -rf "$LOGS"' EXIT
 
-passed=0
-failed=0
+# ---- The list of tests: name, build dir, and the file to run -----------------------------
 
-# run_one NAME CMD...: runs one test under `timeout` (which gives it its own process group and
-# kills the whole group when time is up) and reports it.
-run_one() {
-    local name=$1
-    shift
-    if [ -n "$FILTER" ] && ! [[ $name =~ $FILTER ]]; then
-        return 0
-    fi
-    local log=$LOGS/$(echo "$name" | tr '/' '_').log
-    local start end rc
-    start=$(date +%s.%N)
-    timeout --kill-after=10 "$TIMEOUT" "$@" </dev/null >"$log" 2>&1
-    rc=$?
-    end=$(date +%s.%N)
-    local took
-    took=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
-    if [ $rc -eq 0 ]; then
-        echo "PASS $name (${took}s)"
-        passed=$((passed + 1))
-    else
-        if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-            echo "FAIL $name (timed out after ${TIMEOUT}s)"
-        else
-            echo "FAIL $name (exit $rc, ${took}s)"
-        fi
-        tail -n "$TAIL" "$log" | sed 's/^/    /'
-        failed=$((failed + 1))
-    fi
-}
-
+names=()
+builds=()
+files=()
+missing=0
 for build in "$@"; do
     if ! bdir=$(cd "$ORIG" && cd "$build" 2>/dev/null && pwd); then
         echo "FAIL $build (no such build directory)"
-        failed=$((failed + 1))
+        missing=$((missing + 1))
         continue
     fi
     label=$(basename "$bdir")
-    envs=(TALLY="$bdir/tally" TALLY_BUILD="$bdir" TALLY_EXAMPLES="$bdir/examples")
-    if [[ $label == *asan* ]]; then
+    for t in "$bdir"/tests/test_* "$ROOT"/tests/e2e/*.sh; do
+        [ -f "$t" ] || continue
+        case $t in
+        *lib.sh) continue ;; # helpers sourced by the tests (lib.sh, cluster_lib.sh)
+        *.sh) name=$label/e2e/$(basename "$t" .sh) ;;
+        *.d | *.o) continue ;;
+        *) [ -x "$t" ] || continue; name=$label/unit/$(basename "$t") ;;
+        esac
+        if [ -n "$FILTER" ] && ! [[ $name =~ $FILTER ]]; then
+            continue
+        fi
+        names+=("$name")
+        builds+=("$bdir")
+        files+=("$t")
+    done
+done
+
+# ---- Running ------------------------------------------------------------------------------
+
+# launch I: starts test I in the background; its output goes to $LOGS/I.log, its exit status and
+# duration to $LOGS/I.rc and $LOGS/I.time. `timeout` gives the test its own process group and
+# kills the whole group when time is up.
+launch() {
+    local i=$1 bdir=${builds[$1]} file=${files[$1]}
+    local -a envs=(TALLY="$bdir/tally" TALLY_BUILD="$bdir" TALLY_EXAMPLES="$bdir/examples")
+    if [[ $(basename "$bdir") == *asan* ]]; then
         envs+=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
             TALLY_TEST_SLOW=1)
     fi
-    for t in "$bdir"/tests/test_*; do
-        [ -f "$t" ] && [ -x "$t" ] || continue
-        run_one "$label/unit/$(basename "$t")" env "${envs[@]}" "$t"
+    local -a cmd=("$file")
+    [[ $file == *.sh ]] && cmd=(bash "$file")
+    (
+        start=$(date +%s.%N)
+        timeout --kill-after=10 "$TIMEOUT" env "${envs[@]}" "${cmd[@]}" </dev/null >"$LOGS/$i.log" 2>&1
+        rc=$?
+        end=$(date +%s.%N)
+        awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }' >"$LOGS/$i.time"
+        echo $rc >"$LOGS/$i.rc"
+    ) &
+}
+
+# report I: prints the result line of finished test I.
+passed=0
+failed=$missing
+report() {
+    local i=$1 rc took
+    rc=$(cat "$LOGS/$i.rc")
+    took=$(cat "$LOGS/$i.time")
+    if [ "$rc" -eq 0 ]; then
+        echo "PASS ${names[$i]} (${took}s)"
+        passed=$((passed + 1))
+    else
+        if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+            echo "FAIL ${names[$i]} (timed out after ${TIMEOUT}s)"
+        else
+            echo "FAIL ${names[$i]} (exit $rc, ${took}s)"
+        fi
+        tail -n "$TAIL" "$LOGS/$i.log" | sed 's/^/    /'
+        failed=$((failed + 1))
+    fi
+}
+
+next=0  # the next test to start
+shown=0 # the next test to report: reports keep the list's order whatever finishes first
+while [ $shown -lt ${#names[@]} ]; do
+    running=0
+    for ((i = shown; i < next; i++)); do
+        [ -e "$LOGS/$i.rc" ] || running=$((running + 1))
     done
-    for t in "$ROOT"/tests/e2e/*.sh; do
-        [ "$(basename "$t")" = lib.sh ] && continue
-        run_one "$label/e2e/$(basename "$t" .sh)" env "${envs[@]}" bash "$t"
+    while [ $next -lt ${#names[@]} ] && [ $running -lt "$JOBS" ]; do
+        launch $next
+        next=$((next + 1))
+        running=$((running + 1))
     done
+    while [ $shown -lt $next ] && [ -e "$LOGS/$shown.rc" ]; do
+        report $shown
+        shown=$((shown + 1))
+    done
+    if [ $shown -lt ${#names[@]} ]; then
+        # Sleep until any test ends; 127 means none is left to wait for (a runner bug).
+        wait -n
+        if [ $? -eq 127 ] && [ ! -e "$LOGS/$shown.rc" ]; then
+            echo 1 >"$LOGS/$shown.rc"
+            echo "?" >"$LOGS/$shown.time"
+            echo "run.sh: lost track of this test" >>"$LOGS/$shown.log"
+        fi
+    fi
 done
+wait
 
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -89,7 +89,8 @@ class Stats:
 def records(paths, max_record, stats, skip_first_line=lambda path: False):
     """Yields (path, offset, record) over all files; over-long records are skipped and counted.
 
-    skip_first_line(path) says whether the file's first line is a header rather than a record.
+    skip_first_line(path) says whether the file's first line is a header rather than a record;
+    a header is yielded as (path, None, line), not counted as a record.
     """
     for path in paths:
         stats.input_files += 1

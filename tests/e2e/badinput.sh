@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# badinput.sh - input that is empty, binary, huge or malformed never crashes tally: it is
+# processed, or skipped and counted in records_skipped, or (--strict) fails the job with the file
+# and byte offset named.
+. "$(dirname "$0")/lib.sh"
+
+step "an empty file: R empty parts and _SUCCESS"
+checked_job 3 --expect input_records=0 --expect output_records=0 --expect input_files=1 -- \
+    wordcount -r 3 -o "$T/empty" "$DATA/edge/empty.txt"
+for i in 0 1 2; do
+    [ ! -s "$T/empty/part-0000$i" ] || fail "part-0000$i of an empty input is not empty"
+done
+checked_job 2 --expect input_records=0 --expect map_tasks=5 -- grep -e . -m 5 -r 2 -o "$T/empty2" "$DATA/edge/empty.txt"
+checked_job 1 --key-fields 1 --columns 2 --expect input_records=0 -- \
+    aggregate --group-by a --agg count -o "$T/empty3" --format csv "$DATA/edge/empty.txt"
+printf 'a,b\n' >"$T/header-only.csv"
+checked_job 1 --key-fields 1 --columns 2 --expect input_records=0 --expect output_records=0 -- \
+    aggregate --group-by a --agg count -o "$T/empty4" "$T/header-only.csv"
+
+step "binary data: 1 MB from /dev/urandom"
+head -c 1048576 /dev/urandom >"$T/random.bin"
+ref wordcount --stats "$T/stats.json" "$T/random.bin" >"$T/ref-bin.txt"
+checked_job 2 --expect input_records="$(lines_in "$T/random.bin")" --expect map_tasks=3 -- \
+    wordcount -m 3 -r 2 -o "$T/bin" "$T/random.bin"
+compare "$T/bin" "$T/ref-bin.txt"
+ref grep -e '[a-z]{3}' "$T/random.bin" >"$T/ref-bingrep.txt"
+checked_job 1 -- grep -e '[a-z]{3}' -m 3 -o "$T/bingrep" "$T/random.bin"
+compare "$T/bingrep" "$T/ref-bingrep.txt"
+checked_job 1 --key-fields 1 --columns 2 --expect output_records=0 -- \
+    aggregate --format jsonl --group-by a --agg count -m 2 -o "$T/binjson" "$T/random.bin"
+[ "$(counter "$T/binjson" records_skipped)" = "$(counter "$T/binjson" input_records)" ] ||
+    fail "every random line read as JSON must be skipped"
+job_ok aggregate --format csv --group-by a --agg count -m 2 -o "$T/bincsv" "$T/random.bin"
+
+step "a 3 MB line with --max-record 1M is skipped and counted"
+{
+    echo "hello world"
+    head -c 3145728 /dev/zero | tr '\0' 'a'
+    echo
+    echo "bye world"
+} >"$T/longline.txt"
+printf '%s\n' "hello	1" "world	2" "bye	1" >"$T/want-long.txt"
+for m in 1 4; do
+    checked_job 1 --expect records_skipped=1 -- wordcount --max-record 1M -m $m -o "$T/long-$m" "$T/longline.txt"
+    compare "$T/long-$m" "$T/want-long.txt"
+done
+ref grep -e . --max-record 1M "$T/longline.txt" >"$T/ref-long.txt"
+checked_job 2 --expect records_skipped=1 -- grep -e . --max-record 1M -m 2 -r 2 -o "$T/long-grep" "$T/longline.txt"
+compare "$T/long-grep" "$T/ref-long.txt"
+
+step "a 5 MB line within the default --max-record is one record"
+{
+    echo "short line"
+    head -c 5242880 /dev/zero | tr '\0' 'b'
+    echo " tail"
+} >"$T/bigline.txt"
+checked_job 1 --expect records_skipped=0 --expect input_records=2 -- wordcount -m 3 -o "$T/big" "$T/bigline.txt"
+"$PYTHON" -c 'import sys; sys.exit(b"b" * 5242880 + b"\t1" not in open(sys.argv[1], "rb").read().split(b"\n"))' "$T/big/part-00000" ||
+    fail "the 5 MB word is missing from the output"
+ref wordcount "$T/bigline.txt" >"$T/ref-big.txt"
+compare "$T/big" "$T/ref-big.txt"
+
+# malformed FILE GROUP AGG: skipped records counted; --strict fails naming file and offset.
+malformed() {
+    local file=$1 group=$2 agg=$3
+    step "malformed $(basename "$file"): skipped and counted"
+    ref aggregate --group-by "$group" --agg "$agg" --stats "$T/stats.json" "$file" >"$T/ref-mal.txt"
+    local skipped
+    skipped=$(stat_of "$T/stats.json" records_skipped)
+    [ "$skipped" -gt 0 ] || fail "test bug: $file has nothing to skip"
+    for m in 1 3; do
+        checked_job 2 --key-fields 1 --columns 3 --expect records_skipped="$skipped" -- \
+            aggregate --group-by "$group" --agg "$agg" -m $m -r 2 -o "$T/mal-$m" "$file"
+        compare "$T/mal-$m" "$T/ref-mal.txt" --key-fields 1
+        rm -rf "$T/mal-$m"
+    done
+    step "malformed $(basename "$file") with --strict: exit 1, file and offset named"
+    job_fails 1 aggregate --group-by "$group" --agg "$agg" --strict -m 1 -o "$T/strict" "$file"
+    assert_failed_output "$T/strict"
+    assert_stderr_has "$file"
+    local offsets
+    offsets=$("$PYTHON" -c 'import json,sys; print(" ".join(str(o) for _, o in json.load(open(sys.argv[1]))["skipped"]))' "$T/stats.json")
+    local o named=0
+    for o in $offsets; do
+        grep -qE "(^|[^0-9])$o([^0-9]|\$)" "$T/stderr" && named=1
+    done
+    [ $named = 1 ] || fail "--strict message names none of the bad records' offsets ($offsets)"
+    rm -rf "$T/strict"
+}
+malformed "$DATA/edge/malformed.csv" name 'count,sum(value)'
+malformed "$DATA/edge/malformed.jsonl" user 'count,max(n)'
+
+step "--strict on clean input succeeds"
+checked_job 1 --key-fields 1 --columns 2 --expect records_skipped=0 -- \
+    aggregate --strict --group-by k --agg 'sum(v)' -o "$T/clean" "$DATA/edge/crlf.csv"
+
+step "wordcount over every text edge file at once"
+edge=("$DATA"/edge/*.txt)
+ref wordcount "${edge[@]}" "$T/random.bin" >"$T/ref-edge.txt"
+checked_job 3 --expect input_files=$((${#edge[@]} + 1)) -- wordcount -m 11 -r 3 -o "$T/edge" "${edge[@]}" "$T/random.bin"
+compare "$T/edge" "$T/ref-edge.txt"
+echo "badinput: all cases passed"

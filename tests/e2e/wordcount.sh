@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# wordcount.sh - `tally run wordcount` against tests/ref/wordcount.py on the Gutenberg books and on
+# generated text, over the M x R matrix, with and without --fold-case, checking every invariant.
+. "$(dirname "$0")/lib.sh"
+
+step "generate 2 MB of text"
+gen_ok text --size 2M --seed 3 -o "$T/gen.txt"
+assert_eq "$(wc -c <"$T/gen.txt")" 2097152 "size of tally gen text --size 2M"
+
+# run_matrix NAME INPUTS...: every (M, R) pair, both case modes, against the reference.
+run_matrix() {
+    local name=$1
+    shift
+    local nlines nbytes
+    nlines=$(lines_in "$@")
+    nbytes=$(bytes_in "$@")
+    local fold
+    for fold in "" --fold-case; do
+        ref wordcount $fold --stats "$T/stats.json" "$@" >"$T/ref.txt"
+        local total
+        total=$(stat_of "$T/stats.json" total)
+        local m r
+        while read -r m r; do
+            step "$name: wordcount $fold -m $m -r $r"
+            local out=$T/out-$m-$r
+            checked_job "$r" --expect input_records="$nlines" --expect input_bytes="$nbytes" \
+                --expect input_files=$# --expect map_tasks="$m" --expect map_output_records="$total" \
+                --expect records_skipped=0 -- \
+                wordcount $fold -m "$m" -r "$r" -o "$out" "$@"
+            compare "$out" "$T/ref.txt"
+            rm -rf "$out"
+        done < <(matrix)
+    done
+}
+
+run_matrix books "${BOOKS[@]}"
+run_matrix generated "$T/gen.txt"
+
+step "--fold-case must change the books' result (else the matrix above proves nothing)"
+ref wordcount "${BOOKS[@]}" >"$T/plain.txt"
+ref wordcount --fold-case "${BOOKS[@]}" >"$T/folded.txt"
+! cmp -s "$T/plain.txt" "$T/folded.txt" || fail "reference gives the same result with --fold-case"
+
+step "UTF-8 words, and --fold-case lowercases ASCII only"
+job_ok wordcount --fold-case -o "$T/utf8" "$DATA/edge/utf8.txt"
+check_out "$T/utf8" 1
+grep -qx $'caf\xc3\xa9\t3' "$T/utf8/part-00000" || fail "expected café 3 (twice café, once Café folded)"
+grep -qx $'caf\xc3\x89\t1' "$T/utf8/part-00000" || fail "expected cafÉ 1: only ASCII letters fold"
+grep -qx $'\xe6\x9d\xb1\xe4\xba\xac\t1' "$T/utf8/part-00000" || fail "expected the UTF-8 word 東京"
+! grep -q '^42' "$T/utf8/part-00000" || fail "digits are not part of words"
+ref wordcount --fold-case "$DATA/edge/utf8.txt" >"$T/ref-utf8.txt"
+compare "$T/utf8" "$T/ref-utf8.txt"
+
+step "default -m and -r: one reduce, correct result"
+job_ok wordcount -o "$T/default" "${BOOKS[@]}"
+check_out "$T/default" 1 --expect input_records="$(lines_in "${BOOKS[@]}")"
+compare "$T/default" "$T/plain.txt"
+echo "wordcount: all cases passed"
