@@ -61,13 +61,16 @@ static char *client_abs(const char *p)
     return xasprintf("%s/%s", cwd, p);
 }
 
-static int client_get_job(const client *cl, const char *id, json_t **job, struct err *e)
+/* Fetches the job; with wait_ms, the coordinator answers when its version moves past
+ * `version` (or the wait ends). */
+static int client_get_job(const client *cl, const char *id, uint64_t wait_ms, uint64_t version, json_t **job,
+                          struct err *e)
 {
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    char path[192];
+    snprintf(path, sizeof path, "/v1/jobs/%s?wait_ms=%" PRIu64 "&version=%" PRIu64, id, wait_ms, version);
     int status = 0;
     char *out = NULL;
-    int rc = http_call(cl->coordinator, "GET", path, cl->token, NULL, 10000, &status, &out, e);
+    int rc = http_call(cl->coordinator, "GET", path, cl->token, NULL, 10000 + (long)wait_ms, &status, &out, e);
     json_t *o = NULL;
     if (rc == 0 && status != 200) rc = err_set(e, -EIO, "coordinator answered HTTP %d: %s", status, out ? out : "");
     if (rc == 0) rc = wire_parse_object(out, strlen(out), &o, e);
@@ -153,10 +156,10 @@ int coord_submit_main(int argc, char **argv)
         goto done;
     }
     int tty = !quiet && !cl.quiet && isatty(STDOUT_FILENO);
-    uint64_t t0 = time_mono_ms(), fails = 0;
+    uint64_t t0 = time_mono_ms(), fails = 0, version = 0;
     for (;;) {
         json_t *job = NULL;
-        if (client_get_job(&cl, id, &job, &e) != 0) {
+        if (client_get_job(&cl, id, tty ? 200 : 2000, version, &job, &e) != 0) {
             if (++fails > 100) {
                 fprintf(stderr, "tally submit: lost the coordinator: %s\n", e.msg);
                 goto done;
@@ -165,6 +168,7 @@ int coord_submit_main(int argc, char **argv)
             continue;
         }
         fails = 0;
+        version = (uint64_t)json_integer_value(json_object_get(job, "version"));
         const char *state = json_string_value(json_object_get(job, "state"));
         if (tty)
             printf("\r\033[Kjob %s  maps %d/%d  reduces %d/%d  %.1fs", id,
@@ -196,7 +200,6 @@ int coord_submit_main(int argc, char **argv)
             break;
         }
         json_decref(job);
-        usleep(20000);
     }
 done:
     jobspec_free(&spec);

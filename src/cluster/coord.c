@@ -60,6 +60,7 @@ typedef struct coord_job {
     output out;
     sched_job *sj;
     json_t *crashes;          /* map index -> [{"file","offset","count"}]: records that crashed attempts */
+    uint64_t version;         /* bumped at every report and state change, for waiting clients */
     int finished;             /* output committed or rolled back */
     uint64_t finished_mono;
     struct coord_job *next;
@@ -72,6 +73,7 @@ static const double coord_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 typedef struct coord {
     pthread_mutex_t lock;
     pthread_cond_t work_cv;   /* broadcast when work may have appeared */
+    pthread_cond_t job_cv;    /* broadcast when a job progressed (clients waiting on it) */
     coord_worker workers[COORD_MAX_WORKERS];
     size_t nworkers;
     coord_job *jobs;          /* submission order */
@@ -186,6 +188,8 @@ static void coord_job_check(coord *c, coord_job *j)
 {
     if (j->finished || !sched_job_done(j->sj)) return;
     j->finished = 1;
+    j->version++;
+    pthread_cond_broadcast(&c->job_cv);
     j->finished_mono = time_mono_ms();
     if (j->sj->state == SCHED_JOB_SUCCEEDED) {
         counters cs;
@@ -474,7 +478,9 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
         }
         if (was_running) coord_count_attempt(c, sj, a->id);
         coord_job_check(c, j);
+        j->version++;
         pthread_cond_broadcast(&c->work_cv);
+        pthread_cond_broadcast(&c->job_cv);
         http_respond_json(resp, 200, "{}");
     }
     pthread_mutex_unlock(&c->lock);
@@ -555,6 +561,7 @@ static json_t *coord_job_json(const coord_job *j, int with_tasks)
                           (json_int_t)sj->start_ms, "end_ms", (json_int_t)sj->end_ms);
     counters_free(&cs);
     json_object_set_new(o, "error", sj->error ? json_string(sj->error) : json_null());
+    json_object_set_new(o, "version", json_integer((json_int_t)j->version));
     if (with_tasks) {
         json_t *tasks = json_array();
         for (uint32_t t = 0; t < sj->nmaps + sj->nreduces; t++) {
@@ -578,9 +585,34 @@ static json_t *coord_job_json(const coord_job *j, int with_tasks)
     return o;
 }
 
-static void coord_status(coord *c, const char *only, http_response *resp)
+/* GET /v1/jobs/ID?wait_ms=N&version=V holds the answer until the job's version differs from V
+ * (something happened) or N ms passed, so `submit` learns of completion at once without
+ * polling. */
+static void coord_status(coord *c, const char *only, const http_request *req, http_response *resp)
 {
     pthread_mutex_lock(&c->lock);
+    const char *ws = req ? http_request_query(req, "wait_ms") : NULL;
+    const char *vs = req ? http_request_query(req, "version") : NULL;
+    uint64_t wait = 0, seen = 0;
+    if (only && ws && vs && util_parse_u64(ws, 0, 30000, &wait) == 0 && util_parse_u64(vs, 0, UINT64_MAX, &seen) == 0) {
+        uint64_t deadline = time_mono_ms() + wait;
+        for (;;) {
+            coord_job *j = coord_find_job(c, only);
+            if (!j || j->version != seen || j->finished || coord_stop) break;
+            uint64_t now = time_mono_ms();
+            if (now >= deadline) break;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t left = deadline - now;
+            ts.tv_sec += (time_t)(left / 1000);
+            ts.tv_nsec += (long)(left % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&c->job_cv, &c->lock, &ts);
+        }
+    }
     json_t *workers = json_array();
     for (size_t i = 0; i < c->nworkers; i++) {
         const coord_worker *w = &c->workers[i];
@@ -710,8 +742,8 @@ static void coord_http(void *arg, const http_request *req, http_response *resp)
     if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/heartbeat") == 0) coord_heartbeat(c, req, resp);
     else if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/report") == 0) coord_report(c, req, resp);
     else if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/jobs") == 0) coord_submit(c, req, resp);
-    else if (strcmp(m, "GET") == 0 && strcmp(p, "/v1/status") == 0) coord_status(c, NULL, resp);
-    else if (strcmp(m, "GET") == 0 && strncmp(p, "/v1/jobs/", 9) == 0 && !strchr(p + 9, '/')) coord_status(c, p + 9, resp);
+    else if (strcmp(m, "GET") == 0 && strcmp(p, "/v1/status") == 0) coord_status(c, NULL, NULL, resp);
+    else if (strcmp(m, "GET") == 0 && strncmp(p, "/v1/jobs/", 9) == 0 && !strchr(p + 9, '/')) coord_status(c, p + 9, req, resp);
     else if (strcmp(m, "POST") == 0 && strncmp(p, "/v1/jobs/", 9) == 0 && strlen(p) > 16 &&
              strcmp(p + strlen(p) - 7, "/cancel") == 0) {
         char id[64];
@@ -798,6 +830,7 @@ int coord_main(int argc, char **argv)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->work_cv, &ca);
+    pthread_cond_init(&c->job_cv, &ca);
     pthread_condattr_destroy(&ca);
     if (http_server_start(&c->srv, host, (uint16_t)port, c->token, COORD_MAX_BODY, coord_http, c, &e) != 0) {
         fprintf(stderr, "tally coordinator: %s\n", e.msg);
@@ -824,6 +857,7 @@ int coord_main(int argc, char **argv)
     log_info("stopping");
     pthread_mutex_lock(&c->lock);
     pthread_cond_broadcast(&c->work_cv);
+    pthread_cond_broadcast(&c->job_cv);
     pthread_mutex_unlock(&c->lock);
     http_server_stop(c->srv);
     while (c->jobs) {
