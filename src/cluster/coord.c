@@ -99,6 +99,20 @@ static void coord_on_signal(int sig)
     coord_stop = 1;
 }
 
+/* Waits on cv (with `lock` held) for at most ms milliseconds. */
+static void coord_wait(coord *c, pthread_cond_t *cv, uint64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, &c->lock, &ts);
+}
+
 /* ---- Workers ----------------------------------------------------------------------------- */
 
 static coord_worker *coord_find_worker(coord *c, const char *name)
@@ -358,16 +372,7 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
     while (json_array_size(tasks) == 0 && !coord_stop) {
         now = time_mono_ms();
         if (now >= deadline) break;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t left = deadline - now;
-        ts.tv_sec += (time_t)(left / 1000);
-        ts.tv_nsec += (long)(left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&c->work_cv, &c->lock, &ts);
+        coord_wait(c, &c->work_cv, deadline - now);
         w = coord_find_worker(c, name);
         if (!w || strcmp(w->incarnation, inc) != 0) break;
         w->last_seen = time_mono_ms();
@@ -601,16 +606,7 @@ static void coord_status(coord *c, const char *only, const http_request *req, ht
             if (!j || j->version != seen || j->finished || coord_stop) break;
             uint64_t now = time_mono_ms();
             if (now >= deadline) break;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            uint64_t left = deadline - now;
-            ts.tv_sec += (time_t)(left / 1000);
-            ts.tv_nsec += (long)(left % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&c->job_cv, &c->lock, &ts);
+            coord_wait(c, &c->job_cv, deadline - now);
         }
     }
     json_t *workers = json_array();
