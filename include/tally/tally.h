@@ -48,7 +48,8 @@ typedef struct tally_values tally_values; /* iterator over one key's values; opa
 
 /* One input record. Valid only during the map call that receives it. */
 typedef struct tally_record {
-    const char *data;  /* the record's bytes, without its line terminator (\n or \r\n) */
+    const char *data;  /* the record's bytes, without its line terminator (\n or \r\n), followed
+                        * by a NUL byte (the record itself may contain NULs: use len) */
     size_t len;
     const char *file;  /* the input path as the user gave it */
     uint64_t offset;   /* byte offset of the record in its file (uncompressed, for .gz) */

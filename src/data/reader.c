@@ -35,12 +35,13 @@ static int reader_fill(reader *r, struct err *e)
         r->len -= r->pos;
         r->pos = 0;
     }
-    if (r->len == r->cap) {
+    /* One byte stays free after the data so that a record can always be NUL-terminated. */
+    if (r->len + 1 >= r->cap) {
         size_t ncap = r->cap * 2;
         r->buf = xrealloc(r->buf, ncap);
         r->cap = ncap;
     }
-    size_t want = r->cap - r->len;
+    size_t want = r->cap - r->len - 1;
     ssize_t n;
     if (r->gz) {
         int got = gzread(r->gz, r->buf + r->len, (unsigned)(want > (1u << 30) ? (1u << 30) : want));
@@ -237,6 +238,7 @@ int reader_next(reader *r, const char **data, size_t *len, uint64_t *offset, str
             r->skip_header = 0;
             continue;
         }
+        p[n] = 0; /* over the terminator (or the spare byte at EOF): C string functions work */
         *data = p;
         *len = n;
         *offset = rec_off;

@@ -1,6 +1,6 @@
 /* reader.h - reads the records of one input segment: lines, CRLF, gzip, CSV headers, limits.
  *
- * Records are lines. The reader of segment [start, end) of a file starts at the first record
+ * Records are lines, handed out NUL-terminated (the terminator replaces the \n or \r). The reader of segment [start, end) of a file starts at the first record
  * that begins at or after `start` and stops after the last record that begins before `end`
  * (reading past `end` to finish it). Line terminators (\n, \r\n) are not part of the record.
  * A record longer than `max_record` bytes is skipped whole and reported as READER_TOO_LONG, so

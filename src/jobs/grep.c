@@ -35,7 +35,8 @@ static void grep_teardown(void *state)
 static int grep_map(tally_ctx *ctx, const tally_record *rec)
 {
     const regex_t *rx = tally_state(ctx);
-    /* REG_STARTEND: match within [0, len) without needing a NUL terminator, NULs included. */
+    /* REG_STARTEND: match within [0, len), NUL bytes inside the line included. The record is
+     * NUL-terminated as well, which sanitizer interceptors of regexec() rely on. */
     regmatch_t m[1] = {{.rm_so = 0, .rm_eo = (regoff_t)rec->len}};
     if (regexec(rx, rec->data, 1, m, REG_STARTEND) != 0) return 0;
     char key[4096 + 32];
