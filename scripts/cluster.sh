@@ -62,8 +62,11 @@ up)
             --work-dir "$dir/w$i.work" </dev/null >"$dir/w$i.out" 2>"$dir/w$i.log" &
         echo $! >"$dir/w$i.pid"
     done
-    all_alive() { "$TALLY" status --coordinator "$addr" --token-file "$dir/token" --json |
-        [ "$(grep -o '"state": *"alive"' | wc -l)" -ge "$workers" ]; }
+    all_alive() {
+        local n
+        n=$("$TALLY" status --coordinator "$addr" --token-file "$dir/token" --json | grep -o '"state": *"alive"' | wc -l)
+        [ "$n" -ge "$workers" ]
+    }
     until_ok 30 "$workers workers to be alive" all_alive
     echo "cluster up: coordinator $addr, $workers workers, logs in $dir" >&2
     exports
@@ -75,13 +78,13 @@ status)
     ;;
 down)
     for f in "$dir"/w*.pid "$dir"/coordinator.pid; do
-        [ -s "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null || true
+        if [ -s "$f" ]; then kill -TERM "$(cat "$f")" 2>/dev/null || true; fi
     done
     gone() { for f in "$dir"/*.pid; do [ -e "$f" ] && running "$f" && return 1; done; return 0; }
     end=$((SECONDS + 5))
     until gone || [ $SECONDS -ge $end ]; do sleep 0.05; done
     for f in "$dir"/*.pid; do # leftovers, and task processes in the workers' groups
-        [ -s "$f" ] && kill -KILL -- "-$(cat "$f")" 2>/dev/null || true
+        if [ -s "$f" ]; then kill -KILL -- "-$(cat "$f")" 2>/dev/null || true; fi
     done
     rm -f "$dir"/*.pid "$dir/address"
     echo "cluster in $dir stopped" >&2

@@ -7,6 +7,7 @@
 
 # No failures happen here, so a generous worker timeout: a loaded machine must not make a
 # worker look dead (which would add attempts and break the M + R count).
+JOB_TIMEOUT=60 # seconds one submit may take
 cl_start_coordinator --heartbeat-ms 100 --worker-timeout-ms 15000
 
 gen_ok text --size 2M --seed 31 -o "$T/gen.txt"
@@ -121,7 +122,8 @@ check_cluster_alive w1 w2 w3
 id=$(TALLY_COORDINATOR=$CL_COORD TALLY_TOKEN_FILE=$CL_TOKEN_FILE "$TALLY" submit --detach \
     wordcount -m 3 -r 2 -o "$T/detached" "${BOOKS[@]}") || fail "submit --detach failed"
 [[ $id =~ ^[A-Za-z0-9_-]+$ ]] || fail "submit --detach printed '$id', not a job id"
-assert_eq "$(cl_job_wait 60 "$id")" succeeded "state of the detached job"
+cl_job_wait 60 "$id"
+assert_eq "$CL_STATE" succeeded "state of the detached job"
 [ -e "$T/detached/_SUCCESS" ] || fail "detached job succeeded without _SUCCESS"
 cl_answer "$T/ans-books.txt" wordcount -m 3 -r 2 -o "$T/local-books" "${BOOKS[@]}"
 cl_same "$T/detached" "$T/ans-books.txt"
@@ -187,7 +189,8 @@ code=$(curl -s -o "$T/curl.out" -w '%{http_code}' -X POST -H "Authorization: Bea
     --data-binary "$spec" "http://$CL_COORD/v1/jobs")
 assert_eq "$code" 200 "POST /v1/jobs with the token ($(cat "$T/curl.out"))"
 uid=$("$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["id"])' <"$T/curl.out")
-assert_eq "$(cl_job_wait 60 "$uid")" succeeded "state of the job submitted with curl"
+cl_job_wait 60 "$uid"
+assert_eq "$CL_STATE" succeeded "state of the job submitted with curl"
 cl_answer "$T/ans-unauth.txt" wordcount -m 1 -r 1 -o "$T/local-unauth" "$T/gen.txt"
 cl_same "$T/unauth" "$T/ans-unauth.txt"
 

@@ -11,10 +11,13 @@
 #   cl_q EXPR [ARGS]                 evaluates a Python expression over the status JSON
 #   cl_until SECONDS WHAT EXPR [ARGS]  polls cl_q until it is true, with a deadline
 #   cl_submit ARGS / cl_answer / cl_same   running jobs and checking them against `tally run`
+#   cl_reset                         ends the cluster so far, for a fresh one in the same test
+#   cl_chaos_seed N MIN              a --chaos-seed that makes a --chaos-delay worker reliably slow
 # Every process the test starts runs in its own process group (setsid), recorded in
-# $CL/pgids; the EXIT trap stops the restart loops and SIGKILLs every recorded group, so task
-# processes orphaned by a killed worker die too. Logs live in $CL and their tails are printed
-# when a test fails.
+# $CL/pgids; the EXIT trap (also run on SIGTERM/SIGINT) stops the restart loops and SIGKILLs
+# every recorded group, so task processes orphaned by a killed worker die too. Logs live in $CL;
+# on failure their tails and any task process still running are printed, and CL_KEEP=DIR keeps
+# the logs and the last status.
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -61,8 +64,17 @@ cl_stop_all() {
 }
 
 cl_cleanup() {
+    local rc=$?
     trap - ERR
     set +e
+    # CL_KEEP=DIR keeps the logs and the last status of a failed test (for flaky failures).
+    if [ $rc != 0 ] && [ -n "${CL_KEEP:-}" ]; then
+        local keep
+        keep=$(mktemp -d "$CL_KEEP/$TEST_NAME.XXXXXX")
+        [ -z "$CL_COORD" ] || cl_status >"$keep/status.json" 2>&1
+        cp -r "$CL"/*.log "$CL"/*.wlog "$CL"/old "$keep/" 2>/dev/null
+        echo "logs kept in $keep" >&2
+    fi
     cl_stop_all 2>/dev/null
     lib_cleanup
 }
@@ -80,10 +92,25 @@ cl_dump_logs() {
     done
 }
 
+# cl_dump_tasks: the task processes (a worker's children) still running, with how long they
+# have run and what they wait in: a hung attempt shows up here.
+cl_dump_tasks() {
+    local g p
+    while read -r g; do
+        [ -n "$g" ] || continue
+        for p in $(cl_group_members "$g"); do
+            [ "$p" != "$g" ] || continue
+            echo "--- task process $p (group $g) running for $(ps -o etimes= -p "$p" 2>/dev/null | tr -d ' ') s," \
+                "state $(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null), waiting in $(cat "/proc/$p/wchan" 2>/dev/null)"
+        done
+    done <"$CL/pgids"
+}
+
 # fail MESSAGE...: lib.sh's fail, with the cluster logs first (the message stays last, where
 # the runner's output tail shows it).
 fail() {
     cl_dump_logs >&2
+    cl_dump_tasks >&2
     echo "FAIL $TEST_NAME (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}): $*" >&2
     if [ -s "$T/stderr" ]; then
         echo "--- stderr of the last tally command ($LAST_CMD):" >&2
@@ -354,18 +381,18 @@ cl_same() {
     fi
 }
 
-# cl_job_wait SECONDS JOB: waits until the job reached a terminal state; prints it.
+# cl_job_wait SECONDS JOB: waits until the job reached a terminal state; sets CL_STATE to it.
 cl_job_wait() {
     CL_Q_JOB=$2 cl_until "$1" "job $2 to finish" 'j["state"] in ("succeeded", "failed", "cancelled")'
-    CL_Q_JOB=$2 cl_q 'j["state"]'
+    CL_STATE=$(CL_Q_JOB=$2 cl_q 'j["state"]')
 }
 
 # cl_job_json JOB FILE: the status record of one job into FILE.
 cl_job_json() { cl_status "$1" >"$2" || fail "tally status $1 failed"; }
 
 # ---- Self-test ---------------------------------------------------------------------------------
-# tests/run.sh runs every tests/e2e/*.sh, this file too: run directly, it checks its own
-# helpers - restarts give new incarnations, and the trap leaves no process behind whether the
+# Run directly (bash tests/e2e/cluster_lib.sh; tests/run.sh skips *lib.sh), it checks its own
+# helpers: restarts give new incarnations, and the trap leaves no process behind whether the
 # test passes, fails or is terminated.
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     if [ -n "${CL_SELFTEST:-}" ]; then
