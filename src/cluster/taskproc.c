@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,7 +49,9 @@ static int taskproc_fetch(const json_t *maps, const char *job, uint32_t part, co
                  (unsigned long long)index, part);
         int status = 0;
         char *body = NULL;
-        rc = http_call(addr, "GET", path, token, NULL, 10000, &status, &body, e);
+        /* Short timeouts: a map's worker that stopped answering is declared dead by the
+         * coordinator within its worker timeout, and this attempt should fail as fast. */
+        rc = http_call(addr, "GET", path, token, NULL, 3000, &status, &body, e);
         json_t *meta = NULL;
         uint64_t length = 0, crc = 0;
         if (rc == 0 && status != 200) rc = err_set(e, -EIO, "shuffle index of map %llu from %s: HTTP %d: %s",
@@ -60,7 +64,7 @@ static int taskproc_fetch(const json_t *maps, const char *job, uint32_t part, co
         char *dest = xasprintf("%s/map-%05llu.seg", dir, (unsigned long long)index);
         if (rc == 0 && length > 0) {
             snprintf(path, sizeof path, "/v1/shuffle?job=%s&map=%llu&part=%u", job, (unsigned long long)index, part);
-            rc = http_download(addr, path, token, dest, 600000, &status, e);
+            rc = http_download(addr, path, token, dest, (long)(5000 + length / 20000), &status, e);
         } else if (rc == 0) {
             FILE *f = fopen(dest, "w");
             if (f) fclose(f);
@@ -91,8 +95,8 @@ static int taskproc_write_result(const char *path, int ok, const char *error, in
 
 int taskproc_main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: tally __task ASSIGNMENT RESULT (internal)\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: tally __task ASSIGNMENT RESULT [WHERE] (internal)\n");
         return CLI_USAGE;
     }
     json_error_t je;
@@ -101,7 +105,15 @@ int taskproc_main(int argc, char **argv)
         fprintf(stderr, "tally __task: %s: %s\n", argv[1], je.text);
         return CLI_FAILED;
     }
-    int rc = taskproc_run(a, argv[2], NULL);
+    task_where *where = NULL;
+    int fd = argc == 4 ? open(argv[3], O_RDWR | O_CLOEXEC) : -1;
+    if (fd >= 0) {
+        where = mmap(NULL, sizeof *where, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (where == MAP_FAILED) where = NULL;
+        close(fd);
+    }
+    int rc = taskproc_run(a, argv[2], where);
+    if (where) munmap(where, sizeof *where);
     json_decref(a);
     return rc;
 }
@@ -165,7 +177,10 @@ int taskproc_run(json_t *a, const char *result_path, task_where *where)
         size_t n = json_array_size(maps);
         task_segment *segs = xcalloc(n ? n : 1, sizeof *segs);
         rc = fs_mkdirs(dir, &e);
-        if (rc == 0) rc = fs_mkdirs(out_tmp, &e);
+        /* Only the attempt's own directory: if OUT/_temporary is gone the job is over, and a
+         * late attempt must not bring its output directory back. */
+        if (rc == 0 && mkdir(out_tmp, 0755) != 0 && errno != EEXIST)
+            rc = err_set(&e, -errno, "%s: %s", out_tmp, strerror(errno));
         if (rc == 0) rc = taskproc_fetch(maps, jobid, (uint32_t)index, token, dir, segs, &failed_map, &e);
         if (rc == 0) {
             env.out_tmp = out_tmp;

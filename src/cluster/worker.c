@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -38,6 +40,7 @@ typedef struct worker_attempt {
     char job[64];
     uint32_t attempt;
     pid_t pid;
+    int killed;          /* the coordinator no longer wants it: do not start it */
     json_t *assignment;
     struct worker *w;
     struct worker_attempt *next;
@@ -51,6 +54,9 @@ typedef struct worker {
     uint32_t slots;
     uint64_t heartbeat_ms;
     uint64_t fail_after;
+    int fail_after_set;
+    int exec_tasks;      /* exec `tally __task` instead of forking (see worker_attempt_thread) */
+    char exe[4096];
     double chaos_crash, chaos_delay;
     uint64_t chaos_max_delay_ms;
     uint64_t rng;
@@ -59,6 +65,8 @@ typedef struct worker {
     worker_attempt *attempts;
     uint64_t started, succeeded, failed, shuffle_bytes, shuffle_requests;
 } worker;
+
+extern char **environ;
 
 static volatile sig_atomic_t worker_stop;
 
@@ -201,7 +209,7 @@ static void worker_inject(worker *w)
     pthread_mutex_lock(&w->lock);
     uint64_t n = ++w->started;
     pthread_mutex_unlock(&w->lock);
-    if (w->fail_after && n > w->fail_after) {
+    if (w->fail_after_set && n > w->fail_after) {
         if (strcmp(w->fail_mode, "exit") == 0) {
             log_warn("failure injection: exiting after %" PRIu64 " tasks", w->fail_after);
             _exit(3);
@@ -209,6 +217,7 @@ static void worker_inject(worker *w)
         if (strcmp(w->fail_mode, "hang") == 0) {
             log_warn("failure injection: hanging after %" PRIu64 " tasks", w->fail_after);
             raise(SIGSTOP);
+            return; /* resumed by SIGCONT: carry on */
         }
         worker_die(w, "crashing after --fail-after-tasks");
     }
@@ -252,25 +261,51 @@ static void *worker_attempt_thread(void *arg)
     json_object_set_new(a->assignment, "work_dir", json_string(jobdir));
     json_object_set_new(a->assignment, "token", json_string(w->token));
     int rc = fs_mkdirs(jobdir, &e);
-    /* Shared with the child: which record its map() call is on, to name it if it crashes. */
-    task_where *where = mmap(NULL, sizeof *where, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (where == MAP_FAILED) where = NULL;
+    /* Shared with the task process: which record its map() call is on, to name it if it
+     * crashes. A small file mapped by both, so that an exec'd task can map it too. */
+    char *wfile = xasprintf("%s/a%u.where", jobdir, a->attempt);
+    char *afile = xasprintf("%s/a%u.json", jobdir, a->attempt);
+    task_where *where = NULL;
+    int wfd = rc == 0 ? open(wfile, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+    if (wfd >= 0 && ftruncate(wfd, sizeof *where) == 0) {
+        where = mmap(NULL, sizeof *where, PROT_READ | PROT_WRITE, MAP_SHARED, wfd, 0);
+        if (where == MAP_FAILED) where = NULL;
+    }
+    if (wfd >= 0) close(wfd);
     if (where) where->file = UINT32_MAX;
+    if (rc == 0 && w->exec_tasks) {
+        char *text = wire_dump(a->assignment);
+        rc = fs_write_atomic(afile, text, strlen(text), &e);
+        chmod(afile, 0600); /* it holds the token */
+        free(text);
+    }
     if (rc == 0) {
-        pid_t pid = fork();
-        if (pid == 0) {
-            /* The child: default signal dispositions, then the attempt, then _exit without
-             * running the parent's atexit handlers (libcurl, libmicrohttpd). */
-            signal(SIGINT, SIG_DFL);
-            signal(SIGTERM, SIG_DFL);
-            _exit(taskproc_run(a->assignment, rfile, where));
-        }
-        if (pid < 0) {
-            rc = err_set(&e, -errno, "cannot fork: %s", strerror(errno));
+        /* Started under the lock, so that a kill from the coordinator either stops it from
+         * starting or finds its pid. Forking without exec keeps task start-up cheap (an exec of
+         * tally, with libcurl's 30-odd libraries, cost tens of ms per task); sanitizer builds
+         * exec instead, because ASan's allocator is not fork-safe in a threaded process. */
+        pid_t pid = -1;
+        pthread_mutex_lock(&w->lock);
+        if (a->killed) {
+            rc = err_set(&e, -ECANCELED, "killed before it started");
+        } else if (w->exec_tasks) {
+            char *argv[] = {w->exe, "__task", afile, rfile, wfile, NULL};
+            int k = posix_spawn(&pid, w->exe, NULL, NULL, argv, environ);
+            if (k) rc = err_set(&e, -k, "cannot start %s: %s", w->exe, strerror(k));
         } else {
-            pthread_mutex_lock(&w->lock);
-            a->pid = pid;
-            pthread_mutex_unlock(&w->lock);
+            pid = fork();
+            if (pid == 0) {
+                /* The child: default signals, the attempt, then _exit without running the
+                 * parent's atexit handlers (libcurl, libmicrohttpd). */
+                signal(SIGINT, SIG_DFL);
+                signal(SIGTERM, SIG_DFL);
+                _exit(taskproc_run(a->assignment, rfile, where));
+            }
+            if (pid < 0) rc = err_set(&e, -errno, "cannot fork: %s", strerror(errno));
+        }
+        if (rc == 0) a->pid = pid;
+        pthread_mutex_unlock(&w->lock);
+        if (rc == 0) {
             int st;
             while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
             }
@@ -297,6 +332,10 @@ static void *worker_attempt_thread(void *arg)
         }
     }
     if (where) munmap(where, sizeof *where);
+    unlink(wfile);
+    unlink(afile);
+    free(wfile);
+    free(afile);
     if (!result) result = json_pack("{s:b, s:s, s:b}", "ok", 0, "error", e.msg, "fatal", 0);
     pthread_mutex_lock(&w->lock);
     if (json_is_true(json_object_get(result, "ok"))) w->succeeded++;
@@ -351,8 +390,11 @@ static void worker_start(worker *w, json_t *task)
 static void worker_kill(worker *w, const char *job, uint64_t attempt)
 {
     pthread_mutex_lock(&w->lock);
-    for (worker_attempt *a = w->attempts; a; a = a->next)
-        if (strcmp(a->job, job) == 0 && a->attempt == attempt && a->pid > 0) kill(a->pid, SIGKILL);
+    for (worker_attempt *a = w->attempts; a; a = a->next) {
+        if (strcmp(a->job, job) != 0 || a->attempt != attempt) continue;
+        a->killed = 1;
+        if (a->pid > 0) kill(a->pid, SIGKILL);
+    }
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -461,8 +503,11 @@ int worker_main(int argc, char **argv)
         if (util_parse_u64(worker_o_slots, 1, 256, &v)) rc = err_set(&e, -EINVAL, "--slots: expected 1..256");
         else w.slots = (uint32_t)v;
     }
-    if (rc == 0 && worker_o_fail_after && util_parse_u64(worker_o_fail_after, 0, UINT32_MAX, &w.fail_after))
-        rc = err_set(&e, -EINVAL, "--fail-after-tasks: expected a number");
+    if (rc == 0 && worker_o_fail_after) {
+        if (util_parse_u64(worker_o_fail_after, 0, UINT32_MAX, &w.fail_after))
+            rc = err_set(&e, -EINVAL, "--fail-after-tasks: expected a number");
+        w.fail_after_set = 1;
+    }
     if (rc == 0 && strcmp(worker_o_fail_mode, "crash") && strcmp(worker_o_fail_mode, "hang") && strcmp(worker_o_fail_mode, "exit"))
         rc = err_set(&e, -EINVAL, "--fail-mode: expected crash, hang or exit");
     if (rc == 0) rc = worker_prob(worker_o_crash, &w.chaos_crash, "chaos-crash", &e);
@@ -494,6 +539,16 @@ int worker_main(int argc, char **argv)
     snprintf(w.incarnation, sizeof w.incarnation, "%016" PRIx64, rnd[0]);
     w.rng = worker_o_seed ? strtoull(worker_o_seed, NULL, 10) : rnd[1];
     pthread_mutex_init(&w.lock, NULL);
+    ssize_t exe_len = readlink("/proc/self/exe", w.exe, sizeof w.exe - 1);
+    if (exe_len <= 0) snprintf(w.exe, sizeof w.exe, "%s", argv[0]);
+#if defined(__SANITIZE_ADDRESS__)
+    w.exec_tasks = 1;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    w.exec_tasks = 1;
+#endif
+#endif
+    if (getenv("TALLY_TASK_EXEC") && strcmp(getenv("TALLY_TASK_EXEC"), "1") == 0) w.exec_tasks = 1;
     log_set_process("worker");
     char ctx[96];
     snprintf(ctx, sizeof ctx, "worker=%s", w.name);
