@@ -163,7 +163,7 @@ int taskproc_run(json_t *a, const char *result_path, task_where *where)
                 skips[env.nskip++] = (task_skip){.path = path, .offset = off};
         }
         env.skip = skips;
-        rc = task_run_map(&env, &split.splits[0], (uint32_t)index, (uint32_t)attempt, NULL, &res);
+        rc = task_run_map(&env, &split.splits[0], (uint32_t)index, (uint32_t)attempt, NULL, NULL, &res);
         if (rc) e = res.err;
     } else {
         json_t *maps = json_object_get(a, "maps");

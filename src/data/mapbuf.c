@@ -172,6 +172,13 @@ mapbuf *mapbuf_new(uint32_t nparts, uint64_t limit, int int_values, int sum_mode
     return mb;
 }
 
+int mapbuf_compatible(const mapbuf *mb, uint32_t nparts, uint64_t limit, int int_values, int sum_mode,
+                      uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate)
+{
+    return mb->nparts == (nparts ? nparts : 1) && mb->limit == limit && mb->int_values == (int_values || sum_mode) &&
+           mb->sum_mode == sum_mode && mb->partition == partition && mb->pstate == pstate;
+}
+
 void mapbuf_free(mapbuf *mb)
 {
     if (!mb) return;
@@ -477,6 +484,7 @@ int mapbuf_next_group(mapbuf *mb, uint32_t *part, const char **key, size_t *klen
 
 void mapbuf_reset(mapbuf *mb)
 {
+    mb->nbatch = 0;
     mb->alen = 0;
     mb->nidx = 0;
     mb->group = 0;

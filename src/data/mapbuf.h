@@ -26,6 +26,9 @@ typedef struct mapbuf mapbuf;
 mapbuf *mapbuf_new(uint32_t nparts, uint64_t limit, int int_values, int sum_mode,
                    uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate);
 void mapbuf_free(mapbuf *mb);
+/* True when mb was made with these parameters, so it can serve another task after a reset. */
+int mapbuf_compatible(const mapbuf *mb, uint32_t nparts, uint64_t limit, int int_values, int sum_mode,
+                      uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate);
 
 /* Adds one record; the bytes are copied. Returns 1 when the buffer has reached its budget and
  * must be spilled, else 0. In sum mode adds are batched: hashes are computed and table lines

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "data/mapbuf.h"
 
 typedef struct local_item {
     uint32_t attempt;
@@ -22,6 +23,7 @@ typedef struct local_item {
 typedef struct local_slot {
     struct local_pool *pool;
     pthread_t thread;
+    mapbuf *mb;                  /* kept from one map attempt to the next on this thread */
     _Atomic uint64_t progress;   /* bytes consumed by this slot's current map attempt */
 } local_slot;
 
@@ -79,7 +81,7 @@ static void *local_thread(void *arg)
         atomic_store(&slot->progress, 0);
         if (it->phase == SCHED_MAP)
             it->rc = task_run_map(&p->env, &p->env.inputs->splits[it->index], it->index, it->attempt,
-                                  &slot->progress, &it->res);
+                                  &slot->progress, &slot->mb, &it->res);
         else
             it->rc = local_run_reduce(p, it);
         atomic_store(&slot->progress, 0);
@@ -91,6 +93,8 @@ static void *local_thread(void *arg)
         pthread_cond_signal(&p->done_cv);
     }
     pthread_mutex_unlock(&p->lock);
+    mapbuf_free(slot->mb);
+    slot->mb = NULL;
     return NULL;
 }
 

@@ -403,14 +403,22 @@ static int task_map_split(map_state *ms, const input_split *split, tally_ctx *ct
 }
 
 int task_run_map(const task_env *env, const input_split *split, uint32_t index, uint32_t attempt,
-                 _Atomic uint64_t *progress, task_result *res)
+                 _Atomic uint64_t *progress, mapbuf **reuse, task_result *res)
 {
     const tally_job *job = env->job;
     map_state ms = {.env = env, .index = index, .attempt = attempt, .res = res};
     ms.sum_mode = (job->flags & TALLY_COMBINE_SUM) != 0;
     ms.int_values = task_int_values(job);
-    ms.mb = mapbuf_new(env->spec->reduces, env->spec->sort_buffer, ms.int_values, ms.sum_mode,
-                       job->partition, env->state);
+    if (reuse && *reuse &&
+        mapbuf_compatible(*reuse, env->spec->reduces, env->spec->sort_buffer, ms.int_values, ms.sum_mode,
+                          job->partition, env->state)) {
+        ms.mb = *reuse;
+        *reuse = NULL;
+        mapbuf_reset(ms.mb);
+    } else {
+        ms.mb = mapbuf_new(env->spec->reduces, env->spec->sort_buffer, ms.int_values, ms.sum_mode,
+                           job->partition, env->state);
+    }
     tally_ctx ctx;
     ctx_init(&ctx, job, env->state, env->spec, &res->counters);
     ctx.emit = task_map_emit;
@@ -442,7 +450,12 @@ int task_run_map(const task_env *env, const input_split *split, uint32_t index, 
     free(ms.runs);
     free(tmp);
     free(final);
-    mapbuf_free(ms.mb);
+    if (reuse && rc == 0) {
+        mapbuf_free(*reuse);
+        *reuse = ms.mb;
+    } else {
+        mapbuf_free(ms.mb);
+    }
     return rc;
 }
 

@@ -21,6 +21,8 @@
 #include "exec/counters.h"
 #include "exec/jobspec.h"
 
+struct mapbuf;
+
 typedef struct task_env {
     const jobspec *spec;
     const tally_job *job;
@@ -68,9 +70,12 @@ void task_result_free(task_result *r);
 char *task_map_output_path(const task_env *env, uint32_t index);
 
 /* Runs a map attempt; `progress` (may be NULL) receives the input bytes consumed so far.
- * Returns 0 on success (output committed) or a negative code with res->err set. */
+ * `reuse` (may be NULL) is a per-thread slot holding a map buffer from an earlier attempt: a
+ * thread that runs many maps keeps its table and arena instead of faulting in fresh memory
+ * for each (the caller frees it with mapbuf_free at the end). Returns 0 on success (output
+ * committed) or a negative code with res->err set. */
 int task_run_map(const task_env *env, const input_split *split, uint32_t index, uint32_t attempt,
-                 _Atomic uint64_t *progress, task_result *res);
+                 _Atomic uint64_t *progress, struct mapbuf **reuse, task_result *res);
 
 /* Finds partition `part` in each of the `n` map output files. */
 int task_local_segments(const char *const *paths, size_t n, uint32_t part, task_segment **segs,
