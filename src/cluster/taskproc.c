@@ -120,6 +120,7 @@ int taskproc_main(int argc, char **argv)
 
 int taskproc_run(json_t *a, const char *result_path, task_where *where)
 {
+    uint64_t t0 = time_mono_ns();
     ifile_fault_init();
     struct err e = {0};
     jobspec spec;
@@ -148,6 +149,7 @@ int taskproc_run(json_t *a, const char *result_path, task_where *where)
         res.fatal = 1;
         goto done;
     }
+    log_debug("job opened after %.1f ms", (double)(time_mono_ns() - t0) / 1e6);
     task_env env = {.spec = &spec, .job = job, .state = state, .work_dir = work_dir, .where = where};
     task_skip skips[64];
     if (strcmp(phase, "map") == 0) {
@@ -193,6 +195,7 @@ int taskproc_run(json_t *a, const char *result_path, task_where *where)
         free(out_tmp);
     }
 done:
+    log_debug("task done after %.1f ms", (double)(time_mono_ns() - t0) / 1e6);
     if (rc && !e.msg[0]) err_set(&e, rc, "task failed (code %d)", rc);
     taskproc_write_result(result_path, rc == 0, rc ? e.msg : NULL, res.fatal, &res.counters, failed_map);
     task_result_free(&res);

@@ -253,6 +253,7 @@ static void *worker_attempt_thread(void *arg)
 {
     worker_attempt *a = arg;
     worker *w = a->w;
+    uint64_t t_begin = time_mono_ns();
     worker_inject(w);
     char *jobdir = xasprintf("%s/%s", w->work_dir, a->job);
     char *rfile = xasprintf("%s/a%u.result", jobdir, a->attempt);
@@ -307,8 +308,11 @@ static void *worker_attempt_thread(void *arg)
         pthread_mutex_unlock(&w->lock);
         if (rc == 0) {
             int st;
+            uint64_t t_started = time_mono_ns();
             while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
             }
+            log_debug("job=%s attempt=a%u: process started after %.1f ms, ran %.1f ms", a->job, a->attempt,
+                      (double)(t_started - t_begin) / 1e6, (double)(time_mono_ns() - t_started) / 1e6);
             pthread_mutex_lock(&w->lock);
             a->pid = 0;
             pthread_mutex_unlock(&w->lock);

@@ -10,7 +10,7 @@
 #include <zlib.h>
 
 #define IFILE_MAGIC 0x31464954594c4c54ull /* "TLLYTIF1" little-endian */
-#define IFILE_WBUF (1u << 20)
+#define IFILE_WBUF (256u * 1024u)
 #define IFILE_RBUF (256u * 1024u)
 #define IFILE_PART_BYTES 28
 
@@ -318,7 +318,7 @@ int ifile_seg_open(ifile_seg **out, const char *path, uint64_t offset, uint64_t 
     s->check_crc = check_crc;
     s->want_crc = crc;
     s->left = length;
-    s->cap = IFILE_RBUF;
+    s->cap = length + 64 < IFILE_RBUF ? (size_t)length + 64 : IFILE_RBUF; /* small segments, small buffers */
     s->buf = xmalloc(s->cap);
     *out = s;
     return 0;

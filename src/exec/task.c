@@ -19,7 +19,7 @@
 
 /* Runs merged at once at most; more runs are merged in several passes. */
 #define TASK_MERGE_FANIN 64
-#define TASK_OUT_BUF (1u << 20)
+#define TASK_OUT_BUF (256u * 1024u)
 
 void task_result_init(task_result *r)
 {
