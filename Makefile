@@ -26,7 +26,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(wildcard examples/*
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/*.c))
 BENCHBIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all demo test test-plain test-asan bench bench-cluster clean format fuzz
+.PHONY: deps all demo test test-plain test-asan bench bench-cluster clean format fuzz
 all: $(BUILD)/tally $(EXAMPLES)
 
 $(BUILD)/tally: $(OBJ)
@@ -50,11 +50,17 @@ $(BUILD)/bench/%: bench/%.c
 
 units: $(UNIT)
 
-demo: all
+# The Debian packages tally needs (a no-op when they are installed).
+deps:
+	@./scripts/install-deps.sh
+
+demo: deps
+	$(MAKE) --no-print-directory all
 	./scripts/demo.sh $(BUILD)/tally
 
 # The suite runs against the plain build, then again against a sanitizer build in build-asan/.
-test: all units
+test: deps
+	$(MAKE) --no-print-directory all units
 	$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	    all units
