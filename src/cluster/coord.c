@@ -844,7 +844,8 @@ int coord_main(int argc, char **argv)
              http_server_port(c->srv), c->heartbeat_ms, c->timeout_ms);
     printf("coordinator listening on %s:%u\n", host, http_server_port(c->srv));
     fflush(stdout);
-    uint64_t tick = c->heartbeat_ms / 4 < 50 ? c->heartbeat_ms / 4 : 50;
+    /* The tick bounds how late a dead worker is noticed: keep it a small part of the timeout. */
+    uint64_t tick = c->timeout_ms / 50 < 20 ? c->timeout_ms / 50 : 20;
     if (tick < 5) tick = 5;
     while (!coord_stop) {
         usleep((useconds_t)(tick * 1000));
