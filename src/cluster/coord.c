@@ -717,18 +717,7 @@ static void coord_metrics(coord *c, http_response *resp)
                     "tally_records_total{direction=\"in\"} %" PRId64 "\ntally_records_total{direction=\"out\"} %" PRId64 "\n",
                 c->records_in, c->records_out);
     pthread_mutex_unlock(&c->lock);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    buf_appendf(&b, "# HELP process_cpu_seconds_total CPU time of the coordinator process.\n# TYPE process_cpu_seconds_total counter\n"
-                    "process_cpu_seconds_total %.3f\n"
-                    "# HELP process_max_resident_memory_bytes Peak resident memory of the coordinator process.\n"
-                    "# TYPE process_max_resident_memory_bytes gauge\nprocess_max_resident_memory_bytes %ld\n",
-                (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
-                ru.ru_maxrss * 1024L);
-    resp->status = 200;
-    resp->content_type = "text/plain; version=0.0.4";
-    resp->body = b.data;
-    resp->body_len = b.len;
+    http_respond_metrics(resp, &b, "coordinator");
 }
 
 static void coord_http(void *arg, const http_request *req, http_response *resp)

@@ -168,21 +168,7 @@ static void worker_metrics(worker *w, http_response *resp)
                 w->succeeded, w->failed, w->started, running, w->slots, w->shuffle_bytes,
                 w->shuffle_requests);
     pthread_mutex_unlock(&w->lock);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    buf_appendf(&b, "# HELP process_cpu_seconds_total CPU time of the worker process.\n"
-                    "# TYPE process_cpu_seconds_total counter\n"
-                    "process_cpu_seconds_total %.3f\n"
-                    "# HELP process_max_resident_memory_bytes Peak resident memory of the worker process.\n"
-                    "# TYPE process_max_resident_memory_bytes gauge\n"
-                    "process_max_resident_memory_bytes %ld\n",
-                (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-                    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
-                ru.ru_maxrss * 1024L);
-    resp->status = 200;
-    resp->content_type = "text/plain; version=0.0.4";
-    resp->body = b.data;
-    resp->body_len = b.len;
+    http_respond_metrics(resp, &b, "worker");
 }
 
 static void worker_http(void *arg, const http_request *req, http_response *resp)

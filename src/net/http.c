@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -718,4 +719,27 @@ out:
     buf_free(&sink.errbody);
     http_xfer_free(&x);
     return rc;
+}
+
+void http_respond_metrics(http_response *resp, struct buf *b, const char *who)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    buf_appendf(b,
+                "# HELP process_cpu_seconds_total CPU time of the %s process.\n"
+                "# TYPE process_cpu_seconds_total counter\n"
+                "process_cpu_seconds_total %.3f\n"
+                "# HELP process_max_resident_memory_bytes Peak resident memory of the %s process.\n"
+                "# TYPE process_max_resident_memory_bytes gauge\n"
+                "process_max_resident_memory_bytes %ld\n",
+                who,
+                (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+                who, ru.ru_maxrss * 1024L);
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4";
+    resp->body = b->data;
+    resp->body_len = b->len;
+    b->data = NULL;
+    b->len = b->cap = 0;
 }

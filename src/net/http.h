@@ -57,6 +57,10 @@ void http_respond_json(http_response *resp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void http_respond_error(http_response *resp, int status, const char *msg);
 
+/* Finishes a Prometheus /metrics answer: appends the process metrics (CPU time, peak RSS)
+ * of this process, `who` naming it in the help text, and hands `body` to resp (taking it). */
+void http_respond_metrics(http_response *resp, struct buf *body, const char *who);
+
 /* ---- Client ------------------------------------------------------------------------------ */
 
 /* Performs one request to http://host:port/path with the bearer token and an optional body
