@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
 #include "data/mapbuf.h"
 #include "data/values.h"
 #include "tally/tally.h"
@@ -58,13 +59,6 @@ static void ref_free(ref *r)
     }
     free(r->v);
     memset(r, 0, sizeof *r);
-}
-
-static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
-{
-    int c = memcmp(a, b, al < bl ? al : bl);
-    if (c) return c;
-    return al < bl ? -1 : al > bl;
 }
 
 static int bytes_cmp(const char *a, size_t al, const char *b, size_t bl) { return key_cmp(a, al, b, bl); }

@@ -15,40 +15,28 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "data/ifile.h"
 #include "data/merge.h"
 #include "tally/tally.h"
 
 /* ---- Temporary files --------------------------------------------------------------------- */
 
-static char tmp_root[256];
-static unsigned tmp_seq;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    const char *t = getenv("TMPDIR");
-    snprintf(tmp_root, sizeof tmp_root, "%s/tally_merge_XXXXXX", t && *t ? t : "/tmp");
-    return mkdtemp(tmp_root) ? 0 : -1;
+    return testutil_make_root("merge");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    return nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return testutil_remove_root();
 }
 
 static void tmp_path(char *out, size_t cap)
 {
-    snprintf(out, cap, "%s/f%u.ifile", tmp_root, tmp_seq++);
+    snprintf(out, cap, "%s/f%u.ifile", testutil_root(), testutil_next());
 }
 
 static uint64_t file_size(const char *path)
@@ -114,14 +102,6 @@ static void kvs_free(kvs *l)
     }
     free(l->v);
     memset(l, 0, sizeof *l);
-}
-
-/* The intermediate order: bytes in memcmp order, a key before every longer key it prefixes. */
-static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
-{
-    int c = memcmp(a, b, al < bl ? al : bl);
-    if (c) return c;
-    return al < bl ? -1 : al > bl;
 }
 
 static int kv_cmp_key(const void *pa, const void *pb)
@@ -349,7 +329,7 @@ static void test_ifile_partition_order_enforced(void **state)
 
     /* A bad path names itself. */
     char bad[400];
-    snprintf(bad, sizeof bad, "%s/no/such/dir/x", tmp_root);
+    snprintf(bad, sizeof bad, "%s/no/such/dir/x", testutil_root());
     memset(&e, 0, sizeof e);
     assert_true(ifile_writer_open(&w, bad, 1, 0, &e) < 0);
     assert_non_null(strstr(e.msg, bad));

@@ -15,41 +15,29 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "testutil.h"
 #include "data/fields.h"
 #include "data/input.h"
 #include "data/reader.h"
 
 /* ---- Temporary files --------------------------------------------------------------------- */
 
-static char tmp_root[256];
-static unsigned tmp_seq;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    const char *t = getenv("TMPDIR");
-    snprintf(tmp_root, sizeof tmp_root, "%s/tally_split_XXXXXX", t && *t ? t : "/tmp");
-    return mkdtemp(tmp_root) ? 0 : -1;
+    return testutil_make_root("split");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    return nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return testutil_remove_root();
 }
 
 /* A fresh directory for one scenario. */
 static void fresh_dir(char *out, size_t cap)
 {
-    snprintf(out, cap, "%s/s%u", tmp_root, tmp_seq++);
+    snprintf(out, cap, "%s/s%u", testutil_root(), testutil_next());
     assert_int_equal(mkdir(out, 0755), 0);
 }
 
@@ -426,7 +414,7 @@ static void test_more_splits_than_lines_and_bytes(void **state)
     input_set in;
     struct err e = {0};
     char path[300];
-    snprintf(path, sizeof path, "%s/s%u/a.txt", tmp_root, tmp_seq - 1);
+    snprintf(path, sizeof path, "%s/s%u/a.txt", testutil_root(), *testutil_seq() - 1); /* the directory check_files() made */
     char *args[] = {path};
     assert_int_equal(input_expand(args, 1, 0, FIELDS_TEXT, &in, &e), 0);
     assert_int_equal(input_plan(&in, 40, 0, 0), 0);
