@@ -20,12 +20,20 @@ for mr in "${pairs[@]}"; do
         wordcount --sort-buffer 64k -m "$m" -r "$r" -o "$T/wc-$m-$r" "$T/unique.txt"
     compare "$T/wc-$m-$r" "$T/ref-wc.txt"
     spilled=$(counter "$T/wc-$m-$r" spilled_records)
-    echo "spilled_records=$spilled map_output_records=$(counter "$T/wc-$m-$r" map_output_records)"
+    shuffled=$(counter "$T/wc-$m-$r" reduce_input_records)
+    echo "spilled_records=$spilled reduce_input_records=$shuffled map_output_records=$(counter "$T/wc-$m-$r" map_output_records)"
+    # Every map writes its final output once (counted as spilled); only a real spill under the
+    # small buffer writes records more than once.
+    [ "$spilled" -gt "$shuffled" ] ||
+        fail "--sort-buffer 64k did not spill: spilled_records $spilled <= reduce_input_records $shuffled"
 done
 
 step "the same job with the default buffer: same result, no more spilling than with 64k"
 checked_job 1 -- wordcount -m 1 -o "$T/wc-big" "$T/unique.txt"
 compare "$T/wc-big" "$T/ref-wc.txt"
+# 3 MB fits the default 64 MiB buffer: each record is written exactly once.
+[ "$(counter "$T/wc-big" spilled_records)" -eq "$(counter "$T/wc-big" reduce_input_records)" ] ||
+    fail "the default buffer spilled: spilled_records $(counter "$T/wc-big" spilled_records) != reduce_input_records $(counter "$T/wc-big" reduce_input_records)"
 [ "$(counter "$T/wc-big" spilled_records)" -le "$(counter "$T/wc-1-1" spilled_records)" ] ||
     fail "spilled_records with the default buffer ($(counter "$T/wc-big" spilled_records)) exceeds that with --sort-buffer 64k ($(counter "$T/wc-1-1" spilled_records))"
 
