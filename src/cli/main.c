@@ -47,7 +47,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "submit") == 0) return coord_submit_main(argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0) return coord_status_main(argc - 1, argv + 1);
     if (strcmp(cmd, "cancel") == 0) return coord_cancel_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "__task") == 0) return taskproc_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "__executor") == 0) return taskproc_main(argc - 1, argv + 1);
     if (strcmp(cmd, "jobs") == 0) {
         size_t n;
         const tally_job *const *b = jobreg_builtins(&n);

@@ -62,12 +62,13 @@ static char *client_abs(const char *p)
 }
 
 /* Fetches the job; with wait_ms, the coordinator answers when its version moves past
- * `version` (or the wait ends). */
-static int client_get_job(const client *cl, const char *id, uint64_t wait_ms, uint64_t version, json_t **job,
-                          struct err *e)
+ * `version` (or, with until_done, only once the job is over) or when the wait ends. */
+static int client_get_job(const client *cl, const char *id, uint64_t wait_ms, uint64_t version, int until_done,
+                          json_t **job, struct err *e)
 {
     char path[192];
-    snprintf(path, sizeof path, "/v1/jobs/%s?wait_ms=%" PRIu64 "&version=%" PRIu64, id, wait_ms, version);
+    snprintf(path, sizeof path, "/v1/jobs/%s?wait_ms=%" PRIu64 "&version=%" PRIu64 "%s", id, wait_ms, version,
+             until_done ? "&until=done" : "");
     int status = 0;
     char *out = NULL;
     int rc = http_call(cl->coordinator, "GET", path, cl->token, NULL, 10000 + (long)wait_ms, &status, &out, e);
@@ -159,7 +160,8 @@ int coord_submit_main(int argc, char **argv)
     uint64_t t0 = time_mono_ms(), fails = 0, version = 0;
     for (;;) {
         json_t *job = NULL;
-        if (client_get_job(&cl, id, tty ? 200 : 2000, version, &job, &e) != 0) {
+        /* Without a progress line to draw there is nothing to wake up for before the end. */
+        if (client_get_job(&cl, id, tty ? 200 : 5000, version, !tty, &job, &e) != 0) {
             if (++fails > 100) {
                 fprintf(stderr, "tally submit: lost the coordinator: %s\n", e.msg);
                 goto done;

@@ -243,6 +243,19 @@ static void coord_job_check(coord *c, coord_job *j)
     }
 }
 
+/* Where every map's committed output is: [{"index","address","attempt"}] (wire_maps_decode). */
+static json_t *coord_maps_json(coord *c, const coord_job *j)
+{
+    json_t *maps = json_array();
+    for (uint32_t m = 0; m < j->sj->nmaps; m++) {
+        const sched_task *mt = &j->sj->tasks[m];
+        const coord_worker *w = mt->committed >= 0 ? coord_find_worker(c, j->sj->attempts[mt->committed].worker) : NULL;
+        json_array_append_new(maps, json_pack("{s:i, s:s, s:I}", "index", (int)m, "address", w ? w->address : "",
+                                              "attempt", (json_int_t)(w ? mt->committed : -1)));
+    }
+    return maps;
+}
+
 static json_t *coord_task_json(coord *c, coord_job *j, uint32_t id)
 {
     const sched_attempt *a = &j->sj->attempts[id];
@@ -263,13 +276,7 @@ static json_t *coord_task_json(coord *c, coord_job *j, uint32_t id)
                                                       json_object_get(cr, "offset")));
         json_object_set_new(o, "skip", skip);
     } else {
-        json_t *maps = json_array();
-        for (uint32_t m = 0; m < j->sj->nmaps; m++) {
-            const sched_task *mt = &j->sj->tasks[m];
-            const coord_worker *w = mt->committed >= 0 ? coord_find_worker(c, j->sj->attempts[mt->committed].worker) : NULL;
-            json_array_append_new(maps, json_pack("{s:i, s:s}", "index", (int)m, "address", w ? w->address : ""));
-        }
-        json_object_set_new(o, "maps", maps);
+        json_object_set_new(o, "maps", coord_maps_json(c, j));
     }
     return o;
 }
@@ -358,8 +365,19 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
         uint64_t att;
         if (wire_get_str(r, "job", &jid, 1, &e) || wire_get_u64(r, "attempt", UINT32_MAX, &att, 1, &e)) continue;
         coord_job *j = coord_find_job(c, jid);
-        if (!j || att >= j->sj->nattempts || j->sj->attempts[att].state != SCHED_ATTEMPT_RUNNING)
+        if (!j || att >= j->sj->nattempts || j->sj->attempts[att].state != SCHED_ATTEMPT_RUNNING ||
+            strcmp(j->sj->attempts[att].worker, name) != 0) {
             json_array_append_new(kill, json_pack("{s:s, s:I}", "job", jid, "attempt", (json_int_t)att));
+            continue;
+        }
+        /* Progress and counters so far: shown by status, and the basis for telling a slow
+         * attempt from a stuck one. */
+        json_t *pj = json_object_get(r, "progress");
+        counters live;
+        counters_init(&live);
+        if (json_is_number(pj) && wire_counters_decode(json_object_get(r, "counters"), &live, &e) == 0)
+            sched_attempt_progress(j->sj, (uint32_t)att, json_number_value(pj), live.v, time_wall_ms());
+        counters_free(&live);
     }
     json_t *finished = json_array();
     for (coord_job *j = c->jobs; j; j = j->next)
@@ -492,6 +510,66 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
     json_decref(b);
 }
 
+/* POST /v1/fetch-failure: a running reducer could not fetch a map's output. The map is run
+ * again (once, however many reducers report it); the reducer keeps what it fetched and waits
+ * for the new output through GET /v1/jobs/ID/maps. */
+static void coord_fetch_failure(coord *c, const http_request *req, http_response *resp)
+{
+    struct err e = {0};
+    json_t *b = NULL;
+    const char *name, *inc, *jid, *error = "";
+    uint64_t att = 0, map = 0;
+    json_t *ma = NULL;
+    if (wire_parse_object(req->body, req->body_len, &b, &e) || wire_get_str(b, "name", &name, 1, &e) ||
+        wire_get_str(b, "incarnation", &inc, 1, &e) || wire_get_str(b, "job", &jid, 1, &e) ||
+        wire_get_u64(b, "attempt", UINT32_MAX, &att, 1, &e) || wire_get_u64(b, "map", UINT32_MAX, &map, 1, &e) ||
+        wire_get_str(b, "error", &error, 0, &e) || !json_is_integer(ma = json_object_get(b, "map_attempt"))) {
+        http_respond_error(resp, 400, e.msg[0] ? e.msg : "field 'map_attempt' must be an integer");
+        json_decref(b);
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    coord_worker *w = coord_find_worker(c, name);
+    coord_job *j = coord_find_job(c, jid);
+    if (!w || strcmp(w->incarnation, inc) != 0) {
+        http_respond_error(resp, 409, "unknown worker or stale incarnation");
+    } else if (!j || att >= j->sj->nattempts || strcmp(j->sj->attempts[att].worker, name) != 0 ||
+               j->sj->attempts[att].state != SCHED_ATTEMPT_RUNNING || map >= j->sj->nmaps) {
+        http_respond_error(resp, 409, "no such running attempt on this worker, or no such map");
+    } else {
+        sched_task *t = &j->sj->tasks[map];
+        c->fetch_failures++;
+        if (t->committed >= 0 && t->committed == json_integer_value(ma)) {
+            log_warn("job=%s task=m%05u: attempt a%u could not fetch its output (%s); re-running it", j->id,
+                     (unsigned)map, (unsigned)att, error);
+            sched_map_lost(j->sj, (uint32_t)map);
+            j->version++;
+            pthread_cond_broadcast(&c->work_cv);
+        }
+        http_respond_json(resp, 200, "{}");
+    }
+    pthread_mutex_unlock(&c->lock);
+    json_decref(b);
+}
+
+/* GET /v1/jobs/ID/maps: where each map output is now, for reducers waiting on a re-run. */
+static void coord_maps(coord *c, const char *id, http_response *resp)
+{
+    pthread_mutex_lock(&c->lock);
+    coord_job *j = coord_find_job(c, id);
+    if (!j) {
+        pthread_mutex_unlock(&c->lock);
+        http_respond_error(resp, 404, "no such job");
+        return;
+    }
+    json_t *o = json_pack("{s:b, s:o}", "running", !sched_job_done(j->sj), "maps", coord_maps_json(c, j));
+    pthread_mutex_unlock(&c->lock);
+    resp->status = 200;
+    resp->body = wire_dump(o);
+    resp->body_len = strlen(resp->body);
+    json_decref(o);
+}
+
 static void coord_submit(coord *c, const http_request *req, http_response *resp)
 {
     struct err e = {0};
@@ -566,6 +644,17 @@ static json_t *coord_job_json(const coord_job *j, int with_tasks)
     counters_free(&cs);
     json_object_set_new(o, "error", sj->error ? json_string(sj->error) : json_null());
     json_object_set_new(o, "version", json_integer((json_int_t)j->version));
+    /* Phase progress: done tasks count 1, running ones their best attempt's progress. */
+    double prog[2] = {0, 0};
+    for (uint32_t t = 0; t < sj->nmaps + sj->nreduces; t++)
+        if (sj->tasks[t].state == SCHED_TASK_SUCCEEDED) prog[sj->tasks[t].phase] += 1;
+    for (size_t i = 0; i < sj->nattempts; i++) {
+        const sched_attempt *a = &sj->attempts[i];
+        if (a->state == SCHED_ATTEMPT_RUNNING && sj->tasks[a->task].state != SCHED_TASK_SUCCEEDED)
+            prog[sj->tasks[a->task].phase] += a->progress / (sj->tasks[a->task].running ? sj->tasks[a->task].running : 1);
+    }
+    json_object_set_new(o, "map_progress", json_real(sj->nmaps ? prog[0] / sj->nmaps : 1));
+    json_object_set_new(o, "reduce_progress", json_real(sj->nreduces ? prog[1] / sj->nreduces : 1));
     if (with_tasks) {
         json_t *tasks = json_array();
         for (uint32_t t = 0; t < sj->nmaps + sj->nreduces; t++) {
@@ -578,6 +667,13 @@ static json_t *coord_job_json(const coord_job *j, int with_tasks)
                                        sched_attempt_state_name(a->state), "start_ms", (json_int_t)a->start_ms,
                                        "end_ms", (json_int_t)a->end_ms);
                 json_object_set_new(ao, "error", a->error ? json_string(a->error) : json_null());
+                json_object_set_new(ao, "progress", json_real(a->progress));
+                if (a->state == SCHED_ATTEMPT_RUNNING) {
+                    counters live;
+                    counters_init(&live);
+                    memcpy(live.v, a->live, sizeof live.v);
+                    json_object_set_new(ao, "counters", wire_counters_encode(&live));
+                }
                 json_array_append_new(atts, ao);
             }
             json_array_append_new(tasks, json_pack("{s:s, s:i, s:s, s:o}", "phase", tk->phase == SCHED_MAP ? "map" : "reduce",
@@ -591,18 +687,20 @@ static json_t *coord_job_json(const coord_job *j, int with_tasks)
 
 /* GET /v1/jobs/ID?wait_ms=N&version=V holds the answer until the job's version differs from V
  * (something happened) or N ms passed, so `submit` learns of completion at once without
- * polling. */
+ * polling; with &until=done it holds it until the job is over (or N ms passed). */
 static void coord_status(coord *c, const char *only, const http_request *req, http_response *resp)
 {
     pthread_mutex_lock(&c->lock);
     const char *ws = req ? http_request_query(req, "wait_ms") : NULL;
     const char *vs = req ? http_request_query(req, "version") : NULL;
+    const char *until = req ? http_request_query(req, "until") : NULL;
+    int until_done = until && strcmp(until, "done") == 0;
     uint64_t wait = 0, seen = 0;
     if (only && ws && vs && util_parse_u64(ws, 0, 30000, &wait) == 0 && util_parse_u64(vs, 0, UINT64_MAX, &seen) == 0) {
         uint64_t deadline = time_mono_ms() + wait;
         for (;;) {
             coord_job *j = coord_find_job(c, only);
-            if (!j || j->version != seen || j->finished || coord_stop) break;
+            if (!j || (!until_done && j->version != seen) || j->finished || coord_stop) break;
             uint64_t now = time_mono_ms();
             if (now >= deadline) break;
             coord_wait(c, &c->job_cv, deadline - now);
@@ -727,7 +825,14 @@ static void coord_http(void *arg, const http_request *req, http_response *resp)
     else if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/report") == 0) coord_report(c, req, resp);
     else if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/jobs") == 0) coord_submit(c, req, resp);
     else if (strcmp(m, "GET") == 0 && strcmp(p, "/v1/status") == 0) coord_status(c, NULL, NULL, resp);
+    else if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/fetch-failure") == 0) coord_fetch_failure(c, req, resp);
     else if (strcmp(m, "GET") == 0 && strncmp(p, "/v1/jobs/", 9) == 0 && !strchr(p + 9, '/')) coord_status(c, p + 9, req, resp);
+    else if (strcmp(m, "GET") == 0 && strncmp(p, "/v1/jobs/", 9) == 0 && strlen(p) > 14 && strlen(p) < 80 &&
+             strcmp(p + strlen(p) - 5, "/maps") == 0) {
+        char id[80];
+        snprintf(id, sizeof id, "%.*s", (int)(strlen(p) - 14), p + 9);
+        coord_maps(c, id, resp);
+    }
     else if (strcmp(m, "POST") == 0 && strncmp(p, "/v1/jobs/", 9) == 0 && strlen(p) > 16 &&
              strcmp(p + strlen(p) - 7, "/cancel") == 0) {
         char id[64];
@@ -739,6 +844,38 @@ static void coord_http(void *arg, const http_request *req, http_response *resp)
 }
 
 /* ---- The periodic tick: every timeout and retry is driven from here ---------------------- */
+
+/* Reducers wait in their slots for lost map outputs to be re-run. If they hold every slot,
+ * the maps can never run: kill the youngest reduce attempt of such a job (it has the least
+ * work to lose; killed attempts do not count as failures) so a map gets its slot. */
+static int coord_preempt(coord *c, coord_job *j)
+{
+    sched_job *sj = j->sj;
+    if (j->finished || sched_job_done(sj) || sj->maps_done == sj->nmaps) return 0;
+    uint32_t pending = 0, running_maps = 0;
+    for (uint32_t m = 0; m < sj->nmaps; m++) {
+        if (sj->tasks[m].state == SCHED_TASK_PENDING) pending++;
+        running_maps += sj->tasks[m].running;
+    }
+    if (pending == 0 || running_maps > 0) return 0;
+    for (size_t i = 0; i < c->nworkers; i++)
+        if (c->workers[i].state == COORD_WORKER_ALIVE && coord_running_on(c, c->workers[i].name) < c->workers[i].slots)
+            return 0;
+    sched_attempt *victim = NULL;
+    for (size_t i = 0; i < sj->nattempts; i++) {
+        sched_attempt *a = &sj->attempts[i];
+        if (a->state == SCHED_ATTEMPT_RUNNING && sj->tasks[a->task].phase == SCHED_REDUCE &&
+            (!victim || a->start_ms >= victim->start_ms))
+            victim = a;
+    }
+    if (!victim) return 0;
+    log_warn("job=%s attempt=a%u worker=%s: reduce preempted, its slot is needed to re-run a lost map", j->id,
+             victim->id, victim->worker);
+    sched_attempt_killed(sj, victim->id, "preempted: its slot was needed to re-run a lost map", time_wall_ms());
+    coord_count_attempt(c, sj, victim->id);
+    j->version++;
+    return 1;
+}
 
 static void coord_tick(coord *c)
 {
@@ -754,7 +891,10 @@ static void coord_tick(coord *c)
             changed = 1;
         }
     }
-    for (coord_job *j = c->jobs; j; j = j->next) coord_job_check(c, j);
+    for (coord_job *j = c->jobs; j; j = j->next) {
+        coord_job_check(c, j);
+        changed |= coord_preempt(c, j);
+    }
     if (changed) pthread_cond_broadcast(&c->work_cv);
     pthread_mutex_unlock(&c->lock);
 }

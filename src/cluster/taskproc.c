@@ -1,19 +1,25 @@
-/* taskproc.c - one attempt in a child process of a worker (also `tally __task FILE RESULT`).
+/* taskproc.c - the executor: runs a worker's attempts in a separate, long-lived process.
  *
  * A worker never runs job code in its own process: a user job that crashes (SIGSEGV in a .so)
  * or leaks must not take the worker, its shuffle server and its other attempts down with it.
- * The worker forks, the child runs taskproc_run() on the coordinator's assignment and writes a
- * result file; a child killed by a signal leaves none and the worker reports the signal. The
- * worker forks without exec because exec'ing tally (36 shared libraries, libcurl's included)
- * cost about 60 ms per task, most of a small job's latency budget.
+ * Each slot of a worker has one executor process, started once and reused for attempt after
+ * attempt (Hadoop's JVM reuse, Spark's executors). Starting a process per attempt cost this
+ * engine 15-60 ms per task (exec and dynamic linking, or fork's copy-on-write faults and TLB
+ * shootdowns in a threaded worker, then page faults on a fresh map buffer), which was most of
+ * a small job's latency. An executor keeps what is worth keeping between attempts: the opened
+ * job (its .so and setup state) while the job id stays the same, and the map buffer with its
+ * faulted-in memory. Both are dropped after a minute without work, so an idle worker is small.
  *
- * Assignment: {"job","attempt","phase":"map"|"reduce","index","spec":{...},"work_dir",
- *              "split":{...} (map) | "maps":[{"index","address"}] (reduce), "token"}
- * Result:     {"ok":bool,"error","fatal":bool,"counters":{...},"fetch_failed_map":N}
+ * If an executor dies mid-attempt the worker reports the attempt failed, names the record
+ * its map() call was on (from the shared task_live), and starts a new executor.
  */
 #include "cluster/taskproc.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,130 +33,251 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "data/ifile.h"
+#include "data/mapbuf.h"
 #include "exec/ctx.h"
 #include "exec/task.h"
 #include "net/http.h"
 
-/* Downloads partition `part` of each map output into dir; fills segs. On a fetch failure sets
- * *failed_map to the map's index. */
-static int taskproc_fetch(const json_t *maps, const char *job, uint32_t part, const char *token,
-                          const char *dir, task_segment *segs, int64_t *failed_map, struct err *e)
+#define TASKPROC_IN 3
+#define TASKPROC_OUT 4
+#define TASKPROC_IDLE_MS 60000
+/* Failures to fetch one map's output that an attempt waits out (the coordinator re-runs the
+ * map each time) before it gives up and lets the coordinator start the reduce elsewhere: a
+ * reducer that cannot fetch fresh outputs either is more likely broken itself. */
+#define TASKPROC_MAX_FETCH_FAILURES 4
+
+/* What an executor keeps between attempts. */
+typedef struct taskproc_cache {
+    char job_id[64];
+    jobspec spec;
+    const tally_job *job;
+    void *handle, *state;
+    mapbuf *mb;
+} taskproc_cache;
+
+/* ---- Frames ------------------------------------------------------------------------------ */
+
+static int taskproc_io(int fd, void *buf, size_t len, int writing)
 {
-    size_t i;
-    json_t *m;
-    json_array_foreach(maps, i, m) {
-        uint64_t index = 0;
-        const char *addr;
+    char *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t k = writing ? write(fd, p + done, len - done) : read(fd, p + done, len - done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -errno;
+        if (k == 0) return done == 0 ? 0 : -EPIPE;
+        done += (size_t)k;
+    }
+    return 1;
+}
+
+int taskproc_frame_write(int fd, const char *data, size_t len)
+{
+    if (len > TASKPROC_MAX_FRAME) return -EMSGSIZE;
+    uint32_t n = (uint32_t)len;
+    int rc = taskproc_io(fd, &n, sizeof n, 1);
+    if (rc == 1) rc = taskproc_io(fd, (void *)data, len, 1);
+    return rc == 1 || len == 0 ? 0 : rc == 0 ? -EPIPE : rc;
+}
+
+int taskproc_frame_read(int fd, char **data, size_t *len)
+{
+    uint32_t n;
+    *data = NULL;
+    int rc = taskproc_io(fd, &n, sizeof n, 0);
+    if (rc <= 0) return rc;
+    if (n > TASKPROC_MAX_FRAME) return -EMSGSIZE;
+    char *buf = xmalloc((size_t)n + 1);
+    rc = n ? taskproc_io(fd, buf, n, 0) : 1;
+    if (rc != 1) {
+        free(buf);
+        return rc == 0 ? -EPIPE : rc;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 1;
+}
+
+/* ---- Reduce input: fetching map outputs -------------------------------------------------- */
+
+/* The assignment fields a reduce attempt uses to talk to the coordinator. */
+typedef struct taskproc_peer {
+    const char *job, *token, *coordinator, *worker, *incarnation;
+    uint64_t attempt;
+} taskproc_peer;
+
+/* Downloads partition `part` of map `loc` into dest; sets the segment's length and crc and
+ * adds the partition's record count to *records. */
+static int taskproc_fetch_one(const taskproc_peer *p, const wire_map_loc *loc, uint32_t part,
+                              const char *dest, task_segment *seg, uint64_t *records, struct err *e)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/shuffle?job=%s&map=%u&part=%u&meta=1", p->job, loc->index, part);
+    int status = 0;
+    char *body = NULL;
+    json_t *meta = NULL;
+    uint64_t length = 0, crc = 0, nrec = 0;
+    /* Short timeouts: a map's worker that stopped answering is declared dead by the
+     * coordinator within its worker timeout; this attempt should learn it about as fast. */
+    int rc = loc->address[0] ? http_call(loc->address, "GET", path, p->token, NULL, 3000, &status, &body, e)
+                             : err_set(e, -ENOENT, "no location");
+    if (rc == 0 && status != 200) rc = err_set(e, -EIO, "HTTP %d: %s", status, body ? body : "");
+    if (rc == 0) rc = wire_parse_object(body, strlen(body), &meta, e);
+    if (rc == 0) rc = wire_get_u64(meta, "length", UINT64_MAX >> 1, &length, 1, e);
+    if (rc == 0) rc = wire_get_u64(meta, "crc", UINT32_MAX, &crc, 1, e);
+    if (rc == 0) rc = wire_get_u64(meta, "records", UINT64_MAX >> 1, &nrec, 0, e);
+    json_decref(meta);
+    free(body);
+    if (rc == 0 && length > 0) {
+        snprintf(path, sizeof path, "/v1/shuffle?job=%s&map=%u&part=%u", p->job, loc->index, part);
+        rc = http_download(loc->address, path, p->token, dest, (long)(5000 + length / 20000), &status, e);
+    } else if (rc == 0) {
+        int fd = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) rc = err_set(e, -errno, "%s: %s", dest, strerror(errno));
+        else close(fd);
+    }
+    if (rc) {
+        err_prefix(e, "fetching map %u output from %s: ", loc->index, loc->address[0] ? loc->address : "(nowhere)");
+        return rc;
+    }
+    free(seg->path);
+    *seg = (task_segment){.path = xstrdup(dest), .offset = 0, .length = length, .crc = (uint32_t)crc};
+    *records += nrec;
+    return 0;
+}
+
+/* Tells the coordinator that map `loc` could not be fetched, then waits until it has a newer
+ * committed attempt and updates loc. Returns 0 when there is one to fetch. */
+static int taskproc_refetch_wait(const taskproc_peer *p, wire_map_loc *loc, const char *why, struct err *e)
+{
+    json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:s}", "name", p->worker, "incarnation",
+                             p->incarnation, "job", p->job, "attempt", (json_int_t)p->attempt, "map",
+                             (int)loc->index, "map_attempt", (json_int_t)loc->attempt, "error", why);
+    char *s = wire_dump(body);
+    json_decref(body);
+    int status = 0;
+    char *out = NULL;
+    int rc = http_call(p->coordinator, "POST", "/v1/fetch-failure", p->token, s, 5000, &status, &out, e);
+    free(s);
+    free(out);
+    if (rc == 0 && status != 200) rc = err_set(e, -EIO, "coordinator refused the fetch-failure report (HTTP %d)", status);
+    if (rc) return rc;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/maps", p->job);
+    uint64_t sleep_ms = 20;
+    for (;;) {
+        out = NULL;
+        rc = http_call(p->coordinator, "GET", path, p->token, NULL, 5000, &status, &out, e);
+        json_t *o = NULL;
+        wire_map_loc *locs = NULL;
+        size_t n = 0;
+        if (rc == 0 && status != 200) rc = err_set(e, -EIO, "map locations: HTTP %d", status);
+        if (rc == 0) rc = wire_parse_object(out, strlen(out), &o, e);
+        if (rc == 0) rc = wire_maps_decode(json_object_get(o, "maps"), &locs, &n, e);
+        if (rc == 0 && !json_is_true(json_object_get(o, "running"))) rc = err_set(e, -ECANCELED, "job is over");
+        if (rc == 0 && loc->index >= n) rc = err_set(e, -EINVAL, "map locations: map %u missing", loc->index);
+        free(out);
+        json_decref(o);
+        if (rc == 0 && locs[loc->index].attempt >= 0 && locs[loc->index].attempt != loc->attempt) {
+            *loc = locs[loc->index];
+            free(locs);
+            return 0;
+        }
+        free(locs);
+        if (rc) return rc;
+        usleep((useconds_t)(sleep_ms * 1000));
+        if (sleep_ms < 200) sleep_ms *= 2;
+    }
+}
+
+/* Fetches partition `part` of every map output into dir. A map output that cannot be fetched
+ * is reported and fetched again once the coordinator has re-run the map: what was fetched
+ * already is kept (the reducer goes on rather than starting over). After too many failures,
+ * *failed_map names the map and the attempt fails. */
+static int taskproc_fetch(const taskproc_peer *p, wire_map_loc *locs, size_t n, uint32_t part, const char *dir,
+                          task_segment *segs, uint64_t *records, task_live *live, int64_t *failed_map, struct err *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *dest = xasprintf("%s/map-%05u.seg", dir, locs[i].index);
+        uint32_t failures = 0;
         int rc;
-        if ((rc = wire_get_u64(m, "index", 1000000, &index, 1, e)) || (rc = wire_get_str(m, "address", &addr, 1, e)))
-            return rc;
-        char path[256];
-        snprintf(path, sizeof path, "/v1/shuffle?job=%s&map=%llu&part=%u&meta=1", job,
-                 (unsigned long long)index, part);
-        int status = 0;
-        char *body = NULL;
-        /* Short timeouts: a map's worker that stopped answering is declared dead by the
-         * coordinator within its worker timeout, and this attempt should fail as fast. */
-        rc = http_call(addr, "GET", path, token, NULL, 3000, &status, &body, e);
-        json_t *meta = NULL;
-        uint64_t length = 0, crc = 0;
-        if (rc == 0 && status != 200) rc = err_set(e, -EIO, "shuffle index of map %llu from %s: HTTP %d: %s",
-                                                   (unsigned long long)index, addr, status, body ? body : "");
-        if (rc == 0) rc = wire_parse_object(body, strlen(body), &meta, e);
-        if (rc == 0) rc = wire_get_u64(meta, "length", UINT64_MAX >> 1, &length, 1, e);
-        if (rc == 0) rc = wire_get_u64(meta, "crc", UINT32_MAX, &crc, 1, e);
-        json_decref(meta);
-        free(body);
-        char *dest = xasprintf("%s/map-%05llu.seg", dir, (unsigned long long)index);
-        if (rc == 0 && length > 0) {
-            snprintf(path, sizeof path, "/v1/shuffle?job=%s&map=%llu&part=%u", job, (unsigned long long)index, part);
-            rc = http_download(addr, path, token, dest, (long)(5000 + length / 20000), &status, e);
-        } else if (rc == 0) {
-            FILE *f = fopen(dest, "w");
-            if (f) fclose(f);
+        while ((rc = taskproc_fetch_one(p, &locs[i], part, dest, &segs[i], records, e)) != 0) {
+            log_warn("%s", e->msg);
+            struct err we = {0};
+            if (++failures > TASKPROC_MAX_FETCH_FAILURES ||
+                taskproc_refetch_wait(p, &locs[i], e->msg, &we) != 0) {
+                if (we.msg[0]) log_warn("cannot wait for map %u to be re-run: %s", locs[i].index, we.msg);
+                *failed_map = locs[i].index;
+                break;
+            }
+            log_info("map %u re-ran (attempt a%" PRId64 " on %s): fetching it again", locs[i].index, locs[i].attempt,
+                     locs[i].address);
         }
-        if (rc) {
-            *failed_map = (int64_t)index;
-            err_prefix(e, "fetching map %llu output from %s: ", (unsigned long long)index, addr);
-            free(dest);
-            return rc;
-        }
-        segs[i] = (task_segment){.path = dest, .offset = 0, .length = length, .crc = (uint32_t)crc};
+        free(dest);
+        if (rc) return rc;
+        if (live) task_live_publish(live, 0.5 * (double)(i + 1) / (double)n, NULL);
     }
     return 0;
 }
 
-static int taskproc_write_result(const char *path, int ok, const char *error, int fatal,
-                                 const counters *c, int64_t failed_map)
+/* ---- One attempt ------------------------------------------------------------------------- */
+
+static void taskproc_cache_drop(taskproc_cache *c)
 {
-    json_t *r = json_pack("{s:b, s:s, s:b, s:o}", "ok", ok, "error", error ? error : "", "fatal", fatal,
-                          "counters", wire_counters_encode(c));
-    if (failed_map >= 0) json_object_set_new(r, "fetch_failed_map", json_integer(failed_map));
-    char *s = wire_dump(r);
-    json_decref(r);
-    int rc = fs_write_atomic(path, s, strlen(s), NULL);
-    free(s);
+    if (c->job) ctx_job_close(c->job, c->handle, c->state);
+    if (c->job_id[0]) jobspec_free(&c->spec);
+    mapbuf_free(c->mb);
+    memset(c, 0, sizeof *c);
+}
+
+/* Opens the assignment's job, or reuses it if the last attempt was of the same job. */
+static int taskproc_job(taskproc_cache *c, const char *job_id, const json_t *spec_json, int *fatal, struct err *e)
+{
+    if (c->job && strcmp(c->job_id, job_id) == 0) return 0;
+    mapbuf *mb = c->mb;
+    c->mb = NULL;
+    taskproc_cache_drop(c);
+    c->mb = mb;
+    jobspec_init(&c->spec);
+    snprintf(c->job_id, sizeof c->job_id, "%s", job_id);
+    int rc = wire_jobspec_decode(spec_json, &c->spec, e);
+    if (rc == 0 && (rc = ctx_job_open(&c->spec, &c->job, &c->handle, &c->state, e)) != 0) *fatal = 1;
+    if (rc) {
+        jobspec_free(&c->spec);
+        c->job = NULL;
+        c->job_id[0] = '\0';
+    }
     return rc;
 }
 
-int taskproc_main(int argc, char **argv)
-{
-    if (argc != 3 && argc != 4) {
-        fprintf(stderr, "usage: tally __task ASSIGNMENT RESULT [WHERE] (internal)\n");
-        return CLI_USAGE;
-    }
-    json_error_t je;
-    json_t *a = json_load_file(argv[1], 0, &je);
-    if (!a) {
-        fprintf(stderr, "tally __task: %s: %s\n", argv[1], je.text);
-        return CLI_FAILED;
-    }
-    task_where *where = NULL;
-    int fd = argc == 4 ? open(argv[3], O_RDWR | O_CLOEXEC) : -1;
-    if (fd >= 0) {
-        where = mmap(NULL, sizeof *where, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (where == MAP_FAILED) where = NULL;
-        close(fd);
-    }
-    int rc = taskproc_run(a, argv[2], where);
-    if (where) munmap(where, sizeof *where);
-    json_decref(a);
-    return rc;
-}
-
-int taskproc_run(json_t *a, const char *result_path, task_where *where)
+static json_t *taskproc_run(taskproc_cache *cache, json_t *a, task_live *live)
 {
     uint64_t t0 = time_mono_ns();
-    ifile_fault_init();
     struct err e = {0};
-    jobspec spec;
-    jobspec_init(&spec);
     input_set split = {0};
-    const tally_job *job = NULL;
-    void *handle = NULL, *state = NULL;
     task_result res;
     task_result_init(&res);
     int64_t failed_map = -1;
     int rc = 0;
-    const char *jobid, *phase, *work_dir, *token;
-    uint64_t attempt = 0, index = 0;
+    const char *jobid, *phase, *work_dir;
+    taskproc_peer peer = {0};
+    uint64_t index = 0;
     if ((rc = wire_get_str(a, "job", &jobid, 1, &e)) || (rc = wire_get_str(a, "phase", &phase, 1, &e)) ||
-        (rc = wire_get_str(a, "work_dir", &work_dir, 1, &e)) || (rc = wire_get_str(a, "token", &token, 1, &e)) ||
-        (rc = wire_get_u64(a, "attempt", UINT32_MAX, &attempt, 1, &e)) ||
+        (rc = wire_get_str(a, "work_dir", &work_dir, 1, &e)) || (rc = wire_get_str(a, "token", &peer.token, 1, &e)) ||
+        (rc = wire_get_str(a, "coordinator", &peer.coordinator, 1, &e)) ||
+        (rc = wire_get_str(a, "worker", &peer.worker, 1, &e)) ||
+        (rc = wire_get_str(a, "incarnation", &peer.incarnation, 1, &e)) ||
+        (rc = wire_get_u64(a, "attempt", UINT32_MAX, &peer.attempt, 1, &e)) ||
         (rc = wire_get_u64(a, "index", 1000000, &index, 1, &e)))
         goto done;
-    jobspec_free(&spec);
-    if ((rc = wire_jobspec_decode(json_object_get(a, "spec"), &spec, &e))) goto done;
+    peer.job = jobid;
     char logctx[128];
     snprintf(logctx, sizeof logctx, "job=%s task=%c%05llu attempt=a%llu", jobid, phase[0],
-             (unsigned long long)index, (unsigned long long)attempt);
+             (unsigned long long)index, (unsigned long long)peer.attempt);
     log_set_context(logctx);
-    if ((rc = ctx_job_open(&spec, &job, &handle, &state, &e))) {
-        res.fatal = 1;
-        goto done;
-    }
-    log_debug("job opened after %.1f ms", (double)(time_mono_ns() - t0) / 1e6);
-    task_env env = {.spec = &spec, .job = job, .state = state, .work_dir = work_dir, .where = where};
+    if ((rc = taskproc_job(cache, jobid, json_object_get(a, "spec"), &res.fatal, &e))) goto done;
+    task_env env = {.spec = &cache->spec, .job = cache->job, .state = cache->state, .work_dir = work_dir, .live = live};
     task_skip skips[64];
     if (strcmp(phase, "map") == 0) {
         if ((rc = wire_split_decode(json_object_get(a, "split"), &split, &e))) goto done;
@@ -165,42 +292,129 @@ int taskproc_run(json_t *a, const char *result_path, task_where *where)
                 skips[env.nskip++] = (task_skip){.path = path, .offset = off};
         }
         env.skip = skips;
-        rc = task_run_map(&env, &split.splits[0], (uint32_t)index, (uint32_t)attempt, NULL, NULL, &res);
+        rc = task_run_map(&env, &split.splits[0], (uint32_t)index, (uint32_t)peer.attempt, NULL, &cache->mb, &res);
         if (rc) e = res.err;
     } else {
-        json_t *maps = json_object_get(a, "maps");
-        if (!json_is_array(maps)) {
-            rc = err_set(&e, -EINVAL, "reduce assignment lacks 'maps'");
-            goto done;
-        }
+        wire_map_loc *locs = NULL;
+        size_t n = 0;
+        if ((rc = wire_maps_decode(json_object_get(a, "maps"), &locs, &n, &e))) goto done;
         char *dir = xasprintf("%s/reduce-%05llu.a%llu", work_dir, (unsigned long long)index,
-                              (unsigned long long)attempt);
-        char *out_tmp = xasprintf("%s/_temporary/a%llu", spec.out, (unsigned long long)attempt);
-        size_t n = json_array_size(maps);
+                              (unsigned long long)peer.attempt);
+        char *out_tmp = xasprintf("%s/_temporary/a%llu", cache->spec.out, (unsigned long long)peer.attempt);
         task_segment *segs = xcalloc(n ? n : 1, sizeof *segs);
         rc = fs_mkdirs(dir, &e);
         /* Only the attempt's own directory: if OUT/_temporary is gone the job is over, and a
          * late attempt must not bring its output directory back. */
         if (rc == 0 && mkdir(out_tmp, 0755) != 0 && errno != EEXIST)
             rc = err_set(&e, -errno, "%s: %s", out_tmp, strerror(errno));
-        if (rc == 0) rc = taskproc_fetch(maps, jobid, (uint32_t)index, token, dir, segs, &failed_map, &e);
+        uint64_t records = 0;
+        if (rc == 0)
+            rc = taskproc_fetch(&peer, locs, n, (uint32_t)index, dir, segs, &records, live, &failed_map, &e);
+        log_debug("fetched %zu segments after %.1f ms", n, (double)(time_mono_ns() - t0) / 1e6);
         if (rc == 0) {
             env.out_tmp = out_tmp;
-            rc = task_run_reduce(&env, (uint32_t)index, (uint32_t)attempt, segs, n, &res);
+            env.reduce_records = records;
+            rc = task_run_reduce(&env, (uint32_t)index, (uint32_t)peer.attempt, segs, n, &res);
             if (rc) e = res.err;
         }
         task_segments_free(segs, n);
+        free(locs);
         fs_rmtree(dir);
         free(dir);
         free(out_tmp);
     }
 done:
-    log_debug("task done after %.1f ms", (double)(time_mono_ns() - t0) / 1e6);
+    log_debug("attempt done after %.1f ms", (double)(time_mono_ns() - t0) / 1e6);
     if (rc && !e.msg[0]) err_set(&e, rc, "task failed (code %d)", rc);
-    taskproc_write_result(result_path, rc == 0, rc ? e.msg : NULL, res.fatal, &res.counters, failed_map);
+    json_t *r = json_pack("{s:b, s:s, s:b, s:o}", "ok", rc == 0, "error", rc ? e.msg : "", "fatal", res.fatal,
+                          "counters", wire_counters_encode(&res.counters));
+    if (failed_map >= 0) json_object_set_new(r, "fetch_failed_map", json_integer(failed_map));
     task_result_free(&res);
     input_set_free(&split);
-    if (job) ctx_job_close(job, handle, state);
-    jobspec_free(&spec);
-    return rc == 0 ? 0 : CLI_FAILED;
+    log_set_context(NULL);
+    return r;
+}
+
+/* ---- The executor's loop ----------------------------------------------------------------- */
+
+/* Ends the process when the worker goes away, even while an attempt runs: the worker holds
+ * the only write end of fd 3, so a hang-up there means it has exited or been killed. */
+static void *taskproc_watchdog(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct pollfd pf = {.fd = TASKPROC_IN, .events = 0};
+        if (poll(&pf, 1, -1) > 0 && (pf.revents & (POLLHUP | POLLERR | POLLNVAL))) _exit(0);
+    }
+    return NULL;
+}
+
+int taskproc_main(int argc, char **argv)
+{
+    log_level lvl = LOG_INFO;
+    if (argc != 3 || log_parse_level(argv[2], &lvl) != 0) {
+        fprintf(stderr, "usage: tally __executor LIVE_FILE LOG_LEVEL (internal: started by tally worker)\n");
+        return CLI_USAGE;
+    }
+    log_set_level(lvl);
+    log_set_process("executor");
+    ifile_fault_init();
+    task_live *live = NULL;
+    int fd = open(argv[1], O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+        live = mmap(NULL, sizeof *live, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (live == MAP_FAILED) live = NULL;
+        close(fd);
+    }
+    if (!live) {
+        fprintf(stderr, "tally __executor: %s: cannot map: %s\n", argv[1], strerror(errno));
+        return CLI_FAILED;
+    }
+    pthread_t wd;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_create(&wd, &at, taskproc_watchdog, NULL);
+    pthread_attr_destroy(&at);
+    taskproc_cache cache;
+    memset(&cache, 0, sizeof cache);
+    int rc = 0;
+    for (;;) {
+        struct pollfd pf = {.fd = TASKPROC_IN, .events = POLLIN};
+        int k = poll(&pf, 1, TASKPROC_IDLE_MS);
+        if (k < 0 && errno == EINTR) continue;
+        if (k == 0) {
+            /* Idle for a while: give the memory back. */
+            taskproc_cache_drop(&cache);
+            malloc_trim(0);
+            continue;
+        }
+        char *msg = NULL;
+        size_t len = 0;
+        k = taskproc_frame_read(TASKPROC_IN, &msg, &len);
+        if (k <= 0) {
+            rc = k < 0 ? CLI_FAILED : 0;
+            break;
+        }
+        struct err e = {0};
+        json_t *a = NULL, *r;
+        if (wire_parse_object(msg, len, &a, &e) == 0) {
+            r = taskproc_run(&cache, a, live);
+        } else {
+            r = json_pack("{s:b, s:s, s:b}", "ok", 0, "error", e.msg, "fatal", 0);
+        }
+        free(msg);
+        json_decref(a);
+        char *s = wire_dump(r);
+        json_decref(r);
+        k = taskproc_frame_write(TASKPROC_OUT, s, strlen(s));
+        free(s);
+        if (k) {
+            rc = CLI_FAILED;
+            break;
+        }
+    }
+    taskproc_cache_drop(&cache);
+    munmap(live, sizeof *live);
+    return rc;
 }

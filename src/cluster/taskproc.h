@@ -1,15 +1,32 @@
-/* taskproc.h - the child-process side of a worker's attempt (`tally __task`). */
+/* taskproc.h - the executor: a long-lived child process of a worker that runs attempts one at
+ * a time (`tally __executor`), and the framing of the pipe between the two.
+ *
+ * Pipe protocol: each message is a 4-byte length in host byte order followed by that many
+ * bytes of JSON. The worker writes an assignment to the executor's fd 3, the executor answers
+ * with one result on its fd 4, then waits for the next assignment. The executor exits when the
+ * worker closes its end (or dies: a watchdog thread sees the hang-up even mid-task).
+ *
+ * Assignment: {"job","attempt","phase":"map"|"reduce","index","spec":{...},"work_dir","token",
+ *              "coordinator","worker","incarnation",
+ *              "split":{...},"skip":[...] (map) | "maps":[{"index","address","attempt"}] (reduce)}
+ * Result:     {"ok":bool,"error","fatal":bool,"counters":{...},"fetch_failed_map":N}
+ */
 #ifndef TALLY_TASKPROC_H
 #define TALLY_TASKPROC_H
 
-#include <jansson.h>
+#include <stddef.h>
 
-#include "exec/task.h"
+#include "common/util.h"
 
+#define TASKPROC_MAX_FRAME (256u << 20)
+
+/* `tally __executor LIVE_FILE LOG_LEVEL`: serves assignments on fds 3 and 4 until the worker goes away. */
 int taskproc_main(int argc, char **argv);
-/* Runs the attempt described by `assignment`, writes the result JSON to result_path; returns
- * the exit code for the child process. `where` (may be NULL) is shared with the worker, which
- * reads it to say which record a crashed map attempt was processing. */
-int taskproc_run(json_t *assignment, const char *result_path, task_where *where);
+
+/* Writes one frame; 0 or a negative errno. */
+int taskproc_frame_write(int fd, const char *data, size_t len);
+/* Reads one frame into a malloc'd NUL-terminated buffer. Returns 1 with a frame, 0 at a clean
+ * end of file before any byte, or a negative errno (a torn frame is -EPIPE). */
+int taskproc_frame_read(int fd, char **data, size_t *len);
 
 #endif

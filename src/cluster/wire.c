@@ -211,3 +211,45 @@ int wire_split_decode(const json_t *j, input_set *out, struct err *e)
     if (rc) input_set_free(out);
     return rc;
 }
+
+int wire_maps_decode(const json_t *arr, wire_map_loc **out, size_t *n, struct err *e)
+{
+    *out = NULL;
+    *n = 0;
+    if (!json_is_array(arr) || json_array_size(arr) > 1000000)
+        return err_set(e, -EINVAL, "'maps' must be an array of at most 1000000 map locations");
+    size_t cnt = json_array_size(arr);
+    wire_map_loc *locs = xcalloc(cnt ? cnt : 1, sizeof *locs);
+    unsigned char *seen = xcalloc(cnt ? cnt : 1, 1);
+    int rc = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(arr, i, m) {
+        const char *addr = "";
+        uint64_t index = 0;
+        json_t *att = json_object_get(m, "attempt");
+        if ((rc = wire_get_u64(m, "index", cnt ? cnt - 1 : 0, &index, 1, e)) ||
+            (rc = wire_get_str(m, "address", &addr, 1, e)))
+            break;
+        if (strlen(addr) >= sizeof locs->address || seen[index]) {
+            rc = err_set(e, -EINVAL, "maps[%zu]: address too long or index %llu repeated", i, (unsigned long long)index);
+            break;
+        }
+        if (att && (!json_is_integer(att) || json_integer_value(att) < -1 || json_integer_value(att) > UINT32_MAX)) {
+            rc = err_set(e, -EINVAL, "maps[%zu]: 'attempt' must be an attempt id or -1", i);
+            break;
+        }
+        seen[index] = 1;
+        locs[index].index = (uint32_t)index;
+        locs[index].attempt = att ? json_integer_value(att) : -1;
+        snprintf(locs[index].address, sizeof locs[index].address, "%s", addr);
+    }
+    free(seen);
+    if (rc) {
+        free(locs);
+        return rc;
+    }
+    *out = locs;
+    *n = cnt;
+    return 0;
+}

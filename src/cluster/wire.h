@@ -25,11 +25,17 @@ int wire_counters_decode(const json_t *j, counters *c, struct err *e);
 json_t *wire_split_encode(const input_set *in, size_t split);
 int wire_split_decode(const json_t *j, input_set *out, struct err *e);
 
-/* One map output location handed to a reducer. */
+/* Where each map's committed output is, as handed to a reducer and answered by
+ * GET /v1/jobs/ID/maps: [{"index","address","attempt"}], attempt -1 (address "") while the
+ * map has no committed output. */
 typedef struct wire_map_loc {
     uint32_t index;
-    char *address;   /* host:port of the worker serving it */
+    int64_t attempt;
+    char address[160];   /* host:port of the worker serving it */
 } wire_map_loc;
+
+/* Decodes the array into n entries indexed by map number (every index 0..n-1 exactly once). */
+int wire_maps_decode(const json_t *arr, wire_map_loc **out, size_t *n, struct err *e);
 
 /* Fetches a string/int field with bounds; helpers shared by the decoders and handlers. */
 int wire_get_str(const json_t *obj, const char *key, const char **out, int required, struct err *e);

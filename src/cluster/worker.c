@@ -28,6 +28,7 @@
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cluster/execpool.h"
 #include "cluster/taskproc.h"
 #include "cluster/wire.h"
 #include "common/fsutil.h"
@@ -38,7 +39,7 @@
 typedef struct worker_attempt {
     char job[64];
     uint32_t attempt;
-    pid_t pid;
+    struct execpool_exec *exec; /* while it runs */
     int killed;          /* the coordinator no longer wants it: do not start it */
     json_t *assignment;
     struct worker *w;
@@ -54,8 +55,8 @@ typedef struct worker {
     uint64_t heartbeat_ms;
     uint64_t fail_after;
     int fail_after_set;
-    int exec_tasks;      /* exec `tally __task` instead of forking (see worker_attempt_thread) */
     char exe[4096];
+    execpool *pool;      /* one executor process per slot */
     double chaos_crash, chaos_delay;
     uint64_t chaos_max_delay_ms;
     uint64_t rng;
@@ -234,6 +235,29 @@ static void worker_report(worker *w, worker_attempt *a, json_t *result)
     free(s);
 }
 
+/* What the worker says about an attempt whose executor died: the signal, and for a map the
+ * record its map() call was on, so that the coordinator can skip a record that keeps
+ * crashing attempts. */
+static json_t *worker_crash_result(const worker_attempt *a, const task_live *live, int wstatus)
+{
+    struct err e = {0};
+    if (wstatus != -1 && WIFSIGNALED(wstatus))
+        err_set(&e, -EINTR, "task process killed by signal %d (%s)", WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
+    else if (wstatus != -1)
+        err_set(&e, -EIO, "task process exited with status %d and no result", WEXITSTATUS(wstatus));
+    else
+        err_set(&e, -EIO, "task process could not be started");
+    json_t *files = json_object_get(json_object_get(a->assignment, "split"), "files");
+    uint32_t fi = live->file;
+    json_t *file = fi != UINT32_MAX ? json_array_get(files, fi) : NULL;
+    const char *path = file ? json_string_value(json_object_get(file, "path")) : NULL;
+    if (!path) return json_pack("{s:b, s:s, s:b}", "ok", 0, "error", e.msg, "fatal", 0);
+    uint64_t off = live->offset;
+    err_prefix(&e, "%s: offset %" PRIu64 ": ", path, off);
+    return json_pack("{s:b, s:s, s:b, s:{s:s, s:I}}", "ok", 0, "error", e.msg, "fatal", 0, "crash", "file", path,
+                     "offset", (json_int_t)off);
+}
+
 static void *worker_attempt_thread(void *arg)
 {
     worker_attempt *a = arg;
@@ -241,90 +265,37 @@ static void *worker_attempt_thread(void *arg)
     uint64_t t_begin = time_mono_ns();
     worker_inject(w);
     char *jobdir = xasprintf("%s/%s", w->work_dir, a->job);
-    char *rfile = xasprintf("%s/a%u.result", jobdir, a->attempt);
     struct err e = {0};
     json_t *result = NULL;
     json_object_set_new(a->assignment, "work_dir", json_string(jobdir));
     json_object_set_new(a->assignment, "token", json_string(w->token));
+    json_object_set_new(a->assignment, "coordinator", json_string(w->coordinator));
+    json_object_set_new(a->assignment, "worker", json_string(w->name));
+    json_object_set_new(a->assignment, "incarnation", json_string(w->incarnation));
     int rc = fs_mkdirs(jobdir, &e);
-    /* Shared with the task process: which record its map() call is on, to name it if it
-     * crashes. A small file mapped by both, so that an exec'd task can map it too. */
-    char *wfile = xasprintf("%s/a%u.where", jobdir, a->attempt);
-    char *afile = xasprintf("%s/a%u.json", jobdir, a->attempt);
-    task_where *where = NULL;
-    int wfd = rc == 0 ? open(wfile, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
-    if (wfd >= 0 && ftruncate(wfd, sizeof *where) == 0) {
-        where = mmap(NULL, sizeof *where, PROT_READ | PROT_WRITE, MAP_SHARED, wfd, 0);
-        if (where == MAP_FAILED) where = NULL;
-    }
-    if (wfd >= 0) close(wfd);
-    if (where) where->file = UINT32_MAX;
-    if (rc == 0 && w->exec_tasks) {
-        char *text = wire_dump(a->assignment);
-        rc = fs_write_atomic(afile, text, strlen(text), &e);
-        chmod(afile, 0600); /* it holds the token */
-        free(text);
-    }
     if (rc == 0) {
-        /* Started under the lock, so that a kill from the coordinator either stops it from
-         * starting or finds its pid. Forking without exec keeps task start-up cheap (an exec of
-         * tally, with libcurl's 30-odd libraries, cost tens of ms per task); sanitizer builds
-         * exec instead, because ASan's allocator is not fork-safe in a threaded process. */
-        pid_t pid = -1;
+        execpool_exec *x = execpool_acquire(w->pool);
+        /* Published under the lock, so that a kill from the coordinator either stops the
+         * attempt from starting or reaches its executor. */
         pthread_mutex_lock(&w->lock);
-        if (a->killed) {
-            rc = err_set(&e, -ECANCELED, "killed before it started");
-        } else if (w->exec_tasks) {
-            char *argv[] = {w->exe, "__task", afile, rfile, wfile, NULL};
-            int k = posix_spawn(&pid, w->exe, NULL, NULL, argv, environ);
-            if (k) rc = err_set(&e, -k, "cannot start %s: %s", w->exe, strerror(k));
-        } else {
-            pid = fork();
-            if (pid == 0) {
-                /* The child: default signals, the attempt, then _exit without running the
-                 * parent's atexit handlers (libcurl, libmicrohttpd). */
-                signal(SIGINT, SIG_DFL);
-                signal(SIGTERM, SIG_DFL);
-                _exit(taskproc_run(a->assignment, rfile, where));
-            }
-            if (pid < 0) rc = err_set(&e, -errno, "cannot fork: %s", strerror(errno));
-        }
-        if (rc == 0) a->pid = pid;
+        if (a->killed) rc = err_set(&e, -ECANCELED, "killed before it started");
+        else a->exec = x;
         pthread_mutex_unlock(&w->lock);
         if (rc == 0) {
-            int st;
-            uint64_t t_started = time_mono_ns();
-            while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-            }
-            log_debug("job=%s attempt=a%u: process started after %.1f ms, ran %.1f ms", a->job, a->attempt,
-                      (double)(t_started - t_begin) / 1e6, (double)(time_mono_ns() - t_started) / 1e6);
+            char *text = wire_dump(a->assignment);
+            int wstatus = -1;
+            uint64_t t_sent = time_mono_ns();
+            rc = execpool_run(w->pool, x, text, &result, &wstatus, &e);
+            free(text);
+            log_debug("job=%s attempt=a%u: waited %.1f ms for an executor, ran %.1f ms", a->job, a->attempt,
+                      (double)(t_sent - t_begin) / 1e6, (double)(time_mono_ns() - t_sent) / 1e6);
+            if (rc) result = worker_crash_result(a, execpool_live(x), wstatus);
             pthread_mutex_lock(&w->lock);
-            a->pid = 0;
+            a->exec = NULL;
             pthread_mutex_unlock(&w->lock);
-            json_error_t je;
-            result = json_load_file(rfile, 0, &je);
-            if (!result) {
-                if (WIFSIGNALED(st))
-                    err_set(&e, -EINTR, "task process killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
-                else
-                    err_set(&e, -EIO, "task process exited with status %d and no result", WEXITSTATUS(st));
-                rc = e.code;
-                json_t *files = json_object_get(json_object_get(a->assignment, "split"), "files");
-                json_t *file = where && where->file != UINT32_MAX ? json_array_get(files, where->file) : NULL;
-                const char *path = file ? json_string_value(json_object_get(file, "path")) : NULL;
-                if (path) {
-                    err_prefix(&e, "%s: offset %" PRIu64 ": ", path, where->offset);
-                    result = json_pack("{s:b, s:s, s:b, s:{s:s, s:I}}", "ok", 0, "error", e.msg, "fatal", 0, "crash",
-                                       "file", path, "offset", (json_int_t)where->offset);
-                }
-            }
         }
+        execpool_release(w->pool, x);
     }
-    if (where) munmap(where, sizeof *where);
-    unlink(wfile);
-    unlink(afile);
-    free(wfile);
-    free(afile);
     if (!result) result = json_pack("{s:b, s:s, s:b}", "ok", 0, "error", e.msg, "fatal", 0);
     pthread_mutex_lock(&w->lock);
     if (json_is_true(json_object_get(result, "ok"))) w->succeeded++;
@@ -332,8 +303,6 @@ static void *worker_attempt_thread(void *arg)
     pthread_mutex_unlock(&w->lock);
     worker_report(w, a, result);
     json_decref(result);
-    unlink(rfile);
-    free(rfile);
     free(jobdir);
     /* Off the list: the slot is free. */
     pthread_mutex_lock(&w->lock);
@@ -382,7 +351,7 @@ static void worker_kill(worker *w, const char *job, uint64_t attempt)
     for (worker_attempt *a = w->attempts; a; a = a->next) {
         if (strcmp(a->job, job) != 0 || a->attempt != attempt) continue;
         a->killed = 1;
-        if (a->pid > 0) kill(a->pid, SIGKILL);
+        if (a->exec) execpool_kill(w->pool, a->exec);
     }
     pthread_mutex_unlock(&w->lock);
 }
@@ -393,8 +362,18 @@ static int worker_heartbeat(worker *w, uint64_t *next_wait)
 {
     json_t *running = json_array();
     pthread_mutex_lock(&w->lock);
-    for (worker_attempt *a = w->attempts; a; a = a->next)
-        json_array_append_new(running, json_pack("{s:s, s:i}", "job", a->job, "attempt", (int)a->attempt));
+    for (worker_attempt *a = w->attempts; a; a = a->next) {
+        json_t *r = json_pack("{s:s, s:i}", "job", a->job, "attempt", (int)a->attempt);
+        counters live;
+        counters_init(&live);
+        double progress = 0;
+        if (a->exec && task_live_read(execpool_live(a->exec), &progress, live.v) == 0) {
+            json_object_set_new(r, "progress", json_real(progress));
+            json_object_set_new(r, "counters", wire_counters_encode(&live));
+        }
+        counters_free(&live);
+        json_array_append_new(running, r);
+    }
     pthread_mutex_unlock(&w->lock);
     json_t *body = json_pack("{s:i, s:s, s:s, s:s, s:i, s:o, s:I}", "version", TALLY_WIRE_VERSION, "name",
                              w->name, "incarnation", w->incarnation, "address", w->address, "slots",
@@ -530,14 +509,6 @@ int worker_main(int argc, char **argv)
     pthread_mutex_init(&w.lock, NULL);
     ssize_t exe_len = readlink("/proc/self/exe", w.exe, sizeof w.exe - 1);
     if (exe_len <= 0) snprintf(w.exe, sizeof w.exe, "%s", argv[0]);
-#if defined(__SANITIZE_ADDRESS__)
-    w.exec_tasks = 1;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    w.exec_tasks = 1;
-#endif
-#endif
-    if (getenv("TALLY_TASK_EXEC") && strcmp(getenv("TALLY_TASK_EXEC"), "1") == 0) w.exec_tasks = 1;
     log_set_process("worker");
     char ctx[96];
     snprintf(ctx, sizeof ctx, "worker=%s", w.name);
@@ -547,6 +518,10 @@ int worker_main(int argc, char **argv)
     fs_rmtree(w.work_dir);
     if (fs_mkdirs(w.work_dir, &e) != 0) {
         fprintf(stderr, "tally worker: work dir: %s\n", e.msg);
+        return CLI_FAILED;
+    }
+    if (execpool_new(&w.pool, w.exe, w.work_dir, w.slots, worker_o_log, &e) != 0) {
+        fprintf(stderr, "tally worker: %s\n", e.msg);
         return CLI_FAILED;
     }
     char lhost[128];
@@ -584,11 +559,17 @@ int worker_main(int argc, char **argv)
         }
     }
     log_info("stopping");
-    pthread_mutex_lock(&w.lock);
-    for (worker_attempt *a = w.attempts; a; a = a->next)
-        if (a->pid > 0) kill(a->pid, SIGKILL);
-    pthread_mutex_unlock(&w.lock);
+    execpool_close(w.pool);
+    /* The attempt threads see their executors die; let them finish before freeing. */
+    for (int i = 0; i < 300; i++) {
+        pthread_mutex_lock(&w.lock);
+        int busy = w.attempts != NULL;
+        pthread_mutex_unlock(&w.lock);
+        if (!busy) break;
+        usleep(10000);
+    }
     http_server_stop(w.srv);
+    if (!w.attempts) execpool_free(w.pool);
     fs_rmtree(w.work_dir);
     free(defdir);
     free(w.token);

@@ -131,6 +131,7 @@ int sched_attempt_succeeded(sched_job *j, uint32_t id, const counters *c, uint64
         return 0;
     }
     a->state = SCHED_ATTEMPT_SUCCEEDED;
+    a->progress = 1;
     t->state = SCHED_TASK_SUCCEEDED;
     t->committed = a->id;
     counters_free(&t->counters);
@@ -184,6 +185,16 @@ int sched_attempt_killed(sched_job *j, uint32_t id, const char *why, uint64_t no
     t->running--;
     if (t->state == SCHED_TASK_RUNNING && t->running == 0) sched_push_pending(j, a->task);
     return 1;
+}
+
+void sched_attempt_progress(sched_job *j, uint32_t id, double progress, const int64_t live[CNT_NBUILTIN],
+                            uint64_t now)
+{
+    sched_attempt *a = sched_running_attempt(j, id);
+    if (!a) return;
+    a->progress = progress < 0 ? 0 : progress > 1 ? 1 : progress;
+    a->progress_ms = now;
+    if (live) memcpy(a->live, live, sizeof a->live);
 }
 
 int sched_map_lost(sched_job *j, uint32_t map_index)

@@ -57,6 +57,9 @@ typedef struct sched_attempt {
     uint64_t start_ms, end_ms;
     char worker[64];      /* who runs it */
     char *error;
+    double progress;      /* 0..1, as last reported while running; 1 once succeeded */
+    uint64_t progress_ms; /* when progress was last reported */
+    int64_t live[CNT_NBUILTIN]; /* its built-in counters so far (final ones go to the task) */
 } sched_attempt;
 
 typedef struct sched_task {
@@ -97,6 +100,9 @@ int64_t sched_assign(sched_job *j, const char *worker, unsigned phase_mask, uint
 int sched_attempt_succeeded(sched_job *j, uint32_t attempt, const counters *c, uint64_t now);
 int sched_attempt_failed(sched_job *j, uint32_t attempt, const char *error, int fatal, uint64_t now);
 int sched_attempt_killed(sched_job *j, uint32_t attempt, const char *why, uint64_t now);
+/* Progress of a running attempt (ignored otherwise). */
+void sched_attempt_progress(sched_job *j, uint32_t attempt, double progress, const int64_t live[CNT_NBUILTIN],
+                            uint64_t now);
 /* A committed map's output was lost: the map must run again. Returns 1 if it was committed. */
 int sched_map_lost(sched_job *j, uint32_t map_index);
 void sched_job_cancel(sched_job *j, const char *why, uint64_t now);

@@ -330,8 +330,9 @@ static int task_map_split(map_state *ms, const input_split *split, tally_ctx *ct
     struct err *e = &ms->res->err;
     counters *c = &ms->res->counters;
     fields_cache *fc = NULL;
-    uint64_t done_bytes = 0;
+    uint64_t done_bytes = 0, split_bytes = 0;
     int rc = 0;
+    for (size_t s = 0; s < split->nsegs; s++) split_bytes += split->segs[s].end - split->segs[s].start;
     for (size_t s = 0; s < split->nsegs && rc == 0; s++) {
         const input_segment *seg = &split->segs[s];
         const input_file *f = &env->inputs->files[seg->file];
@@ -371,15 +372,17 @@ static int task_map_split(map_state *ms, const input_split *split, tally_ctx *ct
                 if (rc) break;
                 continue;
             }
-            if (env->where) {
-                env->where->file = seg->file;
-                env->where->offset = off;
+            if (env->live) {
+                env->live->file = seg->file;
+                env->live->offset = off;
             }
             rc = env->job->map(ctx, &rec);
-            if (env->where) env->where->file = UINT32_MAX;
+            if (env->live) env->live->file = UINT32_MAX;
             if (rc) break;
             if ((++n & 255) == 0) {
                 if (progress) atomic_store(progress, done_bytes + reader_progress(r));
+                if (env->live)
+                    task_live_publish(env->live, split_bytes ? (double)(done_bytes + reader_progress(r)) / (double)split_bytes : 0, c);
                 if (env->cancel && *env->cancel) {
                     rc = err_set(e, -ECANCELED, "cancelled");
                     break;
@@ -457,6 +460,40 @@ int task_run_map(const task_env *env, const input_split *split, uint32_t index, 
         mapbuf_free(ms.mb);
     }
     return rc;
+}
+
+/* ==== Live progress ======================================================================= */
+
+void task_live_reset(task_live *l)
+{
+    l->file = UINT32_MAX;
+    l->offset = 0;
+    atomic_store(&l->seq, 0);
+    l->progress = 0;
+    memset(l->counters, 0, sizeof l->counters);
+}
+
+void task_live_publish(task_live *l, double progress, const counters *c)
+{
+    uint32_t s = atomic_load_explicit(&l->seq, memory_order_relaxed);
+    atomic_store_explicit(&l->seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    l->progress = progress < 0 ? 0 : progress > 1 ? 1 : progress;
+    if (c) memcpy(l->counters, c->v, sizeof l->counters);
+    atomic_store_explicit(&l->seq, s + 2, memory_order_release);
+}
+
+int task_live_read(const task_live *l, double *progress, int64_t values[CNT_NBUILTIN])
+{
+    for (int tries = 0; tries < 100; tries++) {
+        uint32_t s = atomic_load_explicit(&l->seq, memory_order_acquire);
+        if (s & 1) continue;
+        *progress = l->progress;
+        memcpy(values, l->counters, sizeof l->counters);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&l->seq, memory_order_relaxed) == s) return 0;
+    }
+    return -1;
 }
 
 /* ==== Reduce side ========================================================================= */
@@ -676,8 +713,11 @@ int task_run_reduce(const task_env *env, uint32_t index, uint32_t attempt, const
             if (ctx.err.msg[0]) *e = ctx.err;
             else err_set(e, rc, "reduce failed (code %d)", rc);
         }
-        if (rc == 0 && (++groups & 1023) == 0 && env->cancel && *env->cancel)
-            rc = err_set(e, -ECANCELED, "cancelled");
+        if (rc == 0 && (++groups & 1023) == 0) {
+            if (env->cancel && *env->cancel) rc = err_set(e, -ECANCELED, "cancelled");
+            if (env->live && env->reduce_records)
+                task_live_publish(env->live, 0.5 + 0.5 * (double)merge_records(m) / (double)env->reduce_records, c);
+        }
     }
     c->v[CNT_REDUCE_INPUT_RECORDS] += (int64_t)merge_records(m);
     merge_free(m);

@@ -31,19 +31,32 @@ typedef struct task_env {
     const char *work_dir;       /* where this process keeps intermediate files */
     const char *out_tmp;        /* OUT/_temporary: committed part files wait here */
     volatile int *cancel;       /* set to stop attempts early (Ctrl-C, job cancelled) */
-    /* Bad-record skipping (Google MapReduce section 4.6), used by cluster workers: before each
-     * map() call the task notes the record in `where` (shared memory the worker reads if the
-     * task process dies), and records listed in `skip` (those that crashed attempts before)
-     * are skipped and counted instead of being given to the job. Both may be NULL. */
-    struct task_where *where;
+    /* Used by cluster executors (may be NULL): `live` is memory shared with the worker, which
+     * reads the attempt's progress and counters from it for its heartbeats and, if the task
+     * process dies, the record its map() call was on. Records listed in `skip` (those that
+     * crashed attempts before) are skipped and counted instead of being given to the job
+     * (bad-record skipping, Google MapReduce section 4.6). */
+    struct task_live *live;
     const struct task_skip *skip;
     size_t nskip;
+    uint64_t reduce_records;    /* records in the reduce's input, when known: for progress */
 } task_env;
 
-typedef struct task_where {
+/* What a running attempt shows the process that supervises it. The crash location is written
+ * around every map() call; progress and counters every few hundred records, under a sequence
+ * number (odd while writing) so that a reader in another process never sees half an update. */
+typedef struct task_live {
     volatile uint32_t file;     /* index into inputs->files, UINT32_MAX when not in map() */
     volatile uint64_t offset;
-} task_where;
+    _Atomic uint32_t seq;
+    double progress;            /* 0..1 */
+    int64_t counters[CNT_NBUILTIN];
+} task_live;
+
+void task_live_reset(task_live *l);
+void task_live_publish(task_live *l, double progress, const counters *c);
+/* Copies a consistent snapshot; returns 0, or -1 if the writer kept it busy (try later). */
+int task_live_read(const task_live *l, double *progress, int64_t values[CNT_NBUILTIN]);
 
 typedef struct task_skip {
     const char *path;

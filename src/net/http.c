@@ -487,8 +487,39 @@ const char *http_request_query(const http_request *req, const char *name)
 
 static pthread_once_t http_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode http_curl_init_rc;
+/* One connection cache for the whole process, shared by every request's handle: keep-alive
+ * connections are reused across calls and threads. A reducer makes two requests per map
+ * output and a worker reports every attempt; a fresh TCP connection each time also cost a
+ * fresh server thread (libmicrohttpd runs a thread per connection). */
+static CURLSH *http_share;
+static pthread_mutex_t http_share_locks[CURL_LOCK_DATA_LAST];
 
-static void http_curl_global_init(void) { http_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void http_share_lock(CURL *c, curl_lock_data data, curl_lock_access access, void *arg)
+{
+    (void)c, (void)access, (void)arg;
+    pthread_mutex_lock(&http_share_locks[data]);
+}
+
+static void http_share_unlock(CURL *c, curl_lock_data data, void *arg)
+{
+    (void)c, (void)arg;
+    pthread_mutex_unlock(&http_share_locks[data]);
+}
+
+static void http_curl_global_init(void)
+{
+    http_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (http_curl_init_rc != CURLE_OK) return;
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&http_share_locks[i], NULL);
+    http_share = curl_share_init();
+    if (http_share &&
+        (curl_share_setopt(http_share, CURLSHOPT_LOCKFUNC, http_share_lock) != CURLSHE_OK ||
+         curl_share_setopt(http_share, CURLSHOPT_UNLOCKFUNC, http_share_unlock) != CURLSHE_OK ||
+         curl_share_setopt(http_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK)) {
+        curl_share_cleanup(http_share); /* no reuse then: every call connects afresh */
+        http_share = NULL;
+    }
+}
 
 /* One request's curl handle, headers and the buffers curl writes into. */
 struct http_xfer {
@@ -538,6 +569,7 @@ static int http_xfer_init(struct http_xfer *x, const char *address, const char *
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     /* The URL is always ours, but a scheme in `address` must not lead to file:// or the like. */
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (http_share) curl_easy_setopt(c, CURLOPT_SHARE, http_share);
     return 0;
 }
 

@@ -1,0 +1,226 @@
+/* execpool.c - starts, feeds, reaps and restarts a worker's executor processes. */
+#include "cluster/execpool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cluster/taskproc.h"
+#include "cluster/wire.h"
+#include "common/log.h"
+
+extern char **environ;
+
+struct execpool_exec {
+    uint32_t index;
+    pid_t pid;          /* 0 when no process runs */
+    int to, from;       /* our ends of its fd 3 and fd 4 */
+    int busy;
+    task_live *live;
+};
+
+struct execpool {
+    pthread_mutex_t lock;   /* protects pid, to, from and busy of every executor */
+    pthread_cond_t idle_cv;
+    char *exe, *dir, *log_level;
+    execpool_exec *ex;
+    uint32_t n;
+    int closing;
+};
+
+/* Starts x's process. Called with the lock held. */
+static int execpool_spawn(execpool *p, execpool_exec *x, struct err *e)
+{
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) != 0) return err_set(e, -errno, "pipe: %s", strerror(errno));
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        int rc = err_set(e, -errno, "pipe: %s", strerror(errno));
+        close(in[0]);
+        close(in[1]);
+        return rc;
+    }
+    char *live = xasprintf("%s/exec-%u.live", p->dir, x->index);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 3);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 4);
+    char *argv[] = {p->exe, "__executor", live, p->log_level, NULL};
+    pid_t pid;
+    int k = posix_spawn(&pid, p->exe, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    free(live);
+    close(in[0]);
+    close(out[1]);
+    if (k != 0) {
+        close(in[1]);
+        close(out[0]);
+        return err_set(e, -k, "cannot start executor %s: %s", p->exe, strerror(k));
+    }
+    x->pid = pid;
+    x->to = in[1];
+    x->from = out[0];
+    return 0;
+}
+
+/* Reaps x's process after it closed its pipe. Called with the lock held. */
+static int execpool_reap(execpool_exec *x)
+{
+    int st = -1;
+    if (x->pid > 0) {
+        kill(x->pid, SIGKILL); /* it may only have closed the pipe */
+        while (waitpid(x->pid, &st, 0) < 0 && errno == EINTR) {
+        }
+    }
+    if (x->to >= 0) close(x->to);
+    if (x->from >= 0) close(x->from);
+    x->pid = 0;
+    x->to = x->from = -1;
+    return st;
+}
+
+int execpool_new(execpool **out, const char *exe, const char *dir, uint32_t n, const char *level, struct err *e)
+{
+    execpool *p = xcalloc(1, sizeof *p);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->idle_cv, NULL);
+    p->exe = xstrdup(exe);
+    p->dir = xstrdup(dir);
+    p->log_level = xstrdup(level);
+    p->n = n;
+    p->ex = xcalloc(n, sizeof *p->ex);
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        execpool_exec *x = &p->ex[i];
+        x->index = i;
+        x->to = x->from = -1;
+        char *path = xasprintf("%s/exec-%u.live", dir, i);
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || ftruncate(fd, sizeof *x->live) != 0) {
+            rc = err_set(e, -errno, "%s: %s", path, strerror(errno));
+        } else {
+            x->live = mmap(NULL, sizeof *x->live, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (x->live == MAP_FAILED) {
+                x->live = NULL;
+                rc = err_set(e, -errno, "%s: mmap: %s", path, strerror(errno));
+            }
+        }
+        if (fd >= 0) close(fd);
+        free(path);
+        if (rc == 0) {
+            task_live_reset(x->live);
+            rc = execpool_spawn(p, x, e);
+        }
+    }
+    if (rc) {
+        execpool_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+void execpool_free(execpool *p)
+{
+    if (!p) return;
+    for (uint32_t i = 0; i < p->n; i++) {
+        execpool_reap(&p->ex[i]);
+        if (p->ex[i].live) munmap(p->ex[i].live, sizeof *p->ex[i].live);
+    }
+    free(p->ex);
+    free(p->exe);
+    free(p->dir);
+    free(p->log_level);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->idle_cv);
+    free(p);
+}
+
+execpool_exec *execpool_acquire(execpool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        for (uint32_t i = 0; i < p->n; i++) {
+            if (!p->ex[i].busy) {
+                p->ex[i].busy = 1;
+                pthread_mutex_unlock(&p->lock);
+                return &p->ex[i];
+            }
+        }
+        /* More attempts than slots (the coordinator saw a stale count): wait for one. */
+        pthread_cond_wait(&p->idle_cv, &p->lock);
+    }
+}
+
+void execpool_release(execpool *p, execpool_exec *x)
+{
+    pthread_mutex_lock(&p->lock);
+    x->busy = 0;
+    pthread_cond_signal(&p->idle_cv);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void execpool_close(execpool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->closing = 1;
+    for (uint32_t i = 0; i < p->n; i++)
+        if (p->ex[i].pid > 0) kill(p->ex[i].pid, SIGKILL);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void execpool_kill(execpool *p, execpool_exec *x)
+{
+    pthread_mutex_lock(&p->lock);
+    if (x->pid > 0) kill(x->pid, SIGKILL);
+    pthread_mutex_unlock(&p->lock);
+}
+
+task_live *execpool_live(execpool_exec *x)
+{
+    return x->live;
+}
+
+int execpool_run(execpool *p, execpool_exec *x, const char *assignment, json_t **result, int *wstatus,
+                 struct err *e)
+{
+    *result = NULL;
+    *wstatus = -1;
+    pthread_mutex_lock(&p->lock);
+    int rc = x->pid > 0 ? 0 : p->closing ? err_set(e, -ECANCELED, "worker is stopping") : execpool_spawn(p, x, e);
+    int to = x->to, from = x->from;
+    pthread_mutex_unlock(&p->lock);
+    if (rc) return rc;
+    task_live_reset(x->live);
+    /* Only this thread reads and writes x's pipes while x is busy; the lock is not held
+     * across the attempt so that execpool_kill() can reach the process. */
+    char *msg = NULL;
+    size_t len = 0;
+    rc = taskproc_frame_write(to, assignment, strlen(assignment));
+    if (rc == 0) {
+        rc = taskproc_frame_read(from, &msg, &len);
+        if (rc == 0) rc = -EPIPE;
+        else if (rc == 1) rc = 0;
+    }
+    if (rc == 0) {
+        rc = wire_parse_object(msg, len, result, e);
+        free(msg);
+        if (rc == 0) return 0;
+        log_warn("executor %u sent a malformed result: %s", x->index, e->msg);
+    }
+    /* It died (or broke the protocol): reap it and start a replacement right away, so that
+     * the next attempt on this slot does not wait for a process to start. */
+    pthread_mutex_lock(&p->lock);
+    *wstatus = execpool_reap(x);
+    struct err se = {0};
+    if (!p->closing && execpool_spawn(p, x, &se) != 0) log_warn("executor %u: %s (will retry)", x->index, se.msg);
+    pthread_mutex_unlock(&p->lock);
+    return err_set(e, -EPIPE, "executor died");
+}

@@ -1,0 +1,44 @@
+/* execpool.h - a worker's executor processes, one per slot (see cluster/taskproc.c).
+ *
+ * Executor: STARTING/IDLE -> BUSY   execpool_acquire() hands it to one attempt
+ *           BUSY -> IDLE            execpool_run() got a result; execpool_release()
+ *           BUSY -> DEAD -> STARTING execpool_run() saw it die (crash, execpool_kill); a new
+ *                                   process is started at once so the slot stays warm
+ * Executors are exec'd (`tally __executor`), never forked from the threaded worker, so they
+ * are safe under sanitizers and share nothing with the worker but two pipes and task_live.
+ */
+#ifndef TALLY_EXECPOOL_H
+#define TALLY_EXECPOOL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "common/util.h"
+#include "exec/task.h"
+
+typedef struct execpool execpool;
+typedef struct execpool_exec execpool_exec;
+
+/* Starts n executors of `exe`; their shared progress pages live in `dir`. */
+int execpool_new(execpool **out, const char *exe, const char *dir, uint32_t n, const char *level, struct err *e);
+/* Kills every executor and starts no more (shutting down). */
+void execpool_close(execpool *p);
+/* Frees the pool; no attempt may be using it. */
+void execpool_free(execpool *p);
+
+/* Waits for an executor that is not busy and marks it busy. */
+execpool_exec *execpool_acquire(execpool *p);
+/* Runs one assignment: resets the executor's task_live, sends, waits for the result. Returns 0
+ * with *result, or a negative code if the executor died or could not be started (then
+ * *wstatus holds its wait status, or -1, and a replacement is being started). */
+int execpool_run(execpool *p, execpool_exec *x, const char *assignment, json_t **result, int *wstatus,
+                 struct err *e);
+void execpool_release(execpool *p, execpool_exec *x);
+/* SIGKILLs the executor's process (a running attempt the coordinator no longer wants). */
+void execpool_kill(execpool *p, execpool_exec *x);
+/* The executor's shared page: progress, counters and the record a map() call is on. */
+task_live *execpool_live(execpool_exec *x);
+
+#endif
