@@ -1,9 +1,12 @@
 /* fuzz_wire.c - libFuzzer target for every decoder of bytes a peer sends: request bodies
- * (job specs, splits, counters, heartbeats, reports), COND/--agg texts and CSV/JSON records. */
+ * (heartbeats, reports, fetch failures, job specs, splits, counters, map locations), executor
+ * pipe frames, COND/--agg texts and CSV/JSON records. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cluster/taskproc.h"
 #include "cluster/wire.h"
 #include "data/fields.h"
 #include "jobs/cond.h"
@@ -14,6 +17,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct err e = {0};
     json_t *o = NULL;
+    /* The three worker messages, whole bodies as the coordinator receives them. */
+    wire_heartbeat hb;
+    if (wire_heartbeat_decode((const char *)data, size, &hb, &e) == 0) wire_heartbeat_free(&hb);
+    wire_report rep;
+    if (wire_report_decode((const char *)data, size, &rep, &e) == 0) wire_report_free(&rep);
+    wire_fetch_failure ff;
+    if (wire_fetch_failure_decode((const char *)data, size, &ff, &e) == 0) wire_fetch_failure_free(&ff);
+    /* An executor pipe frame: length prefix and body. */
+    int fds[2];
+    if (size <= 65536 && pipe(fds) == 0) {
+        if (write(fds[1], data, size) == (ssize_t)size) {
+            close(fds[1]);
+            char *frame = NULL;
+            size_t flen = 0;
+            if (taskproc_frame_read(fds[0], &frame, &flen) == 1) free(frame);
+        } else {
+            close(fds[1]);
+        }
+        close(fds[0]);
+    }
     if (wire_parse_object((const char *)data, size, &o, &e) == 0) {
         jobspec s;
         if (wire_jobspec_decode(json_object_get(o, "spec"), &s, &e) == 0) {
@@ -26,6 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         counters c;
         wire_counters_decode(json_object_get(o, "counters"), &c, &e);
         counters_free(&c);
+        wire_map_loc *locs = NULL;
+        size_t nlocs = 0;
+        if (wire_maps_decode(json_object_get(o, "maps"), &locs, &nlocs, &e) == 0) free(locs);
         const char *str;
         uint64_t v;
         wire_get_str(o, "name", &str, 1, &e);

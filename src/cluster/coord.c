@@ -300,35 +300,16 @@ static json_t *coord_assign(coord *c, coord_worker *w)
 
 /* ---- HTTP handlers ----------------------------------------------------------------------- */
 
-static int coord_valid_name(const char *s)
-{
-    if (!s || !*s || strlen(s) >= 64) return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == '-' || *s == '.'))
-            return 0;
-    return 1;
-}
-
 static void coord_heartbeat(coord *c, const http_request *req, http_response *resp)
 {
     struct err e = {0};
-    json_t *b = NULL;
-    const char *name, *inc, *addr;
-    uint64_t slots = 0, wait = 0, version = 0;
-    if (wire_parse_object(req->body, req->body_len, &b, &e) || wire_get_u64(b, "version", 1000, &version, 1, &e) ||
-        wire_get_str(b, "name", &name, 1, &e) || wire_get_str(b, "incarnation", &inc, 1, &e) ||
-        wire_get_str(b, "address", &addr, 1, &e) || wire_get_u64(b, "slots", 256, &slots, 1, &e) ||
-        wire_get_u64(b, "wait_ms", 60000, &wait, 0, &e)) {
+    wire_heartbeat hb;
+    if (wire_heartbeat_decode(req->body, req->body_len, &hb, &e) != 0) {
         http_respond_error(resp, 400, e.msg);
-        json_decref(b);
         return;
     }
-    if (version != TALLY_WIRE_VERSION || !coord_valid_name(name) || strlen(inc) >= 40 || strlen(addr) >= 160 || slots == 0) {
-        http_respond_error(resp, 400, "bad version, name, incarnation, address or slots");
-        json_decref(b);
-        return;
-    }
+    const char *name = hb.name, *inc = hb.incarnation;
+    uint64_t wait = hb.wait_ms;
     pthread_mutex_lock(&c->lock);
     uint64_t now = time_mono_ms();
     coord_worker *w = coord_find_worker(c, name);
@@ -336,14 +317,14 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
         if (c->nworkers == COORD_MAX_WORKERS) {
             pthread_mutex_unlock(&c->lock);
             http_respond_error(resp, 503, "too many workers");
-            json_decref(b);
+            wire_heartbeat_free(&hb);
             return;
         }
         w = &c->workers[c->nworkers++];
         memset(w, 0, sizeof *w);
         snprintf(w->name, sizeof w->name, "%s", name);
         snprintf(w->incarnation, sizeof w->incarnation, "%s", inc);
-        log_info("worker=%s registered from %s with %u slots", name, addr, (unsigned)slots);
+        log_info("worker=%s registered from %s with %u slots", name, hb.address, hb.slots);
     } else if (strcmp(w->incarnation, inc) != 0) {
         log_warn("worker=%s restarted (new incarnation): what it held is lost", name);
         coord_worker_lost(c, w, "worker restarted");
@@ -354,30 +335,21 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
     if (w->state == COORD_WORKER_DEAD) log_info("worker=%s is back", name);
     w->state = COORD_WORKER_ALIVE;
     w->last_seen = now;
-    w->slots = (uint32_t)slots;
-    snprintf(w->address, sizeof w->address, "%s", addr);
+    w->slots = hb.slots;
+    snprintf(w->address, sizeof w->address, "%s", hb.address);
     /* Attempts the worker runs that are no longer wanted (superseded, cancelled, job over). */
     json_t *kill = json_array();
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(b, "running"), i, r) {
-        const char *jid;
-        uint64_t att;
-        if (wire_get_str(r, "job", &jid, 1, &e) || wire_get_u64(r, "attempt", UINT32_MAX, &att, 1, &e)) continue;
-        coord_job *j = coord_find_job(c, jid);
-        if (!j || att >= j->sj->nattempts || j->sj->attempts[att].state != SCHED_ATTEMPT_RUNNING ||
-            strcmp(j->sj->attempts[att].worker, name) != 0) {
-            json_array_append_new(kill, json_pack("{s:s, s:I}", "job", jid, "attempt", (json_int_t)att));
+    for (size_t i = 0; i < hb.nrunning; i++) {
+        const wire_running *r = &hb.running[i];
+        coord_job *j = coord_find_job(c, r->job);
+        if (!j || r->attempt >= j->sj->nattempts || j->sj->attempts[r->attempt].state != SCHED_ATTEMPT_RUNNING ||
+            strcmp(j->sj->attempts[r->attempt].worker, name) != 0) {
+            json_array_append_new(kill, json_pack("{s:s, s:I}", "job", r->job, "attempt", (json_int_t)r->attempt));
             continue;
         }
         /* Progress and counters so far: shown by status, and the basis for telling a slow
          * attempt from a stuck one. */
-        json_t *pj = json_object_get(r, "progress");
-        counters live;
-        counters_init(&live);
-        if (json_is_number(pj) && wire_counters_decode(json_object_get(r, "counters"), &live, &e) == 0)
-            sched_attempt_progress(j->sj, (uint32_t)att, json_number_value(pj), live.v, time_wall_ms());
-        counters_free(&live);
+        if (r->has_progress) sched_attempt_progress(j->sj, r->attempt, r->progress, r->counters.v, time_wall_ms());
     }
     json_t *finished = json_array();
     for (coord_job *j = c->jobs; j; j = j->next)
@@ -403,39 +375,43 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
     resp->body = wire_dump(out);
     resp->body_len = strlen(resp->body);
     json_decref(out);
-    json_decref(b);
+    wire_heartbeat_free(&hb);
+}
+
+/* Counts a crash of a map attempt at a record; coord_task_json() skips records that crashed
+ * twice. At most 64 distinct records per map are remembered. */
+static void coord_note_crash(coord_job *j, uint32_t map, const char *file, uint64_t offset)
+{
+    char key[16];
+    snprintf(key, sizeof key, "%u", map);
+    if (!j->crashes) j->crashes = json_object();
+    json_t *list = json_object_get(j->crashes, key);
+    if (!list) json_object_set_new(j->crashes, key, list = json_array());
+    size_t i;
+    json_t *cr;
+    json_array_foreach(list, i, cr) {
+        if (strcmp(json_string_value(json_object_get(cr, "file")), file) == 0 &&
+            (uint64_t)json_integer_value(json_object_get(cr, "offset")) == offset) {
+            json_object_set_new(cr, "count", json_integer(json_integer_value(json_object_get(cr, "count")) + 1));
+            return;
+        }
+    }
+    if (json_array_size(list) < 64)
+        json_array_append_new(list, json_pack("{s:s, s:I, s:i}", "file", file, "offset", (json_int_t)offset, "count", 1));
 }
 
 static void coord_report(coord *c, const http_request *req, http_response *resp)
 {
     struct err e = {0};
-    json_t *b = NULL;
-    const char *name, *inc, *jid, *error = NULL;
-    uint64_t att = 0;
-    if (wire_parse_object(req->body, req->body_len, &b, &e) || wire_get_str(b, "name", &name, 1, &e) ||
-        wire_get_str(b, "incarnation", &inc, 1, &e) || wire_get_str(b, "job", &jid, 1, &e) ||
-        wire_get_u64(b, "attempt", UINT32_MAX, &att, 1, &e)) {
+    wire_report rep;
+    if (wire_report_decode(req->body, req->body_len, &rep, &e) != 0) {
         http_respond_error(resp, 400, e.msg);
-        json_decref(b);
         return;
     }
-    json_t *res = json_object_get(b, "result");
-    if (!json_is_object(res) || wire_get_str(res, "error", &error, 0, &e)) {
-        http_respond_error(resp, 400, "field 'result' must be an object with an optional string 'error'");
-        json_decref(b);
-        return;
-    }
-    int ok = json_is_true(json_object_get(res, "ok"));
-    int fatal = json_is_true(json_object_get(res, "fatal"));
-    counters cs;
-    counters_init(&cs);
-    json_t *cj = json_object_get(res, "counters");
-    if (cj && wire_counters_decode(cj, &cs, &e) != 0) {
-        counters_free(&cs);
-        http_respond_error(resp, 400, e.msg);
-        json_decref(b);
-        return;
-    }
+    const char *name = rep.name, *inc = rep.incarnation, *jid = rep.job, *error = rep.error;
+    uint32_t att = rep.attempt;
+    int ok = rep.ok, fatal = rep.fatal;
+    counters *cs = &rep.counters;
     pthread_mutex_lock(&c->lock);
     coord_worker *w = coord_find_worker(c, name);
     coord_job *j = coord_find_job(c, jid);
@@ -456,7 +432,7 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
             char *from = xasprintf("%s/a%u/part-%05u", j->out.tmp, a->id, t->index);
             char *to = xasprintf("%s/part-%05u", j->out.tmp, t->index);
             if (rename(from, to) == 0) {
-                sched_attempt_succeeded(sj, a->id, &cs, now);
+                sched_attempt_succeeded(sj, a->id, cs, now);
             } else {
                 char *msg = xasprintf("committing %s: %s", to, strerror(errno));
                 sched_attempt_failed(sj, a->id, msg, 0, now);
@@ -465,38 +441,20 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
             free(from);
             free(to);
         } else if (ok) {
-            sched_attempt_succeeded(sj, a->id, &cs, now);
-        } else if (json_is_integer(json_object_get(res, "fetch_failed_map"))) {
-            json_int_t m = json_integer_value(json_object_get(res, "fetch_failed_map"));
+            sched_attempt_succeeded(sj, a->id, cs, now);
+        } else if (rep.fetch_failed_map >= 0) {
+            int64_t m = rep.fetch_failed_map;
             c->fetch_failures++;
-            sched_attempt_killed(sj, a->id, error ? error : "fetch failure", now);
-            if (m >= 0 && (uint64_t)m < sj->nmaps) {
+            sched_attempt_killed(sj, a->id, *error ? error : "fetch failure", now);
+            if ((uint64_t)m < sj->nmaps) {
                 log_warn("job=%s task=m%05u: reducer could not fetch its output (%s); re-running it", j->id,
-                         (unsigned)m, error ? error : "");
+                         (unsigned)m, error);
                 sched_map_lost(sj, (uint32_t)m);
             }
         } else {
-            json_t *crash = json_object_get(res, "crash");
-            if (t->phase == SCHED_MAP && json_is_object(crash) && json_is_string(json_object_get(crash, "file")) &&
-                json_is_integer(json_object_get(crash, "offset"))) {
-                char key[16];
-                snprintf(key, sizeof key, "%u", t->index);
-                if (!j->crashes) j->crashes = json_object();
-                json_t *list = json_object_get(j->crashes, key);
-                if (!list) json_object_set_new(j->crashes, key, list = json_array());
-                json_t *hit = NULL, *cr;
-                size_t i;
-                json_array_foreach(list, i, cr)
-                    if (json_equal(json_object_get(cr, "file"), json_object_get(crash, "file")) &&
-                        json_equal(json_object_get(cr, "offset"), json_object_get(crash, "offset")))
-                        hit = cr;
-                if (hit) json_object_set_new(hit, "count", json_integer(json_integer_value(json_object_get(hit, "count")) + 1));
-                else if (json_array_size(list) < 64)
-                    json_array_append_new(list, json_pack("{s:O, s:O, s:i}", "file", json_object_get(crash, "file"), "offset",
-                                                          json_object_get(crash, "offset"), "count", 1));
-            }
-            log_warn("job=%s attempt=a%u worker=%s failed: %s", j->id, a->id, name, error ? error : "");
-            sched_attempt_failed(sj, a->id, error && *error ? error : "failed", fatal, now);
+            if (t->phase == SCHED_MAP && rep.crash_file) coord_note_crash(j, t->index, rep.crash_file, rep.crash_offset);
+            log_warn("job=%s attempt=a%u worker=%s failed: %s", j->id, a->id, name, error);
+            sched_attempt_failed(sj, a->id, *error ? error : "failed", fatal, now);
         }
         if (was_running) coord_count_attempt(c, sj, a->id);
         coord_job_check(c, j);
@@ -506,8 +464,7 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
         http_respond_json(resp, 200, "{}");
     }
     pthread_mutex_unlock(&c->lock);
-    counters_free(&cs);
-    json_decref(b);
+    wire_report_free(&rep);
 }
 
 /* POST /v1/fetch-failure: a running reducer could not fetch a map's output. The map is run
@@ -516,18 +473,13 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
 static void coord_fetch_failure(coord *c, const http_request *req, http_response *resp)
 {
     struct err e = {0};
-    json_t *b = NULL;
-    const char *name, *inc, *jid, *error = "";
-    uint64_t att = 0, map = 0;
-    json_t *ma = NULL;
-    if (wire_parse_object(req->body, req->body_len, &b, &e) || wire_get_str(b, "name", &name, 1, &e) ||
-        wire_get_str(b, "incarnation", &inc, 1, &e) || wire_get_str(b, "job", &jid, 1, &e) ||
-        wire_get_u64(b, "attempt", UINT32_MAX, &att, 1, &e) || wire_get_u64(b, "map", UINT32_MAX, &map, 1, &e) ||
-        wire_get_str(b, "error", &error, 0, &e) || !json_is_integer(ma = json_object_get(b, "map_attempt"))) {
-        http_respond_error(resp, 400, e.msg[0] ? e.msg : "field 'map_attempt' must be an integer");
-        json_decref(b);
+    wire_fetch_failure f;
+    if (wire_fetch_failure_decode(req->body, req->body_len, &f, &e) != 0) {
+        http_respond_error(resp, 400, e.msg);
         return;
     }
+    const char *name = f.name, *inc = f.incarnation, *jid = f.job, *error = f.error;
+    uint32_t att = f.attempt, map = f.map;
     pthread_mutex_lock(&c->lock);
     coord_worker *w = coord_find_worker(c, name);
     coord_job *j = coord_find_job(c, jid);
@@ -539,7 +491,7 @@ static void coord_fetch_failure(coord *c, const http_request *req, http_response
     } else {
         sched_task *t = &j->sj->tasks[map];
         c->fetch_failures++;
-        if (t->committed >= 0 && t->committed == json_integer_value(ma)) {
+        if (t->committed >= 0 && t->committed == f.map_attempt) {
             log_warn("job=%s task=m%05u: attempt a%u could not fetch its output (%s); re-running it", j->id,
                      (unsigned)map, (unsigned)att, error);
             sched_map_lost(j->sj, (uint32_t)map);
@@ -549,7 +501,7 @@ static void coord_fetch_failure(coord *c, const http_request *req, http_response
         http_respond_json(resp, 200, "{}");
     }
     pthread_mutex_unlock(&c->lock);
-    json_decref(b);
+    wire_fetch_failure_free(&f);
 }
 
 /* GET /v1/jobs/ID/maps: where each map output is now, for reducers waiting on a re-run. */

@@ -87,11 +87,23 @@ int taskproc_frame_read(int fd, char **data, size_t *len)
     int rc = taskproc_io(fd, &n, sizeof n, 0);
     if (rc <= 0) return rc;
     if (n > TASKPROC_MAX_FRAME) return -EMSGSIZE;
-    char *buf = xmalloc((size_t)n + 1);
-    rc = n ? taskproc_io(fd, buf, n, 0) : 1;
-    if (rc != 1) {
-        free(buf);
-        return rc == 0 ? -EPIPE : rc;
+    /* Grow with what arrives rather than trusting the length: a torn frame that claims
+     * 256 MiB must not cost 256 MiB. */
+    size_t cap = n < 65536 ? (size_t)n + 1 : 65536, got = 0;
+    char *buf = xmalloc(cap);
+    while (got < n) {
+        if (got == cap - 1) {
+            cap = cap * 2 > (size_t)n + 1 ? (size_t)n + 1 : cap * 2;
+            buf = xrealloc(buf, cap);
+        }
+        size_t want = cap - 1 - got;
+        if (want > n - got) want = n - got;
+        rc = taskproc_io(fd, buf + got, want, 0);
+        if (rc != 1) {
+            free(buf);
+            return rc == 0 ? -EPIPE : rc;
+        }
+        got += want;
     }
     buf[n] = '\0';
     *data = buf;

@@ -253,3 +253,146 @@ int wire_maps_decode(const json_t *arr, wire_map_loc **out, size_t *n, struct er
     *n = cnt;
     return 0;
 }
+
+/* ---- Request bodies ---------------------------------------------------------------------- */
+
+int wire_valid_name(const char *s)
+{
+    if (!s || !*s || strlen(s) >= 64) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+              *s == '-' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+/* The sender's identity, common to the worker messages. */
+static int wire_get_sender(const json_t *o, const char **name, const char **inc, struct err *e)
+{
+    int rc;
+    if ((rc = wire_get_str(o, "name", name, 1, e)) || (rc = wire_get_str(o, "incarnation", inc, 1, e))) return rc;
+    if (!wire_valid_name(*name)) return err_set(e, -EINVAL, "field 'name' must be 1-63 of [A-Za-z0-9._-]");
+    if (strlen(*inc) >= 40) return err_set(e, -EINVAL, "field 'incarnation' is longer than 39 bytes");
+    return 0;
+}
+
+void wire_heartbeat_free(wire_heartbeat *hb)
+{
+    for (size_t i = 0; i < hb->nrunning; i++) counters_free(&hb->running[i].counters);
+    free(hb->running);
+    json_decref(hb->root);
+    memset(hb, 0, sizeof *hb);
+}
+
+int wire_heartbeat_decode(const char *body, size_t len, wire_heartbeat *hb, struct err *e)
+{
+    memset(hb, 0, sizeof *hb);
+    uint64_t version = 0, slots = 0;
+    int rc = wire_parse_object(body, len, &hb->root, e);
+    if (rc == 0 && (rc = wire_get_u64(hb->root, "version", 1000, &version, 1, e)) == 0 && version != TALLY_WIRE_VERSION)
+        rc = err_set(e, -EINVAL, "protocol version %llu, this coordinator speaks %d", (unsigned long long)version,
+                     TALLY_WIRE_VERSION);
+    if (rc == 0) rc = wire_get_sender(hb->root, &hb->name, &hb->incarnation, e);
+    if (rc == 0) rc = wire_get_str(hb->root, "address", &hb->address, 1, e);
+    if (rc == 0 && strlen(hb->address) >= 160) rc = err_set(e, -EINVAL, "field 'address' is longer than 159 bytes");
+    if (rc == 0) rc = wire_get_u64(hb->root, "slots", 256, &slots, 1, e);
+    if (rc == 0 && slots == 0) rc = err_set(e, -EINVAL, "field 'slots' must be at least 1");
+    if (rc == 0) rc = wire_get_u64(hb->root, "wait_ms", 60000, &hb->wait_ms, 0, e);
+    json_t *running = rc == 0 ? json_object_get(hb->root, "running") : NULL;
+    if (rc == 0 && running && (!json_is_array(running) || json_array_size(running) > 4096))
+        rc = err_set(e, -EINVAL, "field 'running' must be an array of at most 4096 attempts");
+    hb->slots = (uint32_t)slots;
+    if (rc == 0 && json_array_size(running)) hb->running = xcalloc(json_array_size(running), sizeof *hb->running);
+    size_t i;
+    json_t *r;
+    json_array_foreach(rc == 0 ? running : NULL, i, r) {
+        wire_running *x = &hb->running[i];
+        uint64_t att = 0;
+        counters_init(&x->counters);
+        hb->nrunning = i + 1;
+        json_t *p = json_object_get(r, "progress");
+        if ((rc = wire_get_str(r, "job", &x->job, 1, e)) || (rc = wire_get_u64(r, "attempt", UINT32_MAX, &att, 1, e))) {
+            err_prefix(e, "running[%zu]: ", i);
+            break;
+        }
+        x->attempt = (uint32_t)att;
+        if (p) {
+            if (!json_is_number(p) || !(json_number_value(p) >= 0 && json_number_value(p) <= 1) ||
+                (rc = wire_counters_decode(json_object_get(r, "counters"), &x->counters, e)) != 0) {
+                if (!rc) rc = err_set(e, -EINVAL, "'progress' must be a number from 0 to 1");
+                err_prefix(e, "running[%zu]: ", i);
+                break;
+            }
+            x->has_progress = 1;
+            x->progress = json_number_value(p);
+        }
+    }
+    if (rc) wire_heartbeat_free(hb);
+    return rc;
+}
+
+void wire_report_free(wire_report *r)
+{
+    counters_free(&r->counters);
+    json_decref(r->root);
+    memset(r, 0, sizeof *r);
+}
+
+int wire_report_decode(const char *body, size_t len, wire_report *r, struct err *e)
+{
+    memset(r, 0, sizeof *r);
+    counters_init(&r->counters);
+    r->fetch_failed_map = -1;
+    uint64_t att = 0, fm = 0;
+    json_t *res = NULL, *crash;
+    int rc = wire_parse_object(body, len, &r->root, e);
+    if (rc == 0) rc = wire_get_sender(r->root, &r->name, &r->incarnation, e);
+    if (rc == 0) rc = wire_get_str(r->root, "job", &r->job, 1, e);
+    if (rc == 0) rc = wire_get_u64(r->root, "attempt", UINT32_MAX, &att, 1, e);
+    if (rc == 0 && !json_is_object(res = json_object_get(r->root, "result")))
+        rc = err_set(e, -EINVAL, "field 'result' must be an object");
+    if (rc == 0) rc = wire_get_str(res, "error", &r->error, 0, e);
+    if (rc == 0 && json_object_get(res, "counters")) rc = wire_counters_decode(json_object_get(res, "counters"), &r->counters, e);
+    if (rc == 0 && json_object_get(res, "fetch_failed_map")) {
+        rc = wire_get_u64(res, "fetch_failed_map", UINT32_MAX, &fm, 1, e);
+        r->fetch_failed_map = (int64_t)fm;
+    }
+    if (rc == 0 && (crash = json_object_get(res, "crash")) != NULL &&
+        ((rc = wire_get_str(crash, "file", &r->crash_file, 1, e)) ||
+         (rc = wire_get_u64(crash, "offset", UINT64_MAX >> 1, &r->crash_offset, 1, e))))
+        err_prefix(e, "crash: ");
+    r->attempt = (uint32_t)att;
+    r->ok = json_is_true(json_object_get(res, "ok"));
+    r->fatal = json_is_true(json_object_get(res, "fatal"));
+    if (!r->error) r->error = "";
+    if (rc) wire_report_free(r);
+    return rc;
+}
+
+void wire_fetch_failure_free(wire_fetch_failure *f)
+{
+    json_decref(f->root);
+    memset(f, 0, sizeof *f);
+}
+
+int wire_fetch_failure_decode(const char *body, size_t len, wire_fetch_failure *f, struct err *e)
+{
+    memset(f, 0, sizeof *f);
+    uint64_t att = 0, map = 0;
+    json_t *ma = NULL;
+    int rc = wire_parse_object(body, len, &f->root, e);
+    if (rc == 0) rc = wire_get_sender(f->root, &f->name, &f->incarnation, e);
+    if (rc == 0) rc = wire_get_str(f->root, "job", &f->job, 1, e);
+    if (rc == 0) rc = wire_get_u64(f->root, "attempt", UINT32_MAX, &att, 1, e);
+    if (rc == 0) rc = wire_get_u64(f->root, "map", UINT32_MAX, &map, 1, e);
+    if (rc == 0) rc = wire_get_str(f->root, "error", &f->error, 0, e);
+    if (rc == 0 && (!json_is_integer(ma = json_object_get(f->root, "map_attempt")) || json_integer_value(ma) < -1 ||
+                    json_integer_value(ma) > UINT32_MAX))
+        rc = err_set(e, -EINVAL, "field 'map_attempt' must be an attempt id or -1");
+    f->attempt = (uint32_t)att;
+    f->map = (uint32_t)map;
+    f->map_attempt = ma ? json_integer_value(ma) : -1;
+    if (!f->error) f->error = "";
+    if (rc) wire_fetch_failure_free(f);
+    return rc;
+}

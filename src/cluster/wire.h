@@ -37,6 +37,60 @@ typedef struct wire_map_loc {
 /* Decodes the array into n entries indexed by map number (every index 0..n-1 exactly once). */
 int wire_maps_decode(const json_t *arr, wire_map_loc **out, size_t *n, struct err *e);
 
+/* ---- Request bodies: one decoder per message, each holding the parsed JSON (strings point
+ * into it) until its _free. Names of workers are [A-Za-z0-9._-], under 64 bytes. */
+
+/* POST /v1/heartbeat (worker -> coordinator). */
+typedef struct wire_running {
+    const char *job;
+    uint32_t attempt;
+    int has_progress;         /* progress and counters were sent */
+    double progress;          /* 0..1 */
+    counters counters;        /* built-ins only; job counters arrive with the report */
+} wire_running;
+
+typedef struct wire_heartbeat {
+    const char *name, *incarnation, *address;
+    uint32_t slots;
+    uint64_t wait_ms;         /* how long the coordinator may hold the answer */
+    wire_running *running;
+    size_t nrunning;
+    json_t *root;
+} wire_heartbeat;
+
+int wire_heartbeat_decode(const char *body, size_t len, wire_heartbeat *hb, struct err *e);
+void wire_heartbeat_free(wire_heartbeat *hb);
+
+/* POST /v1/report (worker -> coordinator): an attempt's end. */
+typedef struct wire_report {
+    const char *name, *incarnation, *job;
+    uint32_t attempt;
+    int ok, fatal;
+    const char *error;        /* "" when none */
+    counters counters;
+    int64_t fetch_failed_map; /* -1, or the map whose output the reducer gave up fetching */
+    const char *crash_file;   /* NULL, or the record a crashed map attempt was on */
+    uint64_t crash_offset;
+    json_t *root;
+} wire_report;
+
+int wire_report_decode(const char *body, size_t len, wire_report *r, struct err *e);
+void wire_report_free(wire_report *r);
+
+/* POST /v1/fetch-failure (a reduce attempt -> coordinator). */
+typedef struct wire_fetch_failure {
+    const char *name, *incarnation, *job, *error;
+    uint32_t attempt, map;
+    int64_t map_attempt;      /* the map attempt whose output could not be fetched, or -1 */
+    json_t *root;
+} wire_fetch_failure;
+
+int wire_fetch_failure_decode(const char *body, size_t len, wire_fetch_failure *f, struct err *e);
+void wire_fetch_failure_free(wire_fetch_failure *f);
+
+/* A worker name as the coordinator accepts it. */
+int wire_valid_name(const char *s);
+
 /* Fetches a string/int field with bounds; helpers shared by the decoders and handlers. */
 int wire_get_str(const json_t *obj, const char *key, const char **out, int required, struct err *e);
 int wire_get_u64(const json_t *obj, const char *key, uint64_t max, uint64_t *out, int required,

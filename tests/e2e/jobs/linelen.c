@@ -11,14 +11,20 @@
  *   -DLINELEN_FLAKY      the first map call in the process fails: the engine must retry the
  *                        task and the output must not count that attempt's records
  *   -DLINELEN_FAIL       every map call fails: the job must fail with this job's message
+ *   -DLINELEN_SEGV       map() dies with SIGSEGV on a line containing CRASH-HERE (cluster test:
+ *                        the record is skipped after it crashed two attempts)
+ *   -DLINELEN_SLOW       map() sleeps 0.2 ms per line, so attempts run long enough to watch
  *   -DLINELEN_BAD_ABI    declares an ABI version the engine does not have
  *   -DLINELEN_NO_SYMBOL  exports the job under another name than tally_job_def
  */
+#define _GNU_SOURCE /* memmem, usleep */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tally/tally.h"
 
@@ -58,6 +64,12 @@ static int linelen_map(tally_ctx *ctx, const tally_record *rec)
 #endif
 #ifdef LINELEN_FAIL
     return tally_error(ctx, "linelen: failing every map call on purpose");
+#endif
+#ifdef LINELEN_SEGV
+    if (memmem(rec->data, rec->len, "CRASH-HERE", 10) != NULL) raise(SIGSEGV);
+#endif
+#ifdef LINELEN_SLOW
+    usleep(200);
 #endif
     const struct linelen_state *s = tally_state(ctx);
     char key[32];

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# cluster_userjob.sh - user code on a cluster. A job whose map() dies with SIGSEGV on one record
+# fails only the attempts that reach it: the worker lives on (same pid), its executors are
+# replaced, and after two crashes at that record it is skipped and counted (Google MapReduce
+# section 4.6). Running attempts show their progress and counters in `status --json`, fed by
+# the workers' heartbeats.
+. "$(dirname "$0")/cluster_lib.sh"
+
+JOB_TIMEOUT=60
+SRC=$ROOT/tests/e2e/jobs/linelen.c
+build() { # NAME CFLAGS...
+    local name=$1
+    shift
+    cc -std=c11 -Wall -Wextra -Werror -O1 -shared -fPIC -I"$ROOT/include" "$@" -o "$T/$name.so" "$SRC" ||
+        fail "cannot compile $SRC $*"
+}
+build linelen
+build linelen_segv -DLINELEN_SEGV
+build linelen_slow -DLINELEN_SLOW
+
+gen_ok text --size 1M --seed 51 -o "$T/a.txt"
+{ head -n 3000 "$T/a.txt"; echo "a poison line: CRASH-HERE"; tail -n +3001 "$T/a.txt"; } >"$T/in.txt"
+poison_offset=$(head -n 3000 "$T/a.txt" | wc -c | tr -d ' ')
+grep -v CRASH-HERE "$T/in.txt" >"$T/clean.txt"
+cl_answer "$T/ans.txt" "$T/linelen.so" -m 2 -r 1 -o "$T/local" "$T/clean.txt"
+
+cl_start_coordinator --heartbeat-ms 100 --worker-timeout-ms 5000
+cl_start_worker u1 --slots 2
+pid=$(cl_worker_pid u1)
+
+step "a map() that segfaults on one record: attempts fail, the record is skipped and counted, the worker lives"
+cl_submit_ok "$T/linelen_segv.so" -m 2 -r 1 -o "$T/out" "$T/in.txt"
+# The poison line is gone from the output, and only it: the answer over the clean input (its
+# length bucket counts one line less).
+cl_same "$T/out" "$T/ans.txt"
+cl_job_json "$CL_JOB" "$T/job.json"
+"$PYTHON" - "$T/job.json" "$T/in.txt" "$poison_offset" <<'EOF' || fail "the crashing record was not handled as it should (see above)"
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+path, off = sys.argv[2], int(sys.argv[3])
+ok = True
+def no(msg):
+    global ok
+    ok = False
+    print(msg)
+if j["counters"]["records_skipped"] != 1:
+    no(f"records_skipped is {j['counters']['records_skipped']}, not 1")
+for t in j["tasks"]:
+    states = [a["state"] for a in t["attempts"]]
+    print(t["phase"], t["index"], states, [a["error"] for a in t["attempts"] if a["error"]])
+    failed = [a for a in t["attempts"] if a["state"] == "failed"]
+    if failed:
+        # Two crashes at the record, then the attempt that skips it.
+        if states != ["failed", "failed", "succeeded"]:
+            no(f"{t['phase']} {t['index']}: attempts {states}, expected failed, failed, succeeded")
+        for a in failed:
+            if f"{path}: offset {off}:" not in a["error"]:
+                no(f"attempt {a['id']} error does not name {path} offset {off}: {a['error']}")
+    elif states != ["succeeded"]:
+        no(f"{t['phase']} {t['index']}: attempts {states}")
+if sum(1 for t in j["tasks"] for a in t["attempts"] if a["state"] == "failed") != 2:
+    no("not exactly two failed attempts")
+sys.exit(0 if ok else 1)
+EOF
+cl_alive "$pid" || fail "the worker died with its job's map()"
+assert_eq "$(cl_worker_pid u1)" "$pid" "worker pid after the crashes"
+cl_q 'w["u1"]["state"] == "alive"' >/dev/null || fail "u1 is not alive after the crashes"
+# Its executors were replaced: it runs the next job with both slots.
+cl_submit_ok "$T/linelen.so" -m 2 -r 1 -o "$T/after" "$T/clean.txt"
+cl_same "$T/after" "$T/ans.txt"
+
+step "running attempts report progress and counters through the heartbeats"
+id=$("$TALLY" submit --coordinator "$CL_COORD" --token-file "$CL_TOKEN_FILE" --detach "$T/linelen_slow.so" -m 1 -r 1 \
+    -o "$T/slow" "$T/clean.txt") || fail "submit --detach failed"
+# At 0.2 ms per line the map runs for seconds: its progress must show up part-way.
+CL_Q_JOB=$id cl_until 30 "the map of $id to show progress between 0 and 1 and records read" \
+    'any(x["state"] == "running" and 0 < x["progress"] < 1 and x["counters"]["input_records"] > 0
+         for t in j["tasks"] if t["phase"] == "map" for x in t["attempts"]) and 0 < j["map_progress"] < 1'
+seen=$(CL_Q_JOB=$id cl_q '[x["counters"]["input_records"] for t in j["tasks"] if t["phase"] == "map" for x in t["attempts"]][0]')
+echo "map attempt seen running with $seen records read"
+cl_job_wait 60 "$id"
+assert_eq "$CL_STATE" succeeded "state of the slow job"
+cl_same "$T/slow" "$T/ans.txt"
+CL_Q_JOB=$id cl_q '(all(x["progress"] == 1 for t in j["tasks"] for x in t["attempts"]) and j["map_progress"] == 1
+    and j["reduce_progress"] == 1 and j["counters"]["input_records"] > int(a[0]))' "$seen" >/dev/null ||
+    fail "a finished job does not show complete progress and its final counters"
+echo "cluster_userjob: all cases passed"
