@@ -46,7 +46,8 @@ typedef struct coord_worker {
     char address[160];
     uint32_t slots;
     coord_worker_state state;
-    uint64_t last_seen;       /* monotonic ms of the last heartbeat */
+    uint64_t last_seen;       /* monotonic ms when its last heartbeat arrived */
+    uint64_t last_answered;   /* monotonic ms when its last heartbeat was answered */
 } coord_worker;
 
 typedef struct coord_job {
@@ -329,8 +330,8 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
         log_warn("worker=%s restarted (new incarnation): what it held is lost", name);
         coord_worker_lost(c, w, "worker restarted");
         snprintf(w->incarnation, sizeof w->incarnation, "%s", inc);
-    } else if (w->state == COORD_WORKER_ALIVE && now - w->last_seen > c->max_heartbeat_gap) {
-        c->max_heartbeat_gap = now - w->last_seen;
+    } else if (w->state == COORD_WORKER_ALIVE && w->last_answered && now - w->last_answered > c->max_heartbeat_gap) {
+        c->max_heartbeat_gap = now - w->last_answered;
     }
     if (w->state == COORD_WORKER_DEAD) log_info("worker=%s is back", name);
     w->state = COORD_WORKER_ALIVE;
@@ -362,12 +363,17 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
         now = time_mono_ms();
         if (now >= deadline) break;
         coord_wait(c, &c->work_cv, deadline - now);
+        /* Not refreshing last_seen here: a worker killed during its long poll must be
+         * declared dead --worker-timeout-ms after its last request arrived, not after the
+         * poll it will never read ends. A live worker's next request comes within wait
+         * (at most half the timeout) of this answer. */
         w = coord_find_worker(c, name);
-        if (!w || strcmp(w->incarnation, inc) != 0) break;
-        w->last_seen = time_mono_ms();
+        if (!w || strcmp(w->incarnation, inc) != 0 || w->state != COORD_WORKER_ALIVE) break;
         json_decref(tasks);
         tasks = coord_assign(c, w);
     }
+    w = coord_find_worker(c, name);
+    if (w && strcmp(w->incarnation, inc) == 0) w->last_answered = time_mono_ms();
     pthread_mutex_unlock(&c->lock);
     json_t *out = json_pack("{s:I, s:o, s:o, s:o}", "heartbeat_ms", (json_int_t)c->heartbeat_ms, "tasks", tasks,
                             "kill", kill, "finished_jobs", finished);
@@ -754,7 +760,7 @@ static void coord_metrics(coord *c, http_response *resp)
                     "tally_workers{state=\"alive\"} %" PRIu64 "\ntally_workers{state=\"dead\"} %" PRIu64 "\n", alive, dead);
     buf_appendf(&b, "# HELP tally_workers_lost_total Workers declared dead or restarted.\n# TYPE tally_workers_lost_total counter\n"
                     "tally_workers_lost_total %" PRIu64 "\n", c->workers_lost);
-    buf_appendf(&b, "# HELP tally_heartbeat_max_gap_seconds Longest gap seen between two heartbeats of a live worker.\n"
+    buf_appendf(&b, "# HELP tally_heartbeat_max_gap_seconds Longest a live worker took to send a heartbeat after its previous one was answered.\n"
                     "# TYPE tally_heartbeat_max_gap_seconds gauge\ntally_heartbeat_max_gap_seconds %.3f\n",
                 (double)c->max_heartbeat_gap / 1000.0);
     buf_appendf(&b, "# HELP tally_shuffle_fetch_failures_total Reducer reports of map outputs they could not fetch.\n"

@@ -34,6 +34,7 @@ struct execpool {
     execpool_exec *ex;
     uint32_t n;
     int closing;
+    uint64_t starts;
 };
 
 /* Starts x's process. Called with the lock held. */
@@ -67,6 +68,7 @@ static int execpool_spawn(execpool *p, execpool_exec *x, struct err *e)
     x->pid = pid;
     x->to = in[1];
     x->from = out[0];
+    p->starts++;
     return 0;
 }
 
@@ -181,6 +183,14 @@ void execpool_kill(execpool *p, execpool_exec *x)
     pthread_mutex_lock(&p->lock);
     if (x->pid > 0) kill(x->pid, SIGKILL);
     pthread_mutex_unlock(&p->lock);
+}
+
+uint64_t execpool_starts(execpool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    uint64_t n = p->starts;
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }
 
 task_live *execpool_live(execpool_exec *x)

@@ -38,6 +38,8 @@ int execpool_run(execpool *p, execpool_exec *x, const char *assignment, json_t *
 void execpool_release(execpool *p, execpool_exec *x);
 /* SIGKILLs the executor's process (a running attempt the coordinator no longer wants). */
 void execpool_kill(execpool *p, execpool_exec *x);
+/* Executor processes started so far (the first ones and every replacement). */
+uint64_t execpool_starts(execpool *p);
 /* The executor's shared page: progress, counters and the record a map() call is on. */
 task_live *execpool_live(execpool_exec *x);
 

@@ -159,13 +159,16 @@ static void worker_metrics(worker *w, http_response *resp)
                     "# HELP tally_worker_slots Task slots of this worker.\n"
                     "# TYPE tally_worker_slots gauge\n"
                     "tally_worker_slots %u\n"
+                    "# HELP tally_worker_executor_starts_total Executor processes started (one per slot, then replacements of dead ones).\n"
+                    "# TYPE tally_worker_executor_starts_total counter\n"
+                    "tally_worker_executor_starts_total %" PRIu64 "\n"
                     "# HELP tally_shuffle_served_bytes_total Map output bytes served to reducers.\n"
                     "# TYPE tally_shuffle_served_bytes_total counter\n"
                     "tally_shuffle_served_bytes_total %" PRIu64 "\n"
                     "# HELP tally_shuffle_served_requests_total Map output segments served to reducers.\n"
                     "# TYPE tally_shuffle_served_requests_total counter\n"
                     "tally_shuffle_served_requests_total %" PRIu64 "\n",
-                w->succeeded, w->failed, w->started, running, w->slots, w->shuffle_bytes,
+                w->succeeded, w->failed, w->started, running, w->slots, execpool_starts(w->pool), w->shuffle_bytes,
                 w->shuffle_requests);
     pthread_mutex_unlock(&w->lock);
     http_respond_metrics(resp, &b, "worker");

@@ -65,6 +65,10 @@ EOF
 cl_alive "$pid" || fail "the worker died with its job's map()"
 assert_eq "$(cl_worker_pid u1)" "$pid" "worker pid after the crashes"
 cl_q 'w["u1"]["state"] == "alive"' >/dev/null || fail "u1 is not alive after the crashes"
+addr=$(cl_q 'w["u1"]["address"]')
+starts=$(curl -sf -H "Authorization: Bearer $CL_TOKEN" "http://$addr/metrics" | sed -n 's/^tally_worker_executor_starts_total //p')
+echo "u1 started $starts executors for 2 slots"
+[ "${starts:-0}" -ge 4 ] || fail "u1 started ${starts:-no} executors: expected 2 plus a replacement per crash"
 # Its executors were replaced: it runs the next job with both slots.
 cl_submit_ok "$T/linelen.so" -m 2 -r 1 -o "$T/after" "$T/clean.txt"
 cl_same "$T/after" "$T/ans.txt"
