@@ -173,8 +173,10 @@ int coord_submit_main(int argc, char **argv)
         version = (uint64_t)json_integer_value(json_object_get(job, "version"));
         const char *state = json_string_value(json_object_get(job, "state"));
         if (tty)
-            printf("\r\033[Kjob %s  maps %d/%d  reduces %d/%d  %.1fs", id,
+            printf("\r\033[Kjob %s  map %3.0f%% (%d/%d)  reduce %3.0f%% (%d/%d)  %.1fs", id,
+                   100 * json_number_value(json_object_get(job, "map_progress")),
                    (int)json_integer_value(json_object_get(job, "maps_done")), (int)json_integer_value(json_object_get(job, "maps_total")),
+                   100 * json_number_value(json_object_get(job, "reduce_progress")),
                    (int)json_integer_value(json_object_get(job, "reduces_done")), (int)json_integer_value(json_object_get(job, "reduces_total")),
                    (double)(time_mono_ms() - t0) / 1000.0);
         if (state && (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)) {
@@ -251,7 +253,8 @@ int coord_status_main(int argc, char **argv)
         printf("%-20s %-22s %-6s %5d %7d\n", json_string_value(json_object_get(v, "name")),
                json_string_value(json_object_get(v, "address")), json_string_value(json_object_get(v, "state")),
                (int)json_integer_value(json_object_get(v, "slots")), (int)json_integer_value(json_object_get(v, "running")));
-    printf("\n%-22s %-10s %-10s %9s %9s  %s\n", "JOB", "NAME", "STATE", "MAPS", "REDUCES", "ERROR");
+    printf("\n%-22s %-10s %-10s %9s %5s %9s %5s  %s\n", "JOB", "NAME", "STATE", "MAPS", "MAP%", "REDUCES", "RED%",
+           "ERROR");
     json_array_foreach(json_object_get(o, "jobs"), i, v) {
         char maps[32], reds[32];
         snprintf(maps, sizeof maps, "%d/%d", (int)json_integer_value(json_object_get(v, "maps_done")),
@@ -260,9 +263,35 @@ int coord_status_main(int argc, char **argv)
                  (int)json_integer_value(json_object_get(v, "reduces_total")));
         const char *jn = json_string_value(json_object_get(v, "job"));
         const char *slash = jn ? strrchr(jn, '/') : NULL;
-        printf("%-22s %-10.10s %-10s %9s %9s  %s\n", json_string_value(json_object_get(v, "id")), slash ? slash + 1 : jn,
-               json_string_value(json_object_get(v, "state")), maps, reds,
+        printf("%-22s %-10.10s %-10s %9s %4.0f%% %9s %4.0f%%  %s\n", json_string_value(json_object_get(v, "id")),
+               slash ? slash + 1 : jn, json_string_value(json_object_get(v, "state")), maps,
+               100 * json_number_value(json_object_get(v, "map_progress")), reds,
+               100 * json_number_value(json_object_get(v, "reduce_progress")),
                json_string_value(json_object_get(v, "error")) ? json_string_value(json_object_get(v, "error")) : "");
+    }
+    /* One job asked for: its running attempts, with what their heartbeats said. */
+    json_t *one = argc > 1 ? json_array_get(json_object_get(o, "jobs"), 0) : NULL;
+    int header = 0;
+    json_array_foreach(json_object_get(one, "tasks"), i, v) {
+        size_t k;
+        json_t *a;
+        json_array_foreach(json_object_get(v, "attempts"), k, a) {
+            const char *st = json_string_value(json_object_get(a, "state"));
+            if (!st || strcmp(st, "running") != 0) continue;
+            if (!header++)
+                printf("\n%-8s %-8s %-20s %8s %12s %12s\n", "ATTEMPT", "TASK", "WORKER", "PROGRESS", "RECORDS IN",
+                       "RECORDS OUT");
+            json_t *cs = json_object_get(a, "counters");
+            const char *ph = json_string_value(json_object_get(v, "phase"));
+            char task[24], att[24];
+            snprintf(task, sizeof task, "%c%05d", ph ? ph[0] : '?', (int)json_integer_value(json_object_get(v, "index")));
+            snprintf(att, sizeof att, "a%d", (int)json_integer_value(json_object_get(a, "id")));
+            int is_map = ph && strcmp(ph, "map") == 0;
+            printf("%-8s %-8s %-20s %7.0f%% %12" JSON_INTEGER_FORMAT " %12" JSON_INTEGER_FORMAT "\n", att, task,
+                   json_string_value(json_object_get(a, "worker")), 100 * json_number_value(json_object_get(a, "progress")),
+                   json_integer_value(json_object_get(cs, is_map ? "input_records" : "reduce_input_records")),
+                   json_integer_value(json_object_get(cs, is_map ? "map_output_records" : "output_records")));
+        }
     }
     json_decref(o);
     return 0;

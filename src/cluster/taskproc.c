@@ -284,8 +284,8 @@ static json_t *taskproc_run(taskproc_cache *cache, json_t *a, task_live *live)
         (rc = wire_get_u64(a, "index", 1000000, &index, 1, &e)))
         goto done;
     peer.job = jobid;
-    char logctx[128];
-    snprintf(logctx, sizeof logctx, "job=%s task=%c%05llu attempt=a%llu", jobid, phase[0],
+    char logctx[192];
+    snprintf(logctx, sizeof logctx, "worker=%s job=%s task=%c%05llu attempt=a%llu", peer.worker, jobid, phase[0],
              (unsigned long long)index, (unsigned long long)peer.attempt);
     log_set_context(logctx);
     if ((rc = taskproc_job(cache, jobid, json_object_get(a, "spec"), &res.fatal, &e))) goto done;
