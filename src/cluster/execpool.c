@@ -72,13 +72,21 @@ static int execpool_spawn(execpool *p, execpool_exec *x, struct err *e)
     return 0;
 }
 
-/* Reaps x's process after it closed its pipe. Called with the lock held. */
-static int execpool_reap(execpool_exec *x)
+/* Reaps x's process: after grace_ms for it to exit by itself (its pipe closed), else killed.
+ * Called with the lock held. Returns its wait status, or -1 if there was no process. */
+static int execpool_reap(execpool_exec *x, uint64_t grace_ms)
 {
     int st = -1;
     if (x->pid > 0) {
-        kill(x->pid, SIGKILL); /* it may only have closed the pipe */
-        while (waitpid(x->pid, &st, 0) < 0 && errno == EINTR) {
+        uint64_t deadline = time_mono_ms() + grace_ms;
+        pid_t k;
+        while ((k = waitpid(x->pid, &st, WNOHANG)) == 0 && time_mono_ms() < deadline) usleep(2000);
+        if (k == 0) {
+            kill(x->pid, SIGKILL);
+            while (waitpid(x->pid, &st, 0) < 0 && errno == EINTR) {
+            }
+        } else if (k < 0) {
+            st = -1;
         }
     }
     if (x->to >= 0) close(x->to);
@@ -133,8 +141,19 @@ void execpool_free(execpool *p)
 {
     if (!p) return;
     for (uint32_t i = 0; i < p->n; i++) {
-        execpool_reap(&p->ex[i]);
-        if (p->ex[i].live) munmap(p->ex[i].live, sizeof *p->ex[i].live);
+        execpool_exec *x = &p->ex[i];
+        if (x->to >= 0) {
+            close(x->to);
+            x->to = -1;
+        }
+        int had = x->pid > 0, st = execpool_reap(x, 3000);
+        /* An executor that ends badly when told to stop (under sanitizers: a leak report)
+         * is worth a line in the log. */
+        if (had && p->closing && st != -1 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0) &&
+            !(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL))
+            log_warn("executor %u ended with %s %d at shutdown", i, WIFSIGNALED(st) ? "signal" : "status",
+                     WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        if (x->live) munmap(x->live, sizeof *x->live);
     }
     free(p->ex);
     free(p->exe);
@@ -173,8 +192,15 @@ void execpool_close(execpool *p)
 {
     pthread_mutex_lock(&p->lock);
     p->closing = 1;
-    for (uint32_t i = 0; i < p->n; i++)
-        if (p->ex[i].pid > 0) kill(p->ex[i].pid, SIGKILL);
+    for (uint32_t i = 0; i < p->n; i++) {
+        execpool_exec *x = &p->ex[i];
+        if (x->pid > 0 && x->busy) {
+            kill(x->pid, SIGKILL); /* its attempt thread reaps it */
+        } else if (x->to >= 0) {
+            close(x->to); /* end of input: it exits by itself, execpool_free reaps it */
+            x->to = -1;
+        }
+    }
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -228,7 +254,7 @@ int execpool_run(execpool *p, execpool_exec *x, const char *assignment, json_t *
     /* It died (or broke the protocol): reap it and start a replacement right away, so that
      * the next attempt on this slot does not wait for a process to start. */
     pthread_mutex_lock(&p->lock);
-    *wstatus = execpool_reap(x);
+    *wstatus = execpool_reap(x, 0);
     struct err se = {0};
     if (!p->closing && execpool_spawn(p, x, &se) != 0) log_warn("executor %u: %s (will retry)", x->index, se.msg);
     pthread_mutex_unlock(&p->lock);

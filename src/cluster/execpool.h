@@ -23,9 +23,11 @@ typedef struct execpool_exec execpool_exec;
 
 /* Starts n executors of `exe`; their shared progress pages live in `dir`. */
 int execpool_new(execpool **out, const char *exe, const char *dir, uint32_t n, const char *level, struct err *e);
-/* Kills every executor and starts no more (shutting down). */
+/* Shutting down: idle executors are told to exit (end of input), busy ones are killed, and
+ * none is started any more. */
 void execpool_close(execpool *p);
-/* Frees the pool; no attempt may be using it. */
+/* Reaps the executors (waiting up to 3 s for each to exit by itself) and frees the pool; no
+ * attempt may be using it. */
 void execpool_free(execpool *p);
 
 /* Waits for an executor that is not busy and marks it busy. */

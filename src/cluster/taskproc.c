@@ -20,6 +20,7 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,16 +350,22 @@ done:
 
 /* ---- The executor's loop ----------------------------------------------------------------- */
 
-/* Ends the process when the worker goes away, even while an attempt runs: the worker holds
- * the only write end of fd 3, so a hang-up there means it has exited or been killed. */
+static atomic_int taskproc_busy; /* an attempt is running */
+
+/* Ends the process when the worker goes away while an attempt runs: the worker holds the only
+ * write end of fd 3, so a hang-up there means it has exited, been killed or told us to stop.
+ * When idle, the main loop sees the end of input itself and exits normally (so that leak
+ * checkers get to run). */
 static void *taskproc_watchdog(void *arg)
 {
     (void)arg;
     for (;;) {
         struct pollfd pf = {.fd = TASKPROC_IN, .events = 0};
-        if (poll(&pf, 1, -1) > 0 && (pf.revents & (POLLHUP | POLLERR | POLLNVAL))) _exit(0);
+        if (poll(&pf, 1, -1) > 0 && (pf.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+            if (atomic_load(&taskproc_busy)) _exit(0);
+            return NULL;
+        }
     }
-    return NULL;
 }
 
 int taskproc_main(int argc, char **argv)
@@ -411,7 +418,9 @@ int taskproc_main(int argc, char **argv)
         struct err e = {0};
         json_t *a = NULL, *r;
         if (wire_parse_object(msg, len, &a, &e) == 0) {
+            atomic_store(&taskproc_busy, 1);
             r = taskproc_run(&cache, a, live);
+            atomic_store(&taskproc_busy, 0);
         } else {
             r = json_pack("{s:b, s:s, s:b}", "ok", 0, "error", e.msg, "fatal", 0);
         }

@@ -88,4 +88,40 @@ cl_same "$T/slow" "$T/ans.txt"
 CL_Q_JOB=$id cl_q '(all(x["progress"] == 1 for t in j["tasks"] for x in t["attempts"]) and j["map_progress"] == 1
     and j["reduce_progress"] == 1 and j["counters"]["input_records"] > int(a[0]))' "$seen" >/dev/null ||
     fail "a finished job does not show complete progress and its final counters"
+step "SIGTERM stops a coordinator and a worker cleanly, executors included (LeakSanitizer checks them under ASan)"
+# Started as children of this shell, so that `wait` gives their exit status; under the
+# sanitizer build a leak makes a process exit non-zero (abort_on_error), and an executor that
+# does so is logged by its worker.
+setsid "$TALLY" coordinator --listen 127.0.0.1:0 --token-file "$CL_TOKEN_FILE" >"$CL/g-coord.out" 2>"$CL/g-coord.log" </dev/null &
+gc=$!
+echo "$gc" >>"$CL/pgids"
+poll_until 20 "the coordinator to print its address" grep -q '^coordinator listening on ' "$CL/g-coord.out"
+gaddr=$(sed -n 's/^coordinator listening on //p' "$CL/g-coord.out")
+setsid "$TALLY" worker --coordinator "$gaddr" --token-file "$CL_TOKEN_FILE" --name g1 --slots 2 \
+    --work-dir "$CL/g1.work" >"$CL/g1.out" 2>"$CL/g1.wlog" </dev/null &
+gw=$!
+echo "$gw" >>"$CL/pgids"
+poll_until 20 "worker g1 to print its address" grep -q '^worker g1 listening on ' "$CL/g1.out"
+# A job of each kind of work: a user job, a built-in with a combiner, one that fails.
+tally_try submit --coordinator "$gaddr" --token-file "$CL_TOKEN_FILE" "$T/linelen.so" -m 3 -r 2 -o "$T/g-1" "$T/clean.txt"
+assert_eq "$RC" 0 "submit of linelen.so to the graceful cluster"
+tally_try submit --coordinator "$gaddr" --token-file "$CL_TOKEN_FILE" wordcount -m 3 -r 2 -o "$T/g-2" "$T/clean.txt"
+assert_eq "$RC" 0 "submit of wordcount to the graceful cluster"
+tally_try submit --coordinator "$gaddr" --token-file "$CL_TOKEN_FILE" "$T/linelen_segv.so" --max-attempts 1 -m 2 -r 1 \
+    -o "$T/g-3" "$T/in.txt"
+assert_eq "$RC" 1 "submit of a job that crashes with --max-attempts 1"
+kill -TERM "$gw" "$gc"
+gone() { ! cl_alive "$1"; }
+poll_until 30 "worker g1 to exit after SIGTERM" gone "$gw"
+poll_until 30 "the coordinator to exit after SIGTERM" gone "$gc"
+wrc=0 crc=0
+wait "$gw" || wrc=$?
+wait "$gc" || crc=$?
+assert_eq "$wrc" 0 "worker exit status after SIGTERM (see $CL/g1.wlog: $(tail -n 5 "$CL/g1.wlog"))"
+assert_eq "$crc" 0 "coordinator exit status after SIGTERM ($(tail -n 5 "$CL/g-coord.log"))"
+# (The segfaulting job's executors print sanitizer reports on purpose; those are not at issue.)
+if grep -E 'executor [0-9]+ ended with|LeakSanitizer' "$CL/g1.wlog" "$CL/g-coord.log"; then
+    fail "a process or an executor did not end cleanly"
+fi
+[ ! -e "$CL/g1.work" ] || fail "the worker left its work dir behind"
 echo "cluster_userjob: all cases passed"
