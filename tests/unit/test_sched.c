@@ -668,6 +668,42 @@ static void test_random_runs(void **state)
     }
 }
 
+/* Progress is taken from running attempts only, clamped to 0..1, and a success sets it to 1;
+ * a reduce keeps running while a map it needs is lost and re-run (it waits for the output). */
+static void test_progress_and_reduce_survives_map_loss(void **unused)
+{
+    (void)unused;
+    sched_job *j = started(2, 1, 4);
+    uint32_t m0 = assign(j, ANY, SCHED_MAP, 0, 300), m1 = assign(j, ANY, SCHED_MAP, 1, 300);
+    int64_t live[CNT_NBUILTIN] = {0};
+    live[CNT_INPUT_RECORDS] = 42;
+    sched_attempt_progress(j, m0, 0.25, live, 310);
+    assert_true(j->attempts[m0].progress == 0.25);
+    assert_int_equal(j->attempts[m0].live[CNT_INPUT_RECORDS], 42);
+    assert_int_equal(j->attempts[m0].progress_ms, 310);
+    sched_attempt_progress(j, m0, 7.0, NULL, 320);
+    assert_true(j->attempts[m0].progress == 1.0);
+    sched_attempt_progress(j, m1, -3.0, NULL, 320);
+    assert_true(j->attempts[m1].progress == 0.0);
+    assert_int_equal(sched_attempt_succeeded(j, m0, NULL, 400), 1);
+    assert_true(j->attempts[m0].progress == 1.0);
+    assert_int_equal(sched_attempt_succeeded(j, m1, NULL, 400), 1);
+    /* Not running any more: ignored. */
+    sched_attempt_progress(j, m1, 0.5, live, 410);
+    assert_true(j->attempts[m1].progress == 1.0);
+    uint32_t r0 = assign(j, ANY, SCHED_REDUCE, 0, 500);
+    /* Map 1's output is lost while the reduce fetches: the map runs again, the reduce goes on. */
+    assert_int_equal(sched_map_lost(j, 1), 1);
+    assert_int_equal(j->attempts[r0].state, SCHED_ATTEMPT_RUNNING);
+    uint32_t m1b = assign(j, ANY, SCHED_MAP, 1, 600);
+    assert_int_equal(sched_assign(j, "w2", ANY, 600), -1);
+    assert_int_equal(sched_attempt_succeeded(j, m1b, NULL, 700), 1);
+    assert_int_equal(sched_attempt_succeeded(j, r0, NULL, 800), 1);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+    assert_int_equal(j->nattempts, 4);
+    sched_job_free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -685,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_cancel_kills_running),
         cmocka_unit_test(test_counters_from_committed_only),
         cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_progress_and_reduce_survives_map_loss),
         cmocka_unit_test(test_random_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
