@@ -48,6 +48,7 @@ typedef struct coord_worker {
     coord_worker_state state;
     uint64_t last_seen;       /* monotonic ms when its last heartbeat arrived */
     uint64_t last_answered;   /* monotonic ms when its last heartbeat was answered */
+    uint64_t heartbeats;      /* heartbeats received: numbers the answers that carry attempts */
 } coord_worker;
 
 typedef struct coord_job {
@@ -283,7 +284,7 @@ static json_t *coord_task_json(coord *c, coord_job *j, uint32_t id)
 }
 
 /* Starts as many attempts on `w` as it has free slots, oldest job first. */
-static json_t *coord_assign(coord *c, coord_worker *w)
+static json_t *coord_assign(coord *c, coord_worker *w, uint64_t seq)
 {
     json_t *tasks = json_array();
     uint32_t running = coord_running_on(c, w->name);
@@ -292,6 +293,7 @@ static json_t *coord_assign(coord *c, coord_worker *w)
         while (running < w->slots) {
             int64_t id = sched_assign(j->sj, w->name, (1u << SCHED_MAP) | (1u << SCHED_REDUCE), time_wall_ms());
             if (id < 0) break;
+            j->sj->attempts[id].tag = seq;
             json_array_append_new(tasks, coord_task_json(c, j, (uint32_t)id));
             running++;
         }
@@ -352,13 +354,34 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
          * attempt from a stuck one. */
         if (r->has_progress) sched_attempt_progress(j->sj, r->attempt, r->progress, r->counters.v, time_wall_ms());
     }
+    /* Attempts handed to this worker in the answer to an earlier heartbeat must be in this
+     * one's list (the worker reads an answer before it sends the next heartbeat, and keeps an
+     * attempt listed until its report is accepted). One that is not never reached the worker
+     * (the answer was lost) or ended without a report: run it again. */
+    uint64_t seq = ++w->heartbeats;
+    for (coord_job *j = c->jobs; j; j = j->next) {
+        if (sched_job_done(j->sj)) continue;
+        for (size_t i = 0; i < j->sj->nattempts; i++) {
+            sched_attempt *a = &j->sj->attempts[i];
+            if (a->state != SCHED_ATTEMPT_RUNNING || a->tag >= seq || strcmp(a->worker, name) != 0) continue;
+            int listed = 0;
+            for (size_t k = 0; k < hb.nrunning && !listed; k++)
+                listed = hb.running[k].attempt == a->id && strcmp(hb.running[k].job, j->id) == 0;
+            if (listed) continue;
+            log_warn("job=%s attempt=a%u worker=%s: not in the worker's heartbeat (answer lost?); running it again",
+                     j->id, a->id, name);
+            sched_attempt_killed(j->sj, a->id, "lost: the worker does not have it", time_wall_ms());
+            coord_count_attempt(c, j->sj, a->id);
+            j->version++;
+        }
+    }
     json_t *finished = json_array();
     for (coord_job *j = c->jobs; j; j = j->next)
         if (j->finished && now - j->finished_mono < 30000) json_array_append_new(finished, json_string(j->id));
     /* Long poll: answer as soon as there is work, or after about `wait` ms. */
     if (wait > c->timeout_ms / 2) wait = c->timeout_ms / 2;
     uint64_t deadline = now + wait;
-    json_t *tasks = coord_assign(c, w);
+    json_t *tasks = coord_assign(c, w, seq);
     while (json_array_size(tasks) == 0 && !coord_stop) {
         now = time_mono_ms();
         if (now >= deadline) break;
@@ -370,7 +393,7 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
         w = coord_find_worker(c, name);
         if (!w || strcmp(w->incarnation, inc) != 0 || w->state != COORD_WORKER_ALIVE) break;
         json_decref(tasks);
-        tasks = coord_assign(c, w);
+        tasks = coord_assign(c, w, seq);
     }
     w = coord_find_worker(c, name);
     if (w && strcmp(w->incarnation, inc) == 0) w->last_answered = time_mono_ms();

@@ -389,12 +389,10 @@ int taskproc_main(int argc, char **argv)
         fprintf(stderr, "tally __executor: %s: cannot map: %s\n", argv[1], strerror(errno));
         return CLI_FAILED;
     }
-    pthread_t wd;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_create(&wd, &at, taskproc_watchdog, NULL);
-    pthread_attr_destroy(&at);
+    if (util_thread_detached(taskproc_watchdog, NULL) != 0) {
+        fprintf(stderr, "tally __executor: cannot start its watchdog thread\n");
+        return CLI_FAILED;
+    }
     taskproc_cache cache;
     memset(&cache, 0, sizeof cache);
     int rc = 0;

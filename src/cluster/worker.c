@@ -59,6 +59,7 @@ typedef struct worker {
     execpool *pool;      /* one executor process per slot */
     double chaos_crash, chaos_delay;
     uint64_t chaos_max_delay_ms;
+    uint64_t drop_assignments; /* TALLY_FAULT_DROP_ASSIGNMENTS=N: ignore the first N assignments */
     uint64_t rng;
     http_server *srv;
     pthread_mutex_t lock;   /* protects everything below */
@@ -238,6 +239,21 @@ static void worker_report(worker *w, worker_attempt *a, json_t *result)
     free(s);
 }
 
+/* Takes a off the attempt list (the next heartbeat no longer lists it) and frees it. */
+static void worker_unlist(worker *w, worker_attempt *a)
+{
+    pthread_mutex_lock(&w->lock);
+    for (worker_attempt **p = &w->attempts; *p; p = &(*p)->next) {
+        if (*p == a) {
+            *p = a->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    json_decref(a->assignment);
+    free(a);
+}
+
 /* What the worker says about an attempt whose executor died: the signal, and for a map the
  * record its map() call was on, so that the coordinator can skip a record that keeps
  * crashing attempts. */
@@ -308,16 +324,7 @@ static void *worker_attempt_thread(void *arg)
     json_decref(result);
     free(jobdir);
     /* Off the list: the slot is free. */
-    pthread_mutex_lock(&w->lock);
-    for (worker_attempt **p = &w->attempts; *p; p = &(*p)->next) {
-        if (*p == a) {
-            *p = a->next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&w->lock);
-    json_decref(a->assignment);
-    free(a);
+    worker_unlist(w, a);
     return NULL;
 }
 
@@ -340,12 +347,12 @@ static void worker_start(worker *w, json_t *task)
     a->next = w->attempts;
     w->attempts = a;
     pthread_mutex_unlock(&w->lock);
-    pthread_t t;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_create(&t, &at, worker_attempt_thread, a);
-    pthread_attr_destroy(&at);
+    int k = util_thread_detached(worker_attempt_thread, a);
+    if (k != 0) {
+        /* Left out of the next heartbeat, the coordinator runs it again elsewhere. */
+        log_warn("job=%s attempt=a%u: cannot start a thread: %s", a->job, a->attempt, strerror(-k));
+        worker_unlist(w, a);
+    }
 }
 
 static void worker_kill(worker *w, const char *job, uint64_t attempt)
@@ -414,7 +421,16 @@ static int worker_heartbeat(worker *w, uint64_t *next_wait)
         fs_rmtree(dir);
         free(dir);
     }
-    json_array_foreach(json_object_get(resp, "tasks"), i, t) worker_start(w, t);
+    json_array_foreach(json_object_get(resp, "tasks"), i, t) {
+        if (w->drop_assignments > 0) {
+            /* Fault injection: as if this part of the answer never arrived. */
+            w->drop_assignments--;
+            log_warn("fault injection: dropping the assignment of attempt a%" JSON_INTEGER_FORMAT,
+                     json_integer_value(json_object_get(t, "attempt")));
+            continue;
+        }
+        worker_start(w, t);
+    }
     json_decref(resp);
     return 0;
 }
@@ -505,6 +521,11 @@ int worker_main(int argc, char **argv)
     w.coordinator = worker_o_coord;
     w.fail_mode = worker_o_fail_mode;
     w.heartbeat_ms = 250;
+    const char *drop = getenv("TALLY_FAULT_DROP_ASSIGNMENTS");
+    if (drop && util_parse_u64(drop, 0, UINT32_MAX, &w.drop_assignments) != 0) {
+        fprintf(stderr, "tally worker: TALLY_FAULT_DROP_ASSIGNMENTS: expected a number\n");
+        return CLI_USAGE;
+    }
     uint64_t rnd[2] = {0, 0};
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) rnd[0] = time_wall_ms() ^ (uint64_t)getpid();
     snprintf(w.incarnation, sizeof w.incarnation, "%016" PRIx64, rnd[0]);

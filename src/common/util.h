@@ -49,5 +49,7 @@ int util_parse_size(const char *s, uint64_t *out);
 int util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Number of online CPUs, at least 1. */
 int util_ncpus(void);
+/* Starts fn(arg) on a detached thread; 0 or a negative errno. */
+int util_thread_detached(void *(*fn)(void *), void *arg);
 
 #endif

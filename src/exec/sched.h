@@ -60,6 +60,7 @@ typedef struct sched_attempt {
     double progress;      /* 0..1, as last reported while running; 1 once succeeded */
     uint64_t progress_ms; /* when progress was last reported */
     int64_t live[CNT_NBUILTIN]; /* its built-in counters so far (final ones go to the task) */
+    uint64_t tag;         /* the caller's (the coordinator: which heartbeat answer carried it) */
 } sched_attempt;
 
 typedef struct sched_task {

@@ -178,4 +178,14 @@ cl_submit_ok wordcount -m 3 -r 2 -o "$T/after" "$T/gen.txt" "${BOOKS[@]}"
 cl_same "$T/after" "$T/ans-gen.txt"
 CL_Q_JOB=$CL_JOB cl_q 'all(x["worker"] == "f1" for t in j["tasks"] for x in t["attempts"])' >/dev/null ||
     fail "the last job did not run on f1 alone"
+step "a heartbeat answer that never reaches its worker: the attempts it carried run again"
+cl_reset
+cl_start_coordinator --heartbeat-ms 100 --worker-timeout-ms "$TIMEOUT_MS"
+TALLY_FAULT_DROP_ASSIGNMENTS=2 cl_start_worker d1 --slots 2
+cl_submit_ok wordcount -m 3 -r 2 -o "$T/dropped" "$T/gen.txt" "${BOOKS[@]}"
+cl_same "$T/dropped" "$T/ans-gen.txt"
+grep -q 'fault injection: dropping the assignment' "$CL/d1.wlog" || fail "d1 dropped no assignment: the test proved nothing"
+CL_Q_JOB=$CL_JOB cl_q 'sum(1 for t in j["tasks"] for x in t["attempts"] if x["state"] == "killed"
+    and "does not have it" in (x["error"] or "")) == 2 and len([x for t in j["tasks"] for x in t["attempts"]]) == 3 + 2 + 2' \
+    >/dev/null || fail "the two dropped attempts were not found lost and run again exactly once each: $(cl_status "$CL_JOB")"
 echo "cluster_faults: all cases passed"
