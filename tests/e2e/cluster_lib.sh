@@ -332,6 +332,24 @@ while min(draws(seed)) < lo:
 print(seed)' "$1" "$2"
 }
 
+# cl_crash_seed START P: the smallest --chaos-seed from START whose first draw is below P: a
+# worker with --chaos-crash P and that seed dies at the start of its first task.
+cl_crash_seed() {
+    "$PYTHON" -c '
+import sys
+seed, p = int(sys.argv[1]), float(sys.argv[2])
+M = (1 << 64) - 1
+def first(seed):
+    z = (seed + 0x9E3779B97F4A7C15) & M
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
+    z ^= z >> 31
+    return (z >> 11) / 9007199254740992.0
+while first(seed) >= p:
+    seed += 1
+print(seed)' "$1" "$2"
+}
+
 # cl_restarts NAME: how many times the loop restarted the worker.
 cl_restarts() { wc -l <"$CL/$1.restarts" | tr -d ' '; }
 
