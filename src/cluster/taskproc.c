@@ -120,36 +120,27 @@ typedef struct taskproc_peer {
     uint64_t attempt;
 } taskproc_peer;
 
-/* Downloads partition `part` of map `loc` into dest; sets the segment's length and crc and
- * adds the partition's record count to *records. */
+/* Downloads partition `part` of map `loc` into dest in one request (the segment's length,
+ * CRC and record count come as response headers); sets the segment and adds the partition's
+ * record count to *records. */
 static int taskproc_fetch_one(const taskproc_peer *p, const wire_map_loc *loc, uint32_t part,
                               const char *dest, task_segment *seg, uint64_t *records, struct err *e)
 {
     char path[256];
-    snprintf(path, sizeof path, "/v1/shuffle?job=%s&map=%u&part=%u&meta=1", p->job, loc->index, part);
+    snprintf(path, sizeof path, "/v1/shuffle?job=%s&map=%u&part=%u", p->job, loc->index, part);
+    http_header h[3] = {{.name = "X-Tally-Length"}, {.name = "X-Tally-Crc"}, {.name = "X-Tally-Records"}};
     int status = 0;
-    char *body = NULL;
-    json_t *meta = NULL;
-    uint64_t length = 0, crc = 0, nrec = 0;
-    /* Short timeouts: a map's worker that stopped answering is declared dead by the
-     * coordinator within its worker timeout; this attempt should learn it about as fast. */
-    int rc = loc->address[0] ? http_call(loc->address, "GET", path, p->token, NULL, 3000, &status, &body, e)
+    uint64_t got = 0, length = 0, crc = 0, nrec = 0;
+    /* A short connect/stall budget: a map's worker that stopped answering is declared dead by
+     * the coordinator within its worker timeout; this attempt should learn it about as fast. */
+    int rc = loc->address[0] ? http_download(loc->address, path, p->token, dest, 3000, h, 3, &status, &got, e)
                              : err_set(e, -ENOENT, "no location");
-    if (rc == 0 && status != 200) rc = err_set(e, -EIO, "HTTP %d: %s", status, body ? body : "");
-    if (rc == 0) rc = wire_parse_object(body, strlen(body), &meta, e);
-    if (rc == 0) rc = wire_get_u64(meta, "length", UINT64_MAX >> 1, &length, 1, e);
-    if (rc == 0) rc = wire_get_u64(meta, "crc", UINT32_MAX, &crc, 1, e);
-    if (rc == 0) rc = wire_get_u64(meta, "records", UINT64_MAX >> 1, &nrec, 0, e);
-    json_decref(meta);
-    free(body);
-    if (rc == 0 && length > 0) {
-        snprintf(path, sizeof path, "/v1/shuffle?job=%s&map=%u&part=%u", p->job, loc->index, part);
-        rc = http_download(loc->address, path, p->token, dest, (long)(5000 + length / 20000), &status, e);
-    } else if (rc == 0) {
-        int fd = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) rc = err_set(e, -errno, "%s: %s", dest, strerror(errno));
-        else close(fd);
-    }
+    if (rc == 0 && (!h[0].found || !h[1].found || util_parse_u64(h[0].value, 0, UINT64_MAX >> 1, &length) ||
+                    util_parse_u64(h[1].value, 0, UINT32_MAX, &crc) ||
+                    (h[2].found && util_parse_u64(h[2].value, 0, UINT64_MAX >> 1, &nrec))))
+        rc = err_set(e, -EPROTO, "missing or bad X-Tally-Length/Crc/Records headers");
+    if (rc == 0 && got != length)
+        rc = err_set(e, -EPROTO, "got %" PRIu64 " bytes of a %" PRIu64 "-byte segment", got, length);
     if (rc) {
         err_prefix(e, "fetching map %u output from %s: ", loc->index, loc->address[0] ? loc->address : "(nowhere)");
         return rc;

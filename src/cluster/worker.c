@@ -132,6 +132,14 @@ static void worker_shuffle(worker *w, const http_request *req, http_response *re
         path = NULL;
         resp->file_offset = parts[p].offset;
         resp->file_length = parts[p].length;
+        /* What the segment is, so that a reducer needs no separate meta request. */
+        resp->headers[0].name = "X-Tally-Length";
+        snprintf(resp->headers[0].value, sizeof resp->headers[0].value, "%" PRIu64, parts[p].length);
+        resp->headers[1].name = "X-Tally-Crc";
+        snprintf(resp->headers[1].value, sizeof resp->headers[1].value, "%" PRIu32, parts[p].crc);
+        resp->headers[2].name = "X-Tally-Records";
+        snprintf(resp->headers[2].value, sizeof resp->headers[2].value, "%" PRIu64, parts[p].records);
+        resp->nheaders = 3;
         pthread_mutex_lock(&w->lock);
         w->shuffle_bytes += parts[p].length;
         w->shuffle_requests++;

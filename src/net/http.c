@@ -336,6 +336,8 @@ static enum MHD_Result http_dispatch(http_server *s, struct MHD_Connection *conn
     }
     free(resp.body);
     free(resp.file_path);
+    for (int i = 0; r && i < resp.nheaders && i < 4; i++)
+        if (resp.headers[i].name) MHD_add_response_header(r, resp.headers[i].name, resp.headers[i].value);
     return http_queue(conn, status, r, ctype);
 }
 
@@ -682,8 +684,31 @@ struct http_filesink {
     int fd;
     long status;       /* 0 until the first body bytes arrive */
     int write_errno;   /* set when writing the file failed */
+    uint64_t bytes;    /* body bytes written */
     struct buf errbody;
+    http_header *want;
+    size_t nwant;
 };
+
+/* Header callback: captures the wanted headers (one header line per call, with CRLF). */
+static size_t http_filesink_header(char *p, size_t size, size_t nmemb, void *arg)
+{
+    struct http_filesink *s = arg;
+    size_t n = size * nmemb;
+    for (size_t i = 0; i < s->nwant; i++) {
+        http_header *h = &s->want[i];
+        size_t nl = strlen(h->name);
+        if (n <= nl || p[nl] != ':' || strncasecmp(p, h->name, nl) != 0) continue;
+        const char *v = p + nl + 1, *end = p + n;
+        while (v < end && (*v == ' ' || *v == '\t')) v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
+        size_t vl = (size_t)(end - v) < sizeof h->value - 1 ? (size_t)(end - v) : sizeof h->value - 1;
+        memcpy(h->value, v, vl);
+        h->value[vl] = '\0';
+        h->found = 1;
+    }
+    return n;
+}
 
 static size_t http_filesink_write(char *p, size_t size, size_t nmemb, void *arg)
 {
@@ -706,15 +731,22 @@ static size_t http_filesink_write(char *p, size_t size, size_t nmemb, void *arg)
         }
         done += (size_t)w;
     }
+    s->bytes += n;
     return n;
 }
 
 int http_download(const char *address, const char *path, const char *token, const char *dest,
-                  long timeout_ms, int *status, struct err *e)
+                  long timeout_ms, http_header *want, size_t nwant, int *status, uint64_t *bytes,
+                  struct err *e)
 {
     struct http_xfer x;
-    struct http_filesink sink = {.fd = -1};
+    struct http_filesink sink = {.fd = -1, .want = want, .nwant = want ? nwant : 0};
+    for (size_t i = 0; i < sink.nwant; i++) {
+        want[i].found = 0;
+        want[i].value[0] = '\0';
+    }
     if (status) *status = 0;
+    if (bytes) *bytes = 0;
     int rc = http_xfer_init(&x, address, path, token, timeout_ms, e);
     if (rc) goto out;
     sink.fd = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -726,6 +758,16 @@ int http_download(const char *address, const char *path, const char *token, cons
     curl_easy_setopt(x.curl, CURLOPT_HTTPHEADER, x.headers);
     curl_easy_setopt(x.curl, CURLOPT_WRITEFUNCTION, http_filesink_write);
     curl_easy_setopt(x.curl, CURLOPT_WRITEDATA, &sink);
+    if (sink.nwant) {
+        curl_easy_setopt(x.curl, CURLOPT_HEADERFUNCTION, http_filesink_header);
+        curl_easy_setopt(x.curl, CURLOPT_HEADERDATA, &sink);
+    }
+    /* A download may be large: bound connecting and stalling, not the whole transfer. */
+    long secs = timeout_ms > 0 ? (timeout_ms + 999) / 1000 : 0;
+    curl_easy_setopt(x.curl, CURLOPT_TIMEOUT_MS, 0L);
+    curl_easy_setopt(x.curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0L);
+    curl_easy_setopt(x.curl, CURLOPT_LOW_SPEED_LIMIT, secs ? 1L : 0L);
+    curl_easy_setopt(x.curl, CURLOPT_LOW_SPEED_TIME, secs);
 
     CURLcode cc = curl_easy_perform(x.curl);
     long code = 0;
@@ -744,6 +786,7 @@ int http_download(const char *address, const char *path, const char *token, cons
     if (close(sink.fd) != 0 && rc == 0)
         rc = err_set(e, -errno, "%s: %s", dest, strerror(errno));
     sink.fd = -1;
+    if (rc == 0 && bytes) *bytes = sink.bytes;
     /* A partial or error-body file must not look like a finished download. */
     if (rc) unlink(dest);
 out:

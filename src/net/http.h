@@ -40,6 +40,12 @@ typedef struct http_response {
     size_t body_len;
     char *file_path;         /* if set: stream [file_offset, file_offset+file_length) of it; malloc'd, server frees */
     uint64_t file_offset, file_length;
+    /* Extra response headers (names and values without CR/LF), e.g. what a streamed file is. */
+    struct {
+        const char *name;
+        char value[40];
+    } headers[4];
+    int nheaders;
 } http_response;
 
 /* Handler: fill *resp. Called only for authenticated requests with bodies within the cap. */
@@ -70,11 +76,23 @@ void http_respond_metrics(http_response *resp, struct buf *body, const char *who
 int http_call(const char *address, const char *method, const char *path, const char *token,
               const char *body, long timeout_ms, int *status, char **out, struct err *e);
 
+/* A response header to capture: set `name`; after the call `found` says whether it came and
+ * `value` holds it (truncated to fit). */
+typedef struct http_header {
+    const char *name;
+    char value[64];
+    int found;
+} http_header;
+
 /* Streams GET http://address/path into the file `dest` (created/truncated) without holding it
- * in memory. Returns 0 when the status is 200 and the body was fully written; else a negative
- * code (the status, if any, in *status) with a message. */
+ * in memory, capturing the `nwant` headers of `want` (may be NULL). timeout_ms bounds
+ * connecting and any stall of the transfer (under one byte a second for that long), not its
+ * whole length. Returns 0 when the status is
+ * 200 and the body was fully written; else a negative code (the status, if any, in *status)
+ * with a message. *bytes (may be NULL) receives the body's length. */
 int http_download(const char *address, const char *path, const char *token, const char *dest,
-                  long timeout_ms, int *status, struct err *e);
+                  long timeout_ms, http_header *want, size_t nwant, int *status, uint64_t *bytes,
+                  struct err *e);
 
 /* Reads a token file: the first line, trailing whitespace removed. Refuses an empty token. */
 int http_read_token_file(const char *path, char **token, struct err *e);

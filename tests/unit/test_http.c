@@ -71,6 +71,10 @@ static void test_handler(void *arg, const http_request *req, http_response *resp
         resp->file_path = xstrdup(p);
         resp->file_offset = query_u64(req, "off");
         resp->file_length = query_u64(req, "len");
+        resp->headers[0].name = "X-Range-Length";
+        snprintf(resp->headers[0].value, sizeof resp->headers[0].value, "%llu",
+                 (unsigned long long)resp->file_length);
+        resp->nheaders = 1;
     } else if (strcmp(req->path, "/remote") == 0) {
         http_respond_json(resp, 200, "%s", req->remote);
     } else if (strcmp(req->path, "/slow") == 0) {
@@ -392,9 +396,16 @@ static void test_download_range(void **state)
                                (unsigned long long)ranges[i].off, (unsigned long long)ranges[i].len);
         struct err e = {0};
         int status = 0;
-        int rc = http_download(addr, path, TOKEN, dst, 5000, &status, &e);
+        uint64_t bytes = 1;
+        /* Header names match without regard to case; absent ones say so. */
+        http_header h[2] = {{.name = "x-range-length"}, {.name = "X-Not-Sent"}};
+        int rc = http_download(addr, path, TOKEN, dst, 5000, h, 2, &status, &bytes, &e);
         if (rc) fail_msg("download %s: %s", path, e.msg);
         assert_int_equal(status, 200);
+        assert_int_equal(bytes, ranges[i].len);
+        assert_true(h[0].found);
+        assert_int_equal(strtoull(h[0].value, NULL, 10), ranges[i].len);
+        assert_false(h[1].found);
         size_t got_len;
         char *got = read_file(dst, &got_len);
         assert_int_equal(got_len, ranges[i].len);
@@ -415,7 +426,7 @@ static void assert_download_fails(const char *path, int want_status, const char 
     write_file(dst, "stale", 5); /* must be gone afterwards, not left half-written */
     struct err e = {0};
     int status = 0;
-    int rc = http_download(addr, path, token, dst, 5000, &status, &e);
+    int rc = http_download(addr, path, token, dst, 5000, NULL, 0, &status, NULL, &e);
     assert_true(rc < 0);
     assert_int_equal(status, want_status);
     assert_true(e.msg[0] != 0);
@@ -465,7 +476,7 @@ static void test_download_errors(void **state)
     char *dst = tmp_path("never.bin");
     struct err e = {0};
     int status = -1;
-    assert_true(http_download("127.0.0.1:1", "/file", TOKEN, dst, 2000, &status, &e) < 0);
+    assert_true(http_download("127.0.0.1:1", "/file", TOKEN, dst, 2000, NULL, 0, &status, NULL, &e) < 0);
     assert_int_equal(status, 0);
     assert_int_equal(access(dst, F_OK), -1);
     free(dst);
