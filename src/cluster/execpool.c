@@ -183,6 +183,11 @@ execpool_exec *execpool_acquire(execpool *p)
 void execpool_release(execpool *p, execpool_exec *x)
 {
     pthread_mutex_lock(&p->lock);
+    /* Start the replacement of a dead one now, so the next attempt on this slot does not
+     * wait for a process to start. */
+    struct err e = {0};
+    if (x->pid == 0 && !p->closing && execpool_spawn(p, x, &e) != 0)
+        log_warn("executor %u: %s (will retry)", x->index, e.msg);
     x->busy = 0;
     pthread_cond_signal(&p->idle_cv);
     pthread_mutex_unlock(&p->lock);
@@ -229,34 +234,41 @@ int execpool_run(execpool *p, execpool_exec *x, const char *assignment, json_t *
 {
     *result = NULL;
     *wstatus = -1;
-    pthread_mutex_lock(&p->lock);
-    int rc = x->pid > 0 ? 0 : p->closing ? err_set(e, -ECANCELED, "worker is stopping") : execpool_spawn(p, x, e);
-    int to = x->to, from = x->from;
-    pthread_mutex_unlock(&p->lock);
-    if (rc) return rc;
-    task_live_reset(x->live);
-    /* Only this thread reads and writes x's pipes while x is busy; the lock is not held
-     * across the attempt so that execpool_kill() can reach the process. */
-    char *msg = NULL;
-    size_t len = 0;
-    rc = taskproc_frame_write(to, assignment, strlen(assignment));
-    if (rc == 0) {
+    int rc = 0;
+    /* Twice at most: an executor that died while idle (nothing noticed it) fails the write
+     * of the assignment; then a fresh one gets it, and the attempt has not started yet. */
+    for (int tries = 0; tries < 2; tries++) {
+        pthread_mutex_lock(&p->lock);
+        rc = x->pid > 0 ? 0 : p->closing ? err_set(e, -ECANCELED, "worker is stopping") : execpool_spawn(p, x, e);
+        int to = x->to, from = x->from;
+        pthread_mutex_unlock(&p->lock);
+        if (rc) return rc;
+        task_live_reset(x->live);
+        /* Only this thread reads and writes x's pipes while x is busy; the lock is not held
+         * across the attempt so that execpool_kill() can reach the process. */
+        rc = taskproc_frame_write(to, assignment, strlen(assignment));
+        if (rc != 0) {
+            pthread_mutex_lock(&p->lock);
+            *wstatus = execpool_reap(x, 0);
+            pthread_mutex_unlock(&p->lock);
+            log_warn("executor %u was gone before it got an attempt; starting another", x->index);
+            continue;
+        }
+        char *msg = NULL;
+        size_t len = 0;
         rc = taskproc_frame_read(from, &msg, &len);
-        if (rc == 0) rc = -EPIPE;
-        else if (rc == 1) rc = 0;
+        if (rc == 1) {
+            rc = wire_parse_object(msg, len, result, e);
+            free(msg);
+            if (rc == 0) return 0;
+            log_warn("executor %u sent a malformed result: %s", x->index, e->msg);
+        }
+        /* It died mid-attempt (or broke the protocol): reap it. execpool_release() starts
+         * its replacement, once no kill meant for this attempt can reach the new process. */
+        pthread_mutex_lock(&p->lock);
+        *wstatus = execpool_reap(x, 0);
+        pthread_mutex_unlock(&p->lock);
+        return err_set(e, -EPIPE, "executor died");
     }
-    if (rc == 0) {
-        rc = wire_parse_object(msg, len, result, e);
-        free(msg);
-        if (rc == 0) return 0;
-        log_warn("executor %u sent a malformed result: %s", x->index, e->msg);
-    }
-    /* It died (or broke the protocol): reap it and start a replacement right away, so that
-     * the next attempt on this slot does not wait for a process to start. */
-    pthread_mutex_lock(&p->lock);
-    *wstatus = execpool_reap(x, 0);
-    struct err se = {0};
-    if (!p->closing && execpool_spawn(p, x, &se) != 0) log_warn("executor %u: %s (will retry)", x->index, se.msg);
-    pthread_mutex_unlock(&p->lock);
-    return err_set(e, -EPIPE, "executor died");
+    return err_set(e, -EPIPE, "executor died before it got the attempt");
 }

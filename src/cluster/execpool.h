@@ -2,8 +2,11 @@
  *
  * Executor: STARTING/IDLE -> BUSY   execpool_acquire() hands it to one attempt
  *           BUSY -> IDLE            execpool_run() got a result; execpool_release()
- *           BUSY -> DEAD -> STARTING execpool_run() saw it die (crash, execpool_kill); a new
- *                                   process is started at once so the slot stays warm
+ *           BUSY -> DEAD            execpool_run() saw it die (crash, execpool_kill) and reaped it
+ *           DEAD -> STARTING        execpool_release() starts a new process at once, so the slot
+ *                                   stays warm (or execpool_run(), if that failed)
+ *           IDLE -> (dead unnoticed) -> STARTING  execpool_run() cannot hand it the assignment:
+ *                                   reaped and replaced, the assignment goes to the new one
  * Executors are exec'd (`tally __executor`), never forked from the threaded worker, so they
  * are safe under sanitizers and share nothing with the worker but two pipes and task_live.
  */
@@ -34,7 +37,7 @@ void execpool_free(execpool *p);
 execpool_exec *execpool_acquire(execpool *p);
 /* Runs one assignment: resets the executor's task_live, sends, waits for the result. Returns 0
  * with *result, or a negative code if the executor died or could not be started (then
- * *wstatus holds its wait status, or -1, and a replacement is being started). */
+ * *wstatus holds its wait status, or -1; execpool_release() starts a replacement). */
 int execpool_run(execpool *p, execpool_exec *x, const char *assignment, json_t **result, int *wstatus,
                  struct err *e);
 void execpool_release(execpool *p, execpool_exec *x);

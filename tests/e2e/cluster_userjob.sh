@@ -73,6 +73,19 @@ echo "u1 started $starts executors for 2 slots"
 cl_submit_ok "$T/linelen.so" -m 2 -r 1 -o "$T/after" "$T/clean.txt"
 cl_same "$T/after" "$T/ans.txt"
 
+step "an executor that died while idle is replaced when its slot is next used; no attempt fails"
+execs=$(pgrep -P "$pid" -f -- '__executor' | tr '\n' ' ')
+echo "u1's executors: $execs"
+[ "$(echo $execs | wc -w)" = 2 ] || fail "u1 does not have 2 executor processes: '$execs'"
+for e in $execs; do kill -KILL "$e"; done
+gone_all() { for e in $execs; do ! kill -0 "$e" 2>/dev/null || [ "$(awk '{ print $3 }' /proc/$e/stat 2>/dev/null)" = Z ] || return 1; done; }
+poll_until 10 "the killed executors to be gone" gone_all
+cl_submit_ok "$T/linelen.so" -m 2 -r 1 -o "$T/after-kill" "$T/clean.txt"
+cl_same "$T/after-kill" "$T/ans.txt"
+CL_Q_JOB=$CL_JOB cl_q '[x["state"] for t in j["tasks"] for x in t["attempts"]] == ["succeeded"] * 3' >/dev/null ||
+    fail "attempts failed or ran twice after the executors died while idle: $(cl_status "$CL_JOB")"
+grep -q 'was gone before it got an attempt' "$CL/u1.wlog" || fail "u1 did not notice its dead executors"
+
 step "running attempts report progress and counters through the heartbeats"
 id=$("$TALLY" submit --coordinator "$CL_COORD" --token-file "$CL_TOKEN_FILE" --detach "$T/linelen_slow.so" -m 1 -r 1 \
     -o "$T/slow" "$T/clean.txt") || fail "submit --detach failed"
