@@ -63,6 +63,7 @@ typedef struct coord_job {
     json_t *crashes;          /* map index -> [{"file","offset","count"}]: records that crashed attempts */
     uint64_t version;         /* bumped at every report and state change, for waiting clients */
     int finished;             /* output committed or rolled back */
+    uint64_t preempt_ms;      /* monotonic ms of its last preemption (coord_preempt) */
     uint64_t finished_mono;
     struct coord_job *next;
 } coord_job;
@@ -132,9 +133,11 @@ static uint32_t coord_running_on(const coord *c, const char *name)
     return n;
 }
 
-static void coord_count_attempt(coord *c, const sched_job *sj, uint32_t id)
+static void coord_count_attempt(coord *c, sched_job *sj, uint32_t id)
 {
-    const sched_attempt *a = &sj->attempts[id];
+    sched_attempt *a = &sj->attempts[id];
+    if (a->counted || a->state == SCHED_ATTEMPT_RUNNING) return;
+    a->counted = 1;
     sched_phase ph = sj->tasks[a->task].phase;
     c->attempts_total[ph][a->state]++;
     if (a->state != SCHED_ATTEMPT_SUCCEEDED) return;
@@ -203,6 +206,8 @@ static void coord_job_check(coord *c, coord_job *j)
 {
     if (j->finished || !sched_job_done(j->sj)) return;
     j->finished = 1;
+    /* The attempts the end of the job killed go into the metrics too. */
+    for (size_t i = 0; i < j->sj->nattempts; i++) coord_count_attempt(c, j->sj, (uint32_t)i);
     j->version++;
     pthread_cond_broadcast(&c->job_cv);
     j->finished_mono = time_mono_ms();
@@ -288,6 +293,18 @@ static json_t *coord_assign(coord *c, coord_worker *w, uint64_t seq)
 {
     json_t *tasks = json_array();
     uint32_t running = coord_running_on(c, w->name);
+    /* First the re-runs of lost maps that running reducers wait for, whatever their job's
+     * place in the queue: those reducers hold slots until the maps are done. */
+    for (coord_job *j = c->jobs; j && running < w->slots; j = j->next) {
+        if (j->finished || j->sj->blocked == 0) continue;
+        while (running < w->slots) {
+            int64_t id = sched_assign(j->sj, w->name, 1u << SCHED_MAP, time_wall_ms());
+            if (id < 0) break;
+            j->sj->attempts[id].tag = seq;
+            json_array_append_new(tasks, coord_task_json(c, j, (uint32_t)id));
+            running++;
+        }
+    }
     for (coord_job *j = c->jobs; j && running < w->slots; j = j->next) {
         if (j->finished) continue;
         while (running < w->slots) {
@@ -356,8 +373,8 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
     }
     /* Attempts handed to this worker in the answer to an earlier heartbeat must be in this
      * one's list (the worker reads an answer before it sends the next heartbeat, and keeps an
-     * attempt listed until its report is accepted). One that is not never reached the worker
-     * (the answer was lost) or ended without a report: run it again. */
+     * attempt listed until it has reported it, or given up reporting). One that is not never
+     * reached the worker (the answer was lost) or ended without a report: run it again. */
     uint64_t seq = ++w->heartbeats;
     for (coord_job *j = c->jobs; j; j = j->next) {
         if (sched_job_done(j->sj)) continue;
@@ -472,14 +489,12 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
         } else if (ok) {
             sched_attempt_succeeded(sj, a->id, cs, now);
         } else if (rep.fetch_failed_map >= 0) {
-            int64_t m = rep.fetch_failed_map;
-            c->fetch_failures++;
-            sched_attempt_killed(sj, a->id, *error ? error : "fetch failure", now);
-            if ((uint64_t)m < sj->nmaps) {
-                log_warn("job=%s task=m%05u: reducer could not fetch its output (%s); re-running it", j->id,
-                         (unsigned)m, error);
-                sched_map_lost(sj, (uint32_t)m);
-            }
+            /* The reducer reported each failure as it happened (/v1/fetch-failure, which re-ran
+             * the map) and has now given up: its failure counts, so a reducer that cannot fetch
+             * anything cannot keep a job going for ever. */
+            log_warn("job=%s attempt=a%u worker=%s gave up fetching map %" PRId64 ": %s", j->id, a->id, name,
+                     rep.fetch_failed_map, error);
+            sched_attempt_failed(sj, a->id, *error ? error : "fetch failure", 0, now);
         } else {
             if (t->phase == SCHED_MAP && rep.crash_file) coord_note_crash(j, t->index, rep.crash_file, rep.crash_offset);
             log_warn("job=%s attempt=a%u worker=%s failed: %s", j->id, a->id, name, error);
@@ -527,6 +542,8 @@ static void coord_fetch_failure(coord *c, const http_request *req, http_response
             j->version++;
             pthread_cond_broadcast(&c->work_cv);
         }
+        /* It waits for the map now (unless the map has already committed again). */
+        sched_reduce_blocked(j->sj, att, map);
         http_respond_json(resp, 200, "{}");
     }
     pthread_mutex_unlock(&c->lock);
@@ -723,10 +740,6 @@ static void coord_cancel(coord *c, const char *id, http_response *resp)
     if (!j) {
         http_respond_error(resp, 404, "no such job");
     } else {
-        /* sched_job_cancel() kills the running attempts; count them as such. */
-        for (size_t i = 0; i < j->sj->nattempts; i++)
-            if (j->sj->attempts[i].state == SCHED_ATTEMPT_RUNNING)
-                c->attempts_total[j->sj->tasks[j->sj->attempts[i].task].phase][SCHED_ATTEMPT_KILLED]++;
         sched_job_cancel(j->sj, "cancelled by request", time_wall_ms());
         coord_job_check(c, j);
         http_respond_json(resp, 200, "{\"id\":\"%s\",\"state\":\"%s\"}", j->id, sched_job_state_name(j->sj->state));
@@ -826,13 +839,15 @@ static void coord_http(void *arg, const http_request *req, http_response *resp)
 
 /* ---- The periodic tick: every timeout and retry is driven from here ---------------------- */
 
-/* Reducers wait in their slots for lost map outputs to be re-run. If they hold every slot,
- * the maps can never run: kill the youngest reduce attempt of such a job (it has the least
- * work to lose; killed attempts do not count as failures) so a map gets its slot. */
-static int coord_preempt(coord *c, coord_job *j)
+/* Reducers wait in their slots for lost map outputs to be re-run. If waiting reducers and
+ * other work hold every slot while such a map is pending, the map can never run: kill the
+ * youngest waiting reduce attempt (it lost the least; killed attempts are not failures). The
+ * freed slot goes to the map (coord_assign() serves those maps first). At most one per job
+ * per heartbeat interval, so that the slot is taken before anything else is killed. */
+static int coord_preempt(coord *c, coord_job *j, uint64_t now)
 {
     sched_job *sj = j->sj;
-    if (j->finished || sched_job_done(sj) || sj->maps_done == sj->nmaps) return 0;
+    if (j->finished || sched_job_done(sj) || sj->blocked == 0 || now - j->preempt_ms < c->heartbeat_ms) return 0;
     uint32_t pending = 0, running_maps = 0;
     for (uint32_t m = 0; m < sj->nmaps; m++) {
         if (sj->tasks[m].state == SCHED_TASK_PENDING) pending++;
@@ -845,15 +860,15 @@ static int coord_preempt(coord *c, coord_job *j)
     sched_attempt *victim = NULL;
     for (size_t i = 0; i < sj->nattempts; i++) {
         sched_attempt *a = &sj->attempts[i];
-        if (a->state == SCHED_ATTEMPT_RUNNING && sj->tasks[a->task].phase == SCHED_REDUCE &&
-            (!victim || a->start_ms >= victim->start_ms))
+        if (a->state == SCHED_ATTEMPT_RUNNING && a->blocked_on >= 0 && (!victim || a->start_ms >= victim->start_ms))
             victim = a;
     }
     if (!victim) return 0;
-    log_warn("job=%s attempt=a%u worker=%s: reduce preempted, its slot is needed to re-run a lost map", j->id,
-             victim->id, victim->worker);
+    log_warn("job=%s attempt=a%u worker=%s: waiting reduce preempted, its slot is needed to re-run map %" PRId64,
+             j->id, victim->id, victim->worker, victim->blocked_on);
     sched_attempt_killed(sj, victim->id, "preempted: its slot was needed to re-run a lost map", time_wall_ms());
     coord_count_attempt(c, sj, victim->id);
+    j->preempt_ms = now;
     j->version++;
     return 1;
 }
@@ -874,7 +889,7 @@ static void coord_tick(coord *c)
     }
     for (coord_job *j = c->jobs; j; j = j->next) {
         coord_job_check(c, j);
-        changed |= coord_preempt(c, j);
+        changed |= coord_preempt(c, j, now);
     }
     if (changed) pthread_cond_broadcast(&c->work_cv);
     pthread_mutex_unlock(&c->lock);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -24,6 +25,7 @@ struct execpool_exec {
     pid_t pid;          /* 0 when no process runs */
     int to, from;       /* our ends of its fd 3 and fd 4 */
     int busy;
+    int killed;         /* execpool_kill() hit it: replace it before its next attempt */
     task_live *live;
 };
 
@@ -53,9 +55,16 @@ static int execpool_spawn(execpool *p, execpool_exec *x, struct err *e)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], 3);
     posix_spawn_file_actions_adddup2(&fa, out[1], 4);
+    /* Its own process group: execpool_kill() kills whatever job code started too, and a
+     * Ctrl-C meant for the worker reaches the worker, which stops its executors itself. */
+    posix_spawnattr_t sa;
+    posix_spawnattr_init(&sa);
+    posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&sa, 0);
     char *argv[] = {p->exe, "__executor", live, p->log_level, NULL};
     pid_t pid;
-    int k = posix_spawn(&pid, p->exe, &fa, NULL, argv, environ);
+    int k = posix_spawn(&pid, p->exe, &fa, &sa, argv, environ);
+    posix_spawnattr_destroy(&sa);
     posix_spawn_file_actions_destroy(&fa);
     free(live);
     close(in[0]);
@@ -68,6 +77,7 @@ static int execpool_spawn(execpool *p, execpool_exec *x, struct err *e)
     x->pid = pid;
     x->to = in[1];
     x->from = out[0];
+    x->killed = 0;
     p->starts++;
     return 0;
 }
@@ -82,12 +92,13 @@ static int execpool_reap(execpool_exec *x, uint64_t grace_ms)
         pid_t k;
         while ((k = waitpid(x->pid, &st, WNOHANG)) == 0 && time_mono_ms() < deadline) usleep(2000);
         if (k == 0) {
-            kill(x->pid, SIGKILL);
+            kill(-x->pid, SIGKILL);
             while (waitpid(x->pid, &st, 0) < 0 && errno == EINTR) {
             }
         } else if (k < 0) {
             st = -1;
         }
+        kill(-x->pid, SIGKILL); /* what job code started lives in its group: end it too */
     }
     if (x->to >= 0) close(x->to);
     if (x->from >= 0) close(x->from);
@@ -106,11 +117,13 @@ int execpool_new(execpool **out, const char *exe, const char *dir, uint32_t n, c
     p->log_level = xstrdup(level);
     p->n = n;
     p->ex = xcalloc(n, sizeof *p->ex);
+    for (uint32_t i = 0; i < n; i++) {
+        p->ex[i].index = i;
+        p->ex[i].to = p->ex[i].from = -1;
+    }
     int rc = 0;
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         execpool_exec *x = &p->ex[i];
-        x->index = i;
-        x->to = x->from = -1;
         char *path = xasprintf("%s/exec-%u.live", dir, i);
         int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0 || ftruncate(fd, sizeof *x->live) != 0) {
@@ -172,6 +185,8 @@ execpool_exec *execpool_acquire(execpool *p)
             if (!p->ex[i].busy) {
                 p->ex[i].busy = 1;
                 pthread_mutex_unlock(&p->lock);
+                /* Before its attempt is published: a heartbeat must not show the last one's. */
+                task_live_reset(p->ex[i].live);
                 return &p->ex[i];
             }
         }
@@ -186,6 +201,7 @@ void execpool_release(execpool *p, execpool_exec *x)
     /* Start the replacement of a dead one now, so the next attempt on this slot does not
      * wait for a process to start. */
     struct err e = {0};
+    if (x->killed && x->pid > 0) execpool_reap(x, 0); /* killed after its result came in */
     if (x->pid == 0 && !p->closing && execpool_spawn(p, x, &e) != 0)
         log_warn("executor %u: %s (will retry)", x->index, e.msg);
     x->busy = 0;
@@ -200,7 +216,7 @@ void execpool_close(execpool *p)
     for (uint32_t i = 0; i < p->n; i++) {
         execpool_exec *x = &p->ex[i];
         if (x->pid > 0 && x->busy) {
-            kill(x->pid, SIGKILL); /* its attempt thread reaps it */
+            kill(-x->pid, SIGKILL); /* its attempt thread reaps it */
         } else if (x->to >= 0) {
             close(x->to); /* end of input: it exits by itself, execpool_free reaps it */
             x->to = -1;
@@ -212,7 +228,10 @@ void execpool_close(execpool *p)
 void execpool_kill(execpool *p, execpool_exec *x)
 {
     pthread_mutex_lock(&p->lock);
-    if (x->pid > 0) kill(x->pid, SIGKILL);
+    if (x->pid > 0) {
+        kill(-x->pid, SIGKILL);
+        x->killed = 1; /* even if its result is in: execpool_release() replaces it */
+    }
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -229,6 +248,23 @@ task_live *execpool_live(execpool_exec *x)
     return x->live;
 }
 
+/* Waits for x's result frame. If x dies, the read ends when nothing holds the pipe any more;
+ * a process the job's code forked may still hold it, so a dead x's process group is killed
+ * (x itself is left to be reaped). */
+static int execpool_read_result(execpool_exec *x, int from, char **msg, size_t *len)
+{
+    for (;;) {
+        struct pollfd pf = {.fd = from, .events = POLLIN};
+        int k = poll(&pf, 1, 500);
+        if (k > 0) return taskproc_frame_read(from, msg, len);
+        if (k < 0 && errno != EINTR) return -errno;
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_PID, (id_t)x->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == x->pid)
+            kill(-x->pid, SIGKILL);
+    }
+}
+
 int execpool_run(execpool *p, execpool_exec *x, const char *assignment, json_t **result, int *wstatus,
                  struct err *e)
 {
@@ -243,7 +279,6 @@ int execpool_run(execpool *p, execpool_exec *x, const char *assignment, json_t *
         int to = x->to, from = x->from;
         pthread_mutex_unlock(&p->lock);
         if (rc) return rc;
-        task_live_reset(x->live);
         /* Only this thread reads and writes x's pipes while x is busy; the lock is not held
          * across the attempt so that execpool_kill() can reach the process. */
         rc = taskproc_frame_write(to, assignment, strlen(assignment));
@@ -256,7 +291,7 @@ int execpool_run(execpool *p, execpool_exec *x, const char *assignment, json_t *
         }
         char *msg = NULL;
         size_t len = 0;
-        rc = taskproc_frame_read(from, &msg, &len);
+        rc = execpool_read_result(x, from, &msg, &len);
         if (rc == 1) {
             rc = wire_parse_object(msg, len, result, e);
             free(msg);

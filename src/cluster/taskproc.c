@@ -43,8 +43,8 @@
 #define TASKPROC_OUT 4
 #define TASKPROC_IDLE_MS 60000
 /* Failures to fetch one map's output that an attempt waits out (the coordinator re-runs the
- * map each time) before it gives up and lets the coordinator start the reduce elsewhere: a
- * reducer that cannot fetch fresh outputs either is more likely broken itself. */
+ * map each time) before it gives up: the attempt fails (counted against --max-attempts) and
+ * runs again, since a reducer that cannot fetch fresh outputs either may be broken itself. */
 #define TASKPROC_MAX_FETCH_FAILURES 4
 
 /* What an executor keeps between attempts. */
@@ -77,8 +77,8 @@ int taskproc_frame_write(int fd, const char *data, size_t len)
     if (len > TASKPROC_MAX_FRAME) return -EMSGSIZE;
     uint32_t n = (uint32_t)len;
     int rc = taskproc_io(fd, &n, sizeof n, 1);
-    if (rc == 1) rc = taskproc_io(fd, (void *)data, len, 1);
-    return rc == 1 || len == 0 ? 0 : rc == 0 ? -EPIPE : rc;
+    if (rc == 1 && len > 0) rc = taskproc_io(fd, (void *)data, len, 1);
+    return rc == 1 ? 0 : rc == 0 ? -EPIPE : rc;
 }
 
 int taskproc_frame_read(int fd, char **data, size_t *len)
@@ -124,16 +124,19 @@ typedef struct taskproc_peer {
  * CRC and record count come as response headers); sets the segment and adds the partition's
  * record count to *records. */
 static int taskproc_fetch_one(const taskproc_peer *p, const wire_map_loc *loc, uint32_t part,
-                              const char *dest, task_segment *seg, uint64_t *records, struct err *e)
+                              const char *dest, task_segment *seg, uint64_t *records, int *local, struct err *e)
 {
     char path[256];
     snprintf(path, sizeof path, "/v1/shuffle?job=%s&map=%u&part=%u", p->job, loc->index, part);
     http_header h[3] = {{.name = "X-Tally-Length"}, {.name = "X-Tally-Crc"}, {.name = "X-Tally-Records"}};
     int status = 0;
     uint64_t got = 0, length = 0, crc = 0, nrec = 0;
+    /* A failure on this side (the reducer's disk) is not the map output's fault: it must not
+     * make the coordinator re-run the map (http_download says which it was). */
+    *local = 0;
     /* A short connect/stall budget: a map's worker that stopped answering is declared dead by
      * the coordinator within its worker timeout; this attempt should learn it about as fast. */
-    int rc = loc->address[0] ? http_download(loc->address, path, p->token, dest, 3000, h, 3, &status, &got, e)
+    int rc = loc->address[0] ? http_download(loc->address, path, p->token, dest, 3000, h, 3, &status, &got, local, e)
                              : err_set(e, -ENOENT, "no location");
     if (rc == 0 && (!h[0].found || !h[1].found || util_parse_u64(h[0].value, 0, UINT64_MAX >> 1, &length) ||
                     util_parse_u64(h[1].value, 0, UINT32_MAX, &crc) ||
@@ -205,9 +208,15 @@ static int taskproc_fetch(const taskproc_peer *p, wire_map_loc *locs, size_t n, 
     for (size_t i = 0; i < n; i++) {
         char *dest = xasprintf("%s/map-%05u.seg", dir, locs[i].index);
         uint32_t failures = 0;
-        int rc;
-        while ((rc = taskproc_fetch_one(p, &locs[i], part, dest, &segs[i], records, e)) != 0) {
+        int rc, local = 0;
+        while ((rc = taskproc_fetch_one(p, &locs[i], part, dest, &segs[i], records, &local, e)) != 0) {
             log_warn("%s", e->msg);
+            if (local) break;
+            /* Once more from the same place before blaming the map output: a connection the
+             * worker's server closed under us, a moment's overload. */
+            if (failures == 0 && (rc = taskproc_fetch_one(p, &locs[i], part, dest, &segs[i], records, &local, e)) == 0)
+                break;
+            if (local) break;
             struct err we = {0};
             if (++failures > TASKPROC_MAX_FETCH_FAILURES ||
                 taskproc_refetch_wait(p, &locs[i], e->msg, &we) != 0) {
@@ -368,6 +377,14 @@ int taskproc_main(int argc, char **argv)
     }
     log_set_level(lvl);
     log_set_process("executor");
+    /* Nothing but the two pipes and stdio is ours: whatever else the worker had open (its
+     * connections) goes, and processes a job starts must not hold the pipes, or the worker
+     * would wait on them for a result after this process died. */
+    close_range(TASKPROC_OUT + 1, ~0u, 0);
+    if (fcntl(TASKPROC_IN, F_SETFD, FD_CLOEXEC) != 0 || fcntl(TASKPROC_OUT, F_SETFD, FD_CLOEXEC) != 0) {
+        fprintf(stderr, "tally __executor: fds 3 and 4 must be the worker's pipes\n");
+        return CLI_FAILED;
+    }
     ifile_fault_init();
     task_live *live = NULL;
     int fd = open(argv[1], O_RDWR | O_CLOEXEC);

@@ -3,9 +3,11 @@
  *
  * Threads: the main thread runs the heartbeat loop (a long poll: the coordinator answers at
  * once when it has work, else after about one heartbeat interval); each running attempt has a
- * thread that forks a child for it (cluster/taskproc.c), waits and reports the result at once, so a finished
- * task frees its slot without waiting for the next heartbeat; libmicrohttpd's threads serve
- * shuffle and metrics requests. `lock` protects the attempt list and the counters.
+ * thread that hands it to one of the worker's executor processes (cluster/execpool.c, one per
+ * slot, started once), waits and reports the result at once, so a finished task frees its
+ * slot without waiting for the next heartbeat; libmicrohttpd's threads serve shuffle and
+ * metrics requests. `lock` protects the attempt list and the counters; lock order: `lock`,
+ * then the executor pool's.
  */
 #include "cluster/worker.h"
 
@@ -303,7 +305,9 @@ static void *worker_attempt_thread(void *arg)
     if (rc == 0) {
         execpool_exec *x = execpool_acquire(w->pool);
         /* Published under the lock, so that a kill from the coordinator either stops the
-         * attempt from starting or reaches its executor. */
+         * attempt from starting or reaches its executor (if that executor has no process,
+         * execpool_run() starts one; the coordinator repeats the kill at the next heartbeat
+         * for as long as the attempt is listed). */
         pthread_mutex_lock(&w->lock);
         if (a->killed) rc = err_set(&e, -ECANCELED, "killed before it started");
         else a->exec = x;
@@ -357,7 +361,7 @@ static void worker_start(worker *w, json_t *task)
     pthread_mutex_unlock(&w->lock);
     int k = util_thread_detached(worker_attempt_thread, a);
     if (k != 0) {
-        /* Left out of the next heartbeat, the coordinator runs it again elsewhere. */
+        /* Left out of the next heartbeat, the coordinator runs it again. */
         log_warn("job=%s attempt=a%u: cannot start a thread: %s", a->job, a->attempt, strerror(-k));
         worker_unlist(w, a);
     }
@@ -478,7 +482,8 @@ int worker_main(int argc, char **argv)
     char **pos = NULL;
     size_t npos = 0;
     struct err e = {0};
-    worker w;
+    /* Static: attempt threads still finishing when the worker stops may use it until exit. */
+    static worker w;
     memset(&w, 0, sizeof w);
     int rc = cli_opts_parse(worker_opts, sizeof worker_opts / sizeof worker_opts[0], argc, argv, &pos, &npos, &e);
     if (rc == 1) {

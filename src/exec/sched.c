@@ -86,6 +86,7 @@ static int64_t sched_start_attempt(sched_job *j, uint32_t task, const char *work
     a->task = task;
     a->state = SCHED_ATTEMPT_RUNNING;
     a->start_ms = now;
+    a->blocked_on = -1;
     snprintf(a->worker, sizeof a->worker, "%s", worker ? worker : "");
     j->nattempts++;
     sched_task *t = &j->tasks[task];
@@ -111,10 +112,32 @@ static sched_attempt *sched_running_attempt(sched_job *j, uint32_t id)
     return a->state == SCHED_ATTEMPT_RUNNING ? a : NULL;
 }
 
+/* An attempt ends (any outcome): it no longer waits for anything. */
+static void sched_attempt_unblock(sched_job *j, sched_attempt *a)
+{
+    if (a->blocked_on >= 0) {
+        a->blocked_on = -1;
+        j->blocked--;
+    }
+}
+
+/* The job is over: attempts still running are killed (a map re-run nobody needs any more,
+ * the other attempts of a failed job), so that no slot stays taken by them. */
 static void sched_finish_job(sched_job *j, sched_job_state s, uint64_t now)
 {
     j->state = s;
     j->end_ms = now;
+    for (size_t i = 0; i < j->nattempts; i++) {
+        sched_attempt *a = &j->attempts[i];
+        if (a->state != SCHED_ATTEMPT_RUNNING) continue;
+        a->state = SCHED_ATTEMPT_KILLED;
+        a->end_ms = now;
+        free(a->error);
+        a->error = xstrdup(s == SCHED_JOB_SUCCEEDED ? "not needed: the job succeeded"
+                           : s == SCHED_JOB_CANCELLED ? "job cancelled" : "job failed");
+        sched_attempt_unblock(j, a);
+        j->tasks[a->task].running--;
+    }
 }
 
 int sched_attempt_succeeded(sched_job *j, uint32_t id, const counters *c, uint64_t now)
@@ -132,14 +155,23 @@ int sched_attempt_succeeded(sched_job *j, uint32_t id, const counters *c, uint64
     }
     a->state = SCHED_ATTEMPT_SUCCEEDED;
     a->progress = 1;
+    sched_attempt_unblock(j, a);
     t->state = SCHED_TASK_SUCCEEDED;
     t->committed = a->id;
     counters_free(&t->counters);
     counters_init(&t->counters);
     if (c) counters_merge(&t->counters, c);
-    if (t->phase == SCHED_MAP) j->maps_done++;
-    else j->reduces_done++;
-    if (j->maps_done == j->nmaps && j->reduces_done == j->nreduces)
+    if (t->phase == SCHED_MAP) {
+        j->maps_done++;
+        /* Reducers waiting for this map's output can fetch it now. */
+        for (size_t i = 0; j->blocked && i < j->nattempts; i++)
+            if (j->attempts[i].blocked_on == (int64_t)t->index) sched_attempt_unblock(j, &j->attempts[i]);
+    } else {
+        j->reduces_done++;
+    }
+    /* Every reduce committed is the end, even if a map output was lost after its reducers had
+     * fetched it (that map's re-run is not needed); without reduces, every map must be done. */
+    if (j->nreduces ? j->reduces_done == j->nreduces : j->maps_done == j->nmaps)
         sched_finish_job(j, SCHED_JOB_SUCCEEDED, now);
     return 1;
 }
@@ -152,6 +184,7 @@ int sched_attempt_failed(sched_job *j, uint32_t id, const char *error, int fatal
     a->state = SCHED_ATTEMPT_FAILED;
     a->end_ms = now;
     a->error = xstrdup(error ? error : "failed");
+    sched_attempt_unblock(j, a);
     t->running--;
     t->failures++;
     if (t->state != SCHED_TASK_RUNNING) return 1;
@@ -182,6 +215,7 @@ int sched_attempt_killed(sched_job *j, uint32_t id, const char *why, uint64_t no
     a->state = SCHED_ATTEMPT_KILLED;
     a->end_ms = now;
     a->error = xstrdup(why ? why : "killed");
+    sched_attempt_unblock(j, a);
     t->running--;
     if (t->state == SCHED_TASK_RUNNING && t->running == 0) sched_push_pending(j, a->task);
     return 1;
@@ -217,14 +251,17 @@ void sched_job_cancel(sched_job *j, const char *why, uint64_t now)
     free(j->error);
     j->error = xstrdup(why ? why : "cancelled");
     sched_finish_job(j, SCHED_JOB_CANCELLED, now);
-    for (size_t i = 0; i < j->nattempts; i++) {
-        if (j->attempts[i].state == SCHED_ATTEMPT_RUNNING) {
-            j->attempts[i].state = SCHED_ATTEMPT_KILLED;
-            j->attempts[i].end_ms = now;
-            j->attempts[i].error = xstrdup("job cancelled");
-            j->tasks[j->attempts[i].task].running--;
-        }
-    }
+}
+
+int sched_reduce_blocked(sched_job *j, uint32_t id, uint32_t map_index)
+{
+    sched_attempt *a = sched_running_attempt(j, id);
+    if (!a || j->tasks[a->task].phase != SCHED_REDUCE || map_index >= j->nmaps ||
+        j->tasks[map_index].state == SCHED_TASK_SUCCEEDED)
+        return 0;
+    if (a->blocked_on < 0) j->blocked++;
+    a->blocked_on = map_index;
+    return 1;
 }
 
 int sched_job_done(const sched_job *j)

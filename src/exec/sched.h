@@ -4,12 +4,14 @@
  * takes time as a parameter, so callers drive it from their own loop and tests drive it by hand.
  *
  * Job:      QUEUED  -> RUNNING    sched_job_start()
- *           RUNNING -> SUCCEEDED  sched_attempt_succeeded() commits the last reduce task
+ *           RUNNING -> SUCCEEDED  sched_attempt_succeeded() commits the last reduce task (maps
+ *                                 lost after that are not needed: their re-runs are killed)
  *           RUNNING -> FAILED     sched_attempt_failed(): a task has failed max_attempts times,
  *                                 or its failure is fatal (retrying cannot help)
  *           QUEUED/RUNNING -> CANCELLED  sched_job_cancel()
  * Task:     PENDING -> RUNNING    sched_assign() starts an attempt (maps first; reduces only
- *                                 once every map has succeeded)
+ *                                 once every map has succeeded; a reduce keeps running if a
+ *                                 map output is lost later, and waits for its re-run)
  *           RUNNING -> SUCCEEDED  sched_attempt_succeeded(): the first successful attempt commits
  *           RUNNING -> PENDING    sched_attempt_failed() with attempts left, sched_attempt_killed()
  *           RUNNING -> FAILED     sched_attempt_failed() with no attempts left
@@ -61,6 +63,8 @@ typedef struct sched_attempt {
     uint64_t progress_ms; /* when progress was last reported */
     int64_t live[CNT_NBUILTIN]; /* its built-in counters so far (final ones go to the task) */
     uint64_t tag;         /* the caller's (the coordinator: which heartbeat answer carried it) */
+    int counted;          /* the caller's (the coordinator: its end is in the metrics) */
+    int64_t blocked_on;   /* a reduce waiting for this map's output to be re-run, or -1 */
 } sched_attempt;
 
 typedef struct sched_task {
@@ -85,6 +89,7 @@ typedef struct sched_job {
     uint32_t *ring[2];
     uint32_t ring_head[2], ring_len[2], ring_cap[2];
     uint32_t max_attempts;
+    uint32_t blocked;     /* running reduce attempts waiting for a lost map's re-run */
     char *error;
     uint64_t submit_ms, start_ms, end_ms;
 } sched_job;
@@ -104,6 +109,9 @@ int sched_attempt_killed(sched_job *j, uint32_t attempt, const char *why, uint64
 /* Progress of a running attempt (ignored otherwise). */
 void sched_attempt_progress(sched_job *j, uint32_t attempt, double progress, const int64_t live[CNT_NBUILTIN],
                             uint64_t now);
+/* A running reduce attempt waits for map_index's output (lost, being re-run); cleared when
+ * that map commits again. Returns 1 if recorded. */
+int sched_reduce_blocked(sched_job *j, uint32_t attempt, uint32_t map_index);
 /* A committed map's output was lost: the map must run again. Returns 1 if it was committed. */
 int sched_map_lost(sched_job *j, uint32_t map_index);
 void sched_job_cancel(sched_job *j, const char *why, uint64_t now);

@@ -468,9 +468,12 @@ void task_live_reset(task_live *l)
 {
     l->file = UINT32_MAX;
     l->offset = 0;
-    atomic_store(&l->seq, 0);
+    uint32_t s = atomic_load_explicit(&l->seq, memory_order_relaxed);
+    atomic_store_explicit(&l->seq, s | 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
     l->progress = 0;
     memset(l->counters, 0, sizeof l->counters);
+    atomic_store_explicit(&l->seq, (s | 1) + 1, memory_order_release);
 }
 
 void task_live_publish(task_live *l, double progress, const counters *c)

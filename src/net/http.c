@@ -489,38 +489,36 @@ const char *http_request_query(const http_request *req, const char *name)
 
 static pthread_once_t http_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode http_curl_init_rc;
-/* One connection cache for the whole process, shared by every request's handle: keep-alive
- * connections are reused across calls and threads. A reducer makes two requests per map
- * output and a worker reports every attempt; a fresh TCP connection each time also cost a
- * fresh server thread (libmicrohttpd runs a thread per connection). */
-static CURLSH *http_share;
-static pthread_mutex_t http_share_locks[CURL_LOCK_DATA_LAST];
+/* Each thread keeps one curl handle, reset between requests, so that its keep-alive
+ * connections are reused: an executor fetches every segment of a reduce over one connection
+ * per map worker, and a worker's heartbeats go over one connection (libmicrohttpd runs a thread
+ * per connection, so a fresh connection also cost a fresh server thread). Not one cache for
+ * the process: libcurl does not support sharing connections between concurrent threads. */
+static pthread_key_t http_handle_key;
 
-static void http_share_lock(CURL *c, curl_lock_data data, curl_lock_access access, void *arg)
-{
-    (void)c, (void)access, (void)arg;
-    pthread_mutex_lock(&http_share_locks[data]);
-}
-
-static void http_share_unlock(CURL *c, curl_lock_data data, void *arg)
-{
-    (void)c, (void)arg;
-    pthread_mutex_unlock(&http_share_locks[data]);
-}
+static void http_handle_destroy(void *h) { curl_easy_cleanup(h); }
 
 static void http_curl_global_init(void)
 {
     http_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (http_curl_init_rc != CURLE_OK) return;
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&http_share_locks[i], NULL);
-    http_share = curl_share_init();
-    if (http_share &&
-        (curl_share_setopt(http_share, CURLSHOPT_LOCKFUNC, http_share_lock) != CURLSHE_OK ||
-         curl_share_setopt(http_share, CURLSHOPT_UNLOCKFUNC, http_share_unlock) != CURLSHE_OK ||
-         curl_share_setopt(http_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK)) {
-        curl_share_cleanup(http_share); /* no reuse then: every call connects afresh */
-        http_share = NULL;
+    if (http_curl_init_rc == CURLE_OK && pthread_key_create(&http_handle_key, http_handle_destroy) != 0)
+        http_curl_init_rc = CURLE_FAILED_INIT;
+}
+
+/* The calling thread's handle, reset to defaults (its connections stay open). */
+static CURL *http_handle(void)
+{
+    CURL *h = pthread_getspecific(http_handle_key);
+    if (h) {
+        curl_easy_reset(h);
+        return h;
     }
+    h = curl_easy_init();
+    if (h && pthread_setspecific(http_handle_key, h) != 0) {
+        curl_easy_cleanup(h);
+        h = NULL;
+    }
+    return h;
 }
 
 /* One request's curl handle, headers and the buffers curl writes into. */
@@ -533,7 +531,7 @@ struct http_xfer {
 
 static void http_xfer_free(struct http_xfer *x)
 {
-    if (x->curl) curl_easy_cleanup(x->curl);
+    /* x->curl is the thread's handle (http_handle()): it stays, with its connections. */
     curl_slist_free_all(x->headers);
     free(x->url);
 }
@@ -553,7 +551,7 @@ static int http_xfer_init(struct http_xfer *x, const char *address, const char *
         return err_set(e, -EINVAL, "http: the token contains control characters");
     x->url = xasprintf("%s%s%s%s", strstr(address, "://") ? "" : "http://", address,
                        path[0] == '/' ? "" : "/", path);
-    x->curl = curl_easy_init();
+    x->curl = http_handle();
     if (!x->curl) return err_set(e, -ENOMEM, "http: curl_easy_init failed");
     if (token) {
         char *h = xasprintf("Authorization: Bearer %s", token);
@@ -571,7 +569,6 @@ static int http_xfer_init(struct http_xfer *x, const char *address, const char *
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     /* The URL is always ours, but a scheme in `address` must not lead to file:// or the like. */
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (http_share) curl_easy_setopt(c, CURLOPT_SHARE, http_share);
     return 0;
 }
 
@@ -737,8 +734,9 @@ static size_t http_filesink_write(char *p, size_t size, size_t nmemb, void *arg)
 
 int http_download(const char *address, const char *path, const char *token, const char *dest,
                   long timeout_ms, http_header *want, size_t nwant, int *status, uint64_t *bytes,
-                  struct err *e)
+                  int *local, struct err *e)
 {
+    if (local) *local = 0;
     struct http_xfer x;
     struct http_filesink sink = {.fd = -1, .want = want, .nwant = want ? nwant : 0};
     for (size_t i = 0; i < sink.nwant; i++) {
@@ -752,6 +750,7 @@ int http_download(const char *address, const char *path, const char *token, cons
     sink.fd = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (sink.fd < 0) {
         rc = err_set(e, -errno, "%s: %s", dest, strerror(errno));
+        if (local) *local = 1;
         goto out;
     }
     sink.curl = x.curl;
@@ -776,6 +775,7 @@ int http_download(const char *address, const char *path, const char *token, cons
     if (sink.write_errno) {
         rc = err_set(e, -sink.write_errno, "GET %s: writing %s: %s", x.url, dest,
                      strerror(sink.write_errno));
+        if (local) *local = 1;
     } else if (cc != CURLE_OK) {
         rc = http_xfer_error(&x, "GET", cc, e);
     } else if (code != 200) {
@@ -783,8 +783,10 @@ int http_download(const char *address, const char *path, const char *token, cons
                      "GET %s: status %ld: %s", x.url, code,
                      sink.errbody.len ? sink.errbody.data : "(no body)");
     }
-    if (close(sink.fd) != 0 && rc == 0)
+    if (close(sink.fd) != 0 && rc == 0) {
         rc = err_set(e, -errno, "%s: %s", dest, strerror(errno));
+        if (local) *local = 1;
+    }
     sink.fd = -1;
     if (rc == 0 && bytes) *bytes = sink.bytes;
     /* A partial or error-body file must not look like a finished download. */

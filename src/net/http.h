@@ -89,10 +89,11 @@ typedef struct http_header {
  * connecting and any stall of the transfer (under one byte a second for that long), not its
  * whole length. Returns 0 when the status is
  * 200 and the body was fully written; else a negative code (the status, if any, in *status)
- * with a message. *bytes (may be NULL) receives the body's length. */
+ * with a message. *bytes (may be NULL) receives the body's length; *local (may be NULL) is set
+ * to 1 when the failure was creating or writing dest rather than the transfer. */
 int http_download(const char *address, const char *path, const char *token, const char *dest,
                   long timeout_ms, http_header *want, size_t nwant, int *status, uint64_t *bytes,
-                  struct err *e);
+                  int *local, struct err *e);
 
 /* Reads a token file: the first line, trailing whitespace removed. Refuses an empty token. */
 int http_read_token_file(const char *path, char **token, struct err *e);

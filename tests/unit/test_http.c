@@ -399,7 +399,7 @@ static void test_download_range(void **state)
         uint64_t bytes = 1;
         /* Header names match without regard to case; absent ones say so. */
         http_header h[2] = {{.name = "x-range-length"}, {.name = "X-Not-Sent"}};
-        int rc = http_download(addr, path, TOKEN, dst, 5000, h, 2, &status, &bytes, &e);
+        int rc = http_download(addr, path, TOKEN, dst, 5000, h, 2, &status, &bytes, NULL, &e);
         if (rc) fail_msg("download %s: %s", path, e.msg);
         assert_int_equal(status, 200);
         assert_int_equal(bytes, ranges[i].len);
@@ -425,10 +425,11 @@ static void assert_download_fails(const char *path, int want_status, const char 
     char *dst = tmp_path("fail.bin");
     write_file(dst, "stale", 5); /* must be gone afterwards, not left half-written */
     struct err e = {0};
-    int status = 0;
-    int rc = http_download(addr, path, token, dst, 5000, NULL, 0, &status, NULL, &e);
+    int status = 0, local = -1;
+    int rc = http_download(addr, path, token, dst, 5000, NULL, 0, &status, NULL, &local, &e);
     assert_true(rc < 0);
     assert_int_equal(status, want_status);
+    assert_int_equal(local, 0); /* the server's fault, not ours */
     assert_true(e.msg[0] != 0);
     struct stat st;
     assert_int_equal(stat(dst, &st), -1);
@@ -472,11 +473,25 @@ static void test_download_errors(void **state)
     unlink(src);
     free(src);
 
+    /* Where the file cannot be written, the failure is ours ("local"), not the server's. */
+    {
+        char *src2 = tmp_path("ok.bin"), *bad = tmp_path("no-such-dir/out.bin");
+        write_file(src2, "0123456789", 10);
+        char *p2 = xasprintf("/file?path=%s&off=0&len=10", src2);
+        struct err e2 = {0};
+        int st2 = 0, local = 0;
+        assert_true(http_download(addr, p2, TOKEN, bad, 5000, NULL, 0, &st2, NULL, &local, &e2) < 0);
+        assert_int_equal(local, 1);
+        unlink(src2);
+        free(p2);
+        free(src2);
+        free(bad);
+    }
     /* Nothing listening: a transport error, no status, no file. */
     char *dst = tmp_path("never.bin");
     struct err e = {0};
     int status = -1;
-    assert_true(http_download("127.0.0.1:1", "/file", TOKEN, dst, 2000, NULL, 0, &status, NULL, &e) < 0);
+    assert_true(http_download("127.0.0.1:1", "/file", TOKEN, dst, 2000, NULL, 0, &status, NULL, NULL, &e) < 0);
     assert_int_equal(status, 0);
     assert_int_equal(access(dst, F_OK), -1);
     free(dst);

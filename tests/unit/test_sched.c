@@ -613,10 +613,21 @@ static void check_invariants(const sched_job *j)
         free(queued);
     }
     if (j->state == SCHED_JOB_SUCCEEDED) {
-        assert_int_equal(maps_done, j->nmaps);
+        /* Every reduce committed; a map output lost after that need not be made again. */
         assert_int_equal(reduces_done, j->nreduces);
+        if (j->nreduces == 0) assert_int_equal(maps_done, j->nmaps);
     }
     if (j->state == SCHED_JOB_FAILED) assert_non_null(j->error);
+    /* A job that is over has nothing running; waiting reducers are counted exactly. */
+    uint32_t blocked = 0;
+    for (size_t i = 0; i < j->nattempts; i++) {
+        if (sched_job_done(j)) assert_int_not_equal(j->attempts[i].state, SCHED_ATTEMPT_RUNNING);
+        if (j->attempts[i].blocked_on >= 0) {
+            assert_int_equal(j->attempts[i].state, SCHED_ATTEMPT_RUNNING);
+            blocked++;
+        }
+    }
+    assert_int_equal(blocked, j->blocked);
 }
 
 static void test_random_runs(void **state)
@@ -660,6 +671,9 @@ static void test_random_runs(void **state)
                 }
             } else if (op == 9 && nmaps && rnd(3) == 0) {
                 sched_map_lost(j, rnd(nmaps));
+            } else if (op == 9 && nmaps && nlive) {
+                /* A running attempt says it waits for a map (accepted for reduces only). */
+                sched_reduce_blocked(j, live[rnd((uint32_t)nlive)], rnd(nmaps));
             }
             check_invariants(j);
         }
@@ -692,15 +706,38 @@ static void test_progress_and_reduce_survives_map_loss(void **unused)
     sched_attempt_progress(j, m1, 0.5, live, 410);
     assert_true(j->attempts[m1].progress == 1.0);
     uint32_t r0 = assign(j, ANY, SCHED_REDUCE, 0, 500);
-    /* Map 1's output is lost while the reduce fetches: the map runs again, the reduce goes on. */
+    /* Map 1's output is lost while the reduce fetches: the map runs again, the reduce goes on,
+     * waiting for it until the map commits. */
+    assert_int_equal(sched_reduce_blocked(j, r0, 0), 0); /* map 0 is there: nothing to wait for */
     assert_int_equal(sched_map_lost(j, 1), 1);
+    assert_int_equal(sched_reduce_blocked(j, r0, 1), 1);
+    assert_int_equal(sched_reduce_blocked(j, m1, 1), 0); /* not a running reduce */
+    assert_int_equal(j->blocked, 1);
+    assert_int_equal(j->attempts[r0].blocked_on, 1);
     assert_int_equal(j->attempts[r0].state, SCHED_ATTEMPT_RUNNING);
     uint32_t m1b = assign(j, ANY, SCHED_MAP, 1, 600);
+    assert_int_equal(j->blocked, 1);
     assert_int_equal(sched_assign(j, "w2", ANY, 600), -1);
     assert_int_equal(sched_attempt_succeeded(j, m1b, NULL, 700), 1);
+    assert_int_equal(j->blocked, 0);
+    assert_int_equal(j->attempts[r0].blocked_on, -1);
     assert_int_equal(sched_attempt_succeeded(j, r0, NULL, 800), 1);
     assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
     assert_int_equal(j->nattempts, 4);
+    sched_job_free(j);
+
+    /* A map lost after its reducer fetched it: the last reduce ends the job, and the map's
+     * re-run, no longer needed, is killed. */
+    j = started(1, 1, 4);
+    m0 = assign(j, ANY, SCHED_MAP, 0, 300);
+    assert_int_equal(sched_attempt_succeeded(j, m0, NULL, 400), 1);
+    r0 = assign(j, ANY, SCHED_REDUCE, 0, 500);
+    assert_int_equal(sched_map_lost(j, 0), 1);
+    uint32_t m0b = assign(j, ANY, SCHED_MAP, 0, 600);
+    assert_int_equal(sched_attempt_succeeded(j, r0, NULL, 700), 1);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+    assert_int_equal(j->attempts[m0b].state, SCHED_ATTEMPT_KILLED);
+    assert_int_equal(j->tasks[0].running, 0);
     sched_job_free(j);
 }
 

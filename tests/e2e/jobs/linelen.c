@@ -11,8 +11,9 @@
  *   -DLINELEN_FLAKY      the first map call in the process fails: the engine must retry the
  *                        task and the output must not count that attempt's records
  *   -DLINELEN_FAIL       every map call fails: the job must fail with this job's message
- *   -DLINELEN_SEGV       map() dies with SIGSEGV on a line containing CRASH-HERE (cluster test:
- *                        the record is skipped after it crashed two attempts)
+ *   -DLINELEN_SEGV       map() forks a sleeping child, then dies with SIGSEGV, on a line
+ *                        containing CRASH-HERE (cluster test: the crash is noticed, the record
+ *                        is skipped after it crashed two attempts)
  *   -DLINELEN_SLOW       map() sleeps 0.2 ms per line, so attempts run long enough to watch
  *   -DLINELEN_BAD_ABI    declares an ABI version the engine does not have
  *   -DLINELEN_NO_SYMBOL  exports the job under another name than tally_job_def
@@ -66,7 +67,15 @@ static int linelen_map(tally_ctx *ctx, const tally_record *rec)
     return tally_error(ctx, "linelen: failing every map call on purpose");
 #endif
 #ifdef LINELEN_SEGV
-    if (memmem(rec->data, rec->len, "CRASH-HERE", 10) != NULL) raise(SIGSEGV);
+    if (memmem(rec->data, rec->len, "CRASH-HERE", 10) != NULL) {
+        /* Leave a child behind that holds whatever the process had open, as job code that
+         * forks might: the crash must still be noticed. */
+        if (fork() == 0) {
+            sleep(60);
+            _exit(0);
+        }
+        raise(SIGSEGV);
+    }
 #endif
 #ifdef LINELEN_SLOW
     usleep(200);
