@@ -127,8 +127,9 @@ static coord_worker *coord_find_worker(coord *c, const char *name)
 static uint32_t coord_running_on(const coord *c, const char *name)
 {
     uint32_t n = 0;
+    /* A job that is over has nothing running (sched_finish_job() kills what was left). */
     for (const coord_job *j = c->jobs; j; j = j->next)
-        for (size_t i = 0; i < j->sj->nattempts; i++)
+        for (size_t i = 0; !sched_job_done(j->sj) && i < j->sj->nattempts; i++)
             if (j->sj->attempts[i].state == SCHED_ATTEMPT_RUNNING && strcmp(j->sj->attempts[i].worker, name) == 0) n++;
     return n;
 }
