@@ -7,16 +7,9 @@
 . "$(dirname "$0")/cluster_lib.sh"
 
 JOB_TIMEOUT=60
-SRC=$ROOT/tests/e2e/jobs/linelen.c
-build() { # NAME CFLAGS...
-    local name=$1
-    shift
-    cc -std=c11 -Wall -Wextra -Werror -O1 -shared -fPIC -I"$ROOT/include" "$@" -o "$T/$name.so" "$SRC" ||
-        fail "cannot compile $SRC $*"
-}
-build linelen
-build linelen_segv -DLINELEN_SEGV
-build linelen_slow -DLINELEN_SLOW
+build_linelen linelen
+build_linelen linelen_segv -DLINELEN_SEGV
+build_linelen linelen_slow -DLINELEN_SLOW
 
 gen_ok text --size 1M --seed 51 -o "$T/a.txt"
 { head -n 3000 "$T/a.txt"; echo "a poison line: CRASH-HERE"; tail -n +3001 "$T/a.txt"; } >"$T/in.txt"

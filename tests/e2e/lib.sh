@@ -224,6 +224,15 @@ bytes_in() {
     cat "$@" | wc -c
 }
 
+# build_linelen NAME [CFLAGS...]: compiles a variant of the test job tests/e2e/jobs/linelen.c
+# (variants: see its header) into $T/NAME.so.
+build_linelen() {
+    local name=$1
+    shift
+    cc -std=c11 -Wall -Wextra -Werror -O1 -shared -fPIC -I"$ROOT/include" "$@" -o "$T/$name.so" \
+        "$ROOT/tests/e2e/jobs/linelen.c" || fail "cannot compile linelen.c $*"
+}
+
 # gen_ok ARGS...: `tally gen ARGS...` must succeed.
 gen_ok() {
     tally_try gen "$@"

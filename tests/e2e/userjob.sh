@@ -5,20 +5,12 @@
 # is a usage error (exit 2) with a clear message.
 . "$(dirname "$0")/lib.sh"
 
-SRC=$ROOT/tests/e2e/jobs/linelen.c
-# build NAME [CFLAGS...]: compiles a variant of the test job into $T/NAME.so.
-build() {
-    local name=$1
-    shift
-    cc -std=c11 -Wall -Wextra -Werror -O1 -shared -fPIC -I"$ROOT/include" "$@" -o "$T/$name.so" "$SRC" ||
-        fail "cannot compile $SRC $*"
-}
-build linelen
-build linelen_bytes -DLINELEN_BYTES
-build linelen_flaky -DLINELEN_FLAKY
-build linelen_fail -DLINELEN_FAIL
-build bad_abi -DLINELEN_BAD_ABI
-build no_symbol -DLINELEN_NO_SYMBOL
+build_linelen linelen
+build_linelen linelen_bytes -DLINELEN_BYTES
+build_linelen linelen_flaky -DLINELEN_FLAKY
+build_linelen linelen_fail -DLINELEN_FAIL
+build_linelen bad_abi -DLINELEN_BAD_ABI
+build_linelen no_symbol -DLINELEN_NO_SYMBOL
 
 inputs=("${BOOKS[@]}" "$DATA/edge/crlf.txt")
 nlines=$(lines_in "${inputs[@]}")
