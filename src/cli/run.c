@@ -426,11 +426,7 @@ int cli_run(int argc, char **argv)
         goto done;
     }
 
-    struct sigaction sa = {0};
-    sa.sa_handler = run_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    util_catch_stop_signals(run_on_signal);
 
     task_env env = {.spec = &spec, .job = job, .state = state, .inputs = &inputs, .work_dir = work,
                     .out_tmp = out.tmp};

@@ -289,33 +289,31 @@ static json_t *coord_task_json(coord *c, coord_job *j, uint32_t id)
     return o;
 }
 
-/* Starts as many attempts on `w` as it has free slots, oldest job first. */
+/* Starts attempts of job j on w while it has free slots (*running counts them), of the
+ * phases in mask, each tagged with the heartbeat answer seq that carries it. */
+static void coord_fill(coord *c, coord_worker *w, coord_job *j, unsigned mask, uint64_t seq, uint32_t *running,
+                       json_t *tasks)
+{
+    while (*running < w->slots) {
+        int64_t id = sched_assign(j->sj, w->name, mask, time_wall_ms());
+        if (id < 0) break;
+        j->sj->attempts[id].tag = seq;
+        json_array_append_new(tasks, coord_task_json(c, j, (uint32_t)id));
+        (*running)++;
+    }
+}
+
+/* Starts as many attempts on `w` as it has free slots: first the re-runs of lost maps that
+ * running reducers wait for, whatever their job's place in the queue (those reducers hold
+ * slots until the maps are done), then oldest job first. */
 static json_t *coord_assign(coord *c, coord_worker *w, uint64_t seq)
 {
     json_t *tasks = json_array();
     uint32_t running = coord_running_on(c, w->name);
-    /* First the re-runs of lost maps that running reducers wait for, whatever their job's
-     * place in the queue: those reducers hold slots until the maps are done. */
-    for (coord_job *j = c->jobs; j && running < w->slots; j = j->next) {
-        if (j->finished || j->sj->blocked == 0) continue;
-        while (running < w->slots) {
-            int64_t id = sched_assign(j->sj, w->name, 1u << SCHED_MAP, time_wall_ms());
-            if (id < 0) break;
-            j->sj->attempts[id].tag = seq;
-            json_array_append_new(tasks, coord_task_json(c, j, (uint32_t)id));
-            running++;
-        }
-    }
-    for (coord_job *j = c->jobs; j && running < w->slots; j = j->next) {
-        if (j->finished) continue;
-        while (running < w->slots) {
-            int64_t id = sched_assign(j->sj, w->name, (1u << SCHED_MAP) | (1u << SCHED_REDUCE), time_wall_ms());
-            if (id < 0) break;
-            j->sj->attempts[id].tag = seq;
-            json_array_append_new(tasks, coord_task_json(c, j, (uint32_t)id));
-            running++;
-        }
-    }
+    for (coord_job *j = c->jobs; j && running < w->slots; j = j->next)
+        if (!j->finished && j->sj->blocked) coord_fill(c, w, j, 1u << SCHED_MAP, seq, &running, tasks);
+    for (coord_job *j = c->jobs; j && running < w->slots; j = j->next)
+        if (!j->finished) coord_fill(c, w, j, (1u << SCHED_MAP) | (1u << SCHED_REDUCE), seq, &running, tasks);
     return tasks;
 }
 
@@ -959,11 +957,7 @@ int coord_main(int argc, char **argv)
         free(c);
         return CLI_FAILED;
     }
-    struct sigaction sa = {0};
-    sa.sa_handler = coord_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    util_catch_stop_signals(coord_on_signal);
     signal(SIGPIPE, SIG_IGN);
     log_info("listening on %s:%u (heartbeat %" PRIu64 " ms, worker timeout %" PRIu64 " ms)", host,
              http_server_port(c->srv), c->heartbeat_ms, c->timeout_ms);

@@ -207,16 +207,15 @@ static int taskproc_fetch(const taskproc_peer *p, wire_map_loc *locs, size_t n, 
 {
     for (size_t i = 0; i < n; i++) {
         char *dest = xasprintf("%s/map-%05u.seg", dir, locs[i].index);
-        uint32_t failures = 0;
+        uint32_t failures = 0, tries_here = 0;
         int rc, local = 0;
         while ((rc = taskproc_fetch_one(p, &locs[i], part, dest, &segs[i], records, &local, e)) != 0) {
             log_warn("%s", e->msg);
             if (local) break;
             /* Once more from the same place before blaming the map output: a connection the
              * worker's server closed under us, a moment's overload. */
-            if (failures == 0 && (rc = taskproc_fetch_one(p, &locs[i], part, dest, &segs[i], records, &local, e)) == 0)
-                break;
-            if (local) break;
+            if (++tries_here < 2) continue;
+            tries_here = 0;
             struct err we = {0};
             if (++failures > TASKPROC_MAX_FETCH_FAILURES ||
                 taskproc_refetch_wait(p, &locs[i], e->msg, &we) != 0) {

@@ -575,11 +575,7 @@ int worker_main(int argc, char **argv)
     }
     snprintf(w.address, sizeof w.address, "%s:%u", strcmp(lhost, "0.0.0.0") == 0 ? host : lhost,
              http_server_port(w.srv));
-    struct sigaction sa = {0};
-    sa.sa_handler = worker_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    util_catch_stop_signals(worker_on_signal);
     signal(SIGPIPE, SIG_IGN);
     log_info("listening on %s, coordinator %s, %u slots, work dir %s", w.address, w.coordinator, w.slots, w.work_dir);
     printf("worker %s listening on %s\n", w.name, w.address);

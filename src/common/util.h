@@ -49,6 +49,8 @@ int util_parse_size(const char *s, uint64_t *out);
 int util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Number of online CPUs, at least 1. */
 int util_ncpus(void);
+/* Has SIGINT and SIGTERM call fn (which should only set a flag the process polls). */
+void util_catch_stop_signals(void (*fn)(int));
 /* Starts fn(arg) on a detached thread; 0 or a negative errno. */
 int util_thread_detached(void *(*fn)(void *), void *arg);
 

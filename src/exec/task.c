@@ -594,22 +594,31 @@ static int task_reduce_emit_int(tally_ctx *ctx, const void *key, size_t klen, in
     return task_reduce_emit(ctx, key, klen, p, (size_t)(tmp + sizeof tmp - p));
 }
 
+/* A merge over the non-empty segments of segs[0..n). If one cannot be opened, *rc is set and
+ * the merge holds those opened before it (merge_free() closes them); if *rc is already set,
+ * the merge is empty. */
+static merge *task_merge_open(const task_segment *segs, size_t n, int int_values, int *rc, struct err *e)
+{
+    ifile_seg **isegs = xcalloc(n ? n : 1, sizeof *isegs);
+    size_t nopen = 0;
+    for (size_t i = 0; i < n && *rc == 0; i++) {
+        if (segs[i].length == 0) continue;
+        *rc = ifile_seg_open(&isegs[nopen], segs[i].path, segs[i].offset, segs[i].length, segs[i].crc, 1,
+                             int_values, e);
+        if (*rc == 0) nopen++;
+    }
+    merge *m = merge_new(isegs, nopen, int_values);
+    free(isegs);
+    return m;
+}
+
 /* Merges segs[0..n) into a new one-partition file at `path` (a reduce-side merge pass, used
  * when there are more map outputs than can be merged at once) and describes it in *out. */
 static int task_merge_pass(const task_segment *segs, size_t n, int int_values, const char *path,
                            task_segment *out, struct err *e)
 {
-    ifile_seg **isegs = xcalloc(n ? n : 1, sizeof *isegs);
-    size_t nopen = 0;
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (segs[i].length == 0) continue;
-        rc = ifile_seg_open(&isegs[nopen], segs[i].path, segs[i].offset, segs[i].length, segs[i].crc,
-                            1, int_values, e);
-        if (rc == 0) nopen++;
-    }
-    merge *m = merge_new(isegs, nopen, int_values);
-    free(isegs);
+    merge *m = task_merge_open(segs, n, int_values, &rc, e);
     ifile_writer *w = NULL;
     if (rc == 0) rc = ifile_writer_open(&w, path, 1, int_values, e);
     const char *key;
@@ -681,16 +690,7 @@ int task_run_reduce(const task_env *env, uint32_t index, uint32_t attempt, const
         segs = next;
         nsegs = nsegs - take + 1;
     }
-    ifile_seg **isegs = xcalloc(nsegs ? nsegs : 1, sizeof *isegs);
-    size_t nopen = 0;
-    for (size_t i = 0; i < nsegs && rc == 0; i++) {
-        if (segs[i].length == 0) continue;
-        rc = ifile_seg_open(&isegs[nopen], segs[i].path, segs[i].offset, segs[i].length, segs[i].crc,
-                            1, int_values, e);
-        if (rc == 0) nopen++;
-    }
-    merge *m = merge_new(isegs, nopen, int_values);
-    free(isegs);
+    merge *m = task_merge_open(segs, nsegs, int_values, &rc, e); /* opens nothing if rc is set */
     out_writer o = {.fd = -1, .path = tmp, .counters = c, .e = e};
     if (rc == 0) {
         o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

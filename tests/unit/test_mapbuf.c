@@ -17,56 +17,12 @@
 
 /* ---- A reference model: records kept in a plain array, sorted with qsort ----------------- */
 
-typedef struct ref_rec {
-    uint32_t part;
-    char *key;
-    size_t klen;
-    char *val;      /* list mode, byte values */
-    size_t vlen;
-    int64_t ival;   /* int values (list mode) or the sum (sum mode) */
-} ref_rec;
-
-typedef struct ref {
-    ref_rec *v;
-    size_t n, cap;
-} ref;
-
-static void ref_add(ref *r, uint32_t part, const void *key, size_t klen, const void *val, size_t vlen,
-                    int64_t ival)
-{
-    if (r->n == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 256;
-        r->v = realloc(r->v, r->cap * sizeof *r->v);
-        assert_non_null(r->v);
-    }
-    ref_rec *x = &r->v[r->n++];
-    x->part = part;
-    x->key = malloc(klen + 1);
-    x->val = malloc(vlen + 1);
-    assert_true(x->key && x->val);
-    if (klen) memcpy(x->key, key, klen);
-    if (vlen) memcpy(x->val, val, vlen);
-    x->klen = klen;
-    x->vlen = vlen;
-    x->ival = ival;
-}
-
-static void ref_free(ref *r)
-{
-    for (size_t i = 0; i < r->n; i++) {
-        free(r->v[i].key);
-        free(r->v[i].val);
-    }
-    free(r->v);
-    memset(r, 0, sizeof *r);
-}
-
 static int bytes_cmp(const char *a, size_t al, const char *b, size_t bl) { return key_cmp(a, al, b, bl); }
 
 /* (partition, key), then the value, so that a group's values compare as a sorted multiset. */
 static int ref_cmp(const void *pa, const void *pb)
 {
-    const ref_rec *a = pa, *b = pb;
+    const kv *a = pa, *b = pb;
     if (a->part != b->part) return a->part < b->part ? -1 : 1;
     int c = key_cmp(a->key, a->klen, b->key, b->klen);
     if (c) return c;
@@ -91,7 +47,7 @@ static int got_cmp(const void *pa, const void *pb)
 /* Sorts the buffer and checks its groups against the model: the same (partition, key) groups
  * in (partition, key) order, each with the same multiset of values. In sum mode the model must
  * hold one record per key with its sum. */
-static void expect_groups(mapbuf *mb, ref *r, int int_values)
+static void expect_groups(mapbuf *mb, kvs *r, int int_values)
 {
     if (r->n > 1) qsort(r->v, r->n, sizeof *r->v, ref_cmp);
     mapbuf_sort(mb);
@@ -106,7 +62,7 @@ static void expect_groups(mapbuf *mb, ref *r, int int_values)
     size_t prev_klen = 0;
     while (mapbuf_next_group(mb, &part, &key, &klen, &vals)) {
         if (pos >= r->n) fail_msg("group %zu: more groups than the model", groups);
-        const ref_rec *w = &r->v[pos];
+        const kv *w = &r->v[pos];
         if (part != w->part || key_cmp(key, klen, w->key, w->klen) != 0)
             fail_msg("group %zu: got partition %u key '%.*s' (%zu bytes), want %u '%.*s' (%zu)",
                      groups, part, (int)klen, key, klen, w->part, (int)w->klen, w->key, w->klen);
@@ -129,7 +85,7 @@ static void expect_groups(mapbuf *mb, ref *r, int int_values)
         assert_int_equal(n, end - pos);
         if (n > 1) qsort(got, n, sizeof *got, got_cmp);
         for (size_t i = 0; i < n; i++) {
-            const ref_rec *x = &r->v[pos + i];
+            const kv *x = &r->v[pos + i];
             if (int_values) {
                 assert_int_equal(got[i].ival, x->ival);
             } else {
@@ -202,7 +158,7 @@ static void list_mode_edges(uint32_t nparts)
     keyset ks;
     edge_keyset(&ks);
     mapbuf *mb = mapbuf_new(nparts, 64u << 20, 0, 0, NULL, NULL);
-    ref r = {0};
+    kvs r = {0};
     char v[32];
     /* Each key several times, interleaved, with distinct values (one empty). */
     for (int round = 0; round < 3; round++) {
@@ -210,13 +166,13 @@ static void list_mode_edges(uint32_t nparts)
             size_t j = (i * 17 + (size_t)round * 5) % ks.count;
             int vn = round == 1 && j % 4 == 0 ? 0 : snprintf(v, sizeof v, "r%d-%zu", round, j);
             assert_int_equal(mapbuf_add(mb, ks.k[j], ks.n[j], v, (size_t)vn), 0);
-            ref_add(&r, tally_hash_partition(ks.k[j], ks.n[j], nparts), ks.k[j], ks.n[j], v,
+            kvs_add(&r, tally_hash_partition(ks.k[j], ks.n[j], nparts), ks.k[j], ks.n[j], v,
                     (size_t)vn, 0);
         }
     }
     assert_int_equal(mapbuf_records(mb), 3 * ks.count);
     expect_groups(mb, &r, 0);
-    ref_free(&r);
+    kvs_free(&r);
     mapbuf_free(mb);
 }
 
@@ -256,17 +212,17 @@ static void test_list_mode_random(void **state)
     static const uint32_t parts[] = {1, 2, 5};
     for (size_t p = 0; p < 3; p++) {
         mapbuf *mb = mapbuf_new(parts[p], 256u << 20, 0, 0, NULL, NULL);
-        ref r = {0};
+        kvs r = {0};
         for (int i = 0; i < 20000; i++) {
             char k[32], v[8];
             size_t kl = random_key(k);
             size_t vl = rnd(8);
             for (size_t c = 0; c < vl; c++) v[c] = (char)rnd(256);
             mapbuf_add(mb, k, kl, v, vl);
-            ref_add(&r, tally_hash_partition(k, kl, parts[p]), k, kl, v, vl, 0);
+            kvs_add(&r, tally_hash_partition(k, kl, parts[p]), k, kl, v, vl, 0);
         }
         expect_groups(mb, &r, 0);
-        ref_free(&r);
+        kvs_free(&r);
         mapbuf_free(mb);
     }
 }
@@ -278,18 +234,18 @@ static void test_list_mode_int_values(void **state)
     keyset ks;
     edge_keyset(&ks);
     mapbuf *mb = mapbuf_new(4, 64u << 20, 1, 0, NULL, NULL);
-    ref r = {0};
+    kvs r = {0};
     static const int64_t vals[] = {0, -1, 1, INT64_MAX, INT64_MIN, 42};
     for (size_t i = 0; i < ks.count; i++) {
         for (size_t j = 0; j <= i % 6; j++) {
             mapbuf_add_int(mb, ks.k[i], ks.n[i], vals[j]);
-            ref_add(&r, tally_hash_partition(ks.k[i], ks.n[i], 4), ks.k[i], ks.n[i], NULL, 0,
+            kvs_add(&r, tally_hash_partition(ks.k[i], ks.n[i], 4), ks.k[i], ks.n[i], NULL, 0,
                     vals[j]);
         }
     }
     assert_int_equal(mapbuf_records(mb), r.n);
     expect_groups(mb, &r, 1);
-    ref_free(&r);
+    kvs_free(&r);
     mapbuf_free(mb);
 }
 
@@ -336,14 +292,14 @@ static void free_pool(void)
 
 /* The pool has duplicate keys by construction (case 3): the reference sums per distinct key,
  * found by sorting the pool. */
-static void sum_reference(const int64_t *sums, uint32_t nparts, ref *r,
+static void sum_reference(const int64_t *sums, uint32_t nparts, kvs *r,
                           uint32_t (*pf)(const void *, size_t, uint32_t, void *), void *pstate)
 {
-    ref all = {0};
+    kvs all = {0};
     for (size_t i = 0; i < POOL; i++) {
         uint32_t part = pf ? pf(pool_key[i], pool_len[i], nparts, pstate)
                            : tally_hash_partition(pool_key[i], pool_len[i], nparts);
-        ref_add(&all, part, pool_key[i], pool_len[i], NULL, 0, sums[i]);
+        kvs_add(&all, part, pool_key[i], pool_len[i], NULL, 0, sums[i]);
     }
     if (all.n > 1) qsort(all.v, all.n, sizeof *all.v, ref_cmp);
     for (size_t i = 0; i < all.n;) {
@@ -357,10 +313,10 @@ static void sum_reference(const int64_t *sums, uint32_t nparts, ref *r,
             }
             j++;
         }
-        if (used) ref_add(r, all.v[i].part, all.v[i].key, all.v[i].klen, NULL, 0, s);
+        if (used) kvs_add(r, all.v[i].part, all.v[i].key, all.v[i].klen, NULL, 0, s);
         i = j;
     }
-    ref_free(&all);
+    kvs_free(&all);
 }
 
 static void test_sum_mode_many_adds(void **state)
@@ -379,11 +335,11 @@ static void test_sum_mode_many_adds(void **state)
             assert_int_equal(mapbuf_add_int(mb, pool_key[i], pool_len[i], v), 0);
             sums[i] = sums[i] == INT64_MIN ? v : sums[i] + v;
         }
-        ref r = {0};
+        kvs r = {0};
         sum_reference(sums, parts[p], &r, NULL, NULL);
         assert_int_equal(mapbuf_records(mb), r.n);
         expect_groups(mb, &r, 1);
-        ref_free(&r);
+        kvs_free(&r);
         mapbuf_free(mb);
         free(sums);
     }
@@ -396,25 +352,25 @@ static void test_sum_mode_edge_keys_and_wrap(void **state)
     keyset ks;
     edge_keyset(&ks);
     mapbuf *mb = mapbuf_new(3, 64u << 20, 1, 1, NULL, NULL);
-    ref r = {0};
+    kvs r = {0};
     for (size_t i = 0; i < ks.count; i++) {
         int64_t s = 0;
         for (size_t j = 0; j <= i % 5; j++) {
             mapbuf_add_int(mb, ks.k[i], ks.n[i], (int64_t)(i * 100 + j));
             s += (int64_t)(i * 100 + j);
         }
-        ref_add(&r, tally_hash_partition(ks.k[i], ks.n[i], 3), ks.k[i], ks.n[i], NULL, 0, s);
+        kvs_add(&r, tally_hash_partition(ks.k[i], ks.n[i], 3), ks.k[i], ks.n[i], NULL, 0, s);
     }
     /* Sums wrap around like Java's long. */
     mapbuf_add_int(mb, "wrap", 4, INT64_MAX);
     mapbuf_add_int(mb, "wrap", 4, 2);
-    ref_add(&r, tally_hash_partition("wrap", 4, 3), "wrap", 4, NULL, 0, INT64_MIN + 1);
+    kvs_add(&r, tally_hash_partition("wrap", 4, 3), "wrap", 4, NULL, 0, INT64_MIN + 1);
     mapbuf_add_int(mb, "zero", 4, 5);
     mapbuf_add_int(mb, "zero", 4, -5);
-    ref_add(&r, tally_hash_partition("zero", 4, 3), "zero", 4, NULL, 0, 0);
+    kvs_add(&r, tally_hash_partition("zero", 4, 3), "zero", 4, NULL, 0, 0);
     assert_int_equal(mapbuf_records(mb), r.n);
     expect_groups(mb, &r, 1);
-    ref_free(&r);
+    kvs_free(&r);
     mapbuf_free(mb);
 }
 
@@ -427,14 +383,14 @@ static void test_list_mode_budget(void **state)
     mapbuf *mb = mapbuf_new(3, limit, 0, 0, NULL, NULL);
     for (int cycle = 0; cycle < 3; cycle++) {
         assert_false(mapbuf_full(mb));
-        ref r = {0};
+        kvs r = {0};
         int full = 0;
         size_t n = 0;
         char k[32];
         while (!full) {
             int kn = sprintf(k, "c%d-key-%05zu", cycle, n++);
             full = mapbuf_add(mb, k, (size_t)kn, "some value bytes", 16);
-            ref_add(&r, tally_hash_partition(k, (size_t)kn, 3), k, (size_t)kn, "some value bytes",
+            kvs_add(&r, tally_hash_partition(k, (size_t)kn, 3), k, (size_t)kn, "some value bytes",
                     16, 0);
             assert_int_equal(full, mapbuf_full(mb));
             assert_true(n < 100000);
@@ -444,7 +400,7 @@ static void test_list_mode_budget(void **state)
         assert_true(n > limit / 64);
         /* Everything added is still there. */
         expect_groups(mb, &r, 0);
-        ref_free(&r);
+        kvs_free(&r);
         mapbuf_reset(mb);
         assert_int_equal(mapbuf_records(mb), 0);
         assert_false(mapbuf_full(mb));
@@ -459,25 +415,25 @@ static void test_sum_mode_budget(void **state)
     mapbuf *mb = mapbuf_new(2, limit, 1, 1, NULL, NULL);
     for (int cycle = 0; cycle < 3; cycle++) {
         assert_false(mapbuf_full(mb));
-        ref r = {0};
+        kvs r = {0};
         int full = 0;
         size_t n = 0;
         char k[32];
         /* Repeated keys never fill the buffer... */
         for (int i = 0; i < 10000; i++) assert_int_equal(mapbuf_add_int(mb, "same", 4, 1), 0);
-        ref_add(&r, tally_hash_partition("same", 4, 2), "same", 4, NULL, 0, 10000);
+        kvs_add(&r, tally_hash_partition("same", 4, 2), "same", 4, NULL, 0, 10000);
         /* ...distinct keys do. */
         while (!full) {
             int kn = sprintf(k, "c%d-k%zu", cycle, n++);
             full = mapbuf_add_int(mb, k, (size_t)kn, (int64_t)n);
-            ref_add(&r, tally_hash_partition(k, (size_t)kn, 2), k, (size_t)kn, NULL, 0, (int64_t)n);
+            kvs_add(&r, tally_hash_partition(k, (size_t)kn, 2), k, (size_t)kn, NULL, 0, (int64_t)n);
             assert_true(n < 200000);
         }
         assert_true(mapbuf_full(mb));
         assert_true(n > 16);
         assert_int_equal(mapbuf_records(mb), r.n);
         expect_groups(mb, &r, 1);
-        ref_free(&r);
+        kvs_free(&r);
         mapbuf_reset(mb);
         assert_int_equal(mapbuf_records(mb), 0);
     }
@@ -536,20 +492,20 @@ static void test_custom_partitioner(void **state)
     for (int sum = 0; sum < 2; sum++) {
         custom_state cs = {0};
         mapbuf *mb = mapbuf_new(5, 64u << 20, sum, sum, by_length, &cs);
-        ref r = {0};
+        kvs r = {0};
         for (size_t i = 0; i < ks.count; i++) {
             if (sum) {
                 mapbuf_add_int(mb, ks.k[i], ks.n[i], (int64_t)i);
-                ref_add(&r, (uint32_t)(ks.n[i] % 5), ks.k[i], ks.n[i], NULL, 0, (int64_t)i);
+                kvs_add(&r, (uint32_t)(ks.n[i] % 5), ks.k[i], ks.n[i], NULL, 0, (int64_t)i);
             } else {
                 mapbuf_add(mb, ks.k[i], ks.n[i], "v", 1);
-                ref_add(&r, (uint32_t)(ks.n[i] % 5), ks.k[i], ks.n[i], "v", 1, 0);
+                kvs_add(&r, (uint32_t)(ks.n[i] % 5), ks.k[i], ks.n[i], "v", 1, 0);
             }
         }
         expect_groups(mb, &r, sum);
         assert_true(cs.calls >= ks.count);
         assert_int_equal(cs.bad_nparts, 0);
-        ref_free(&r);
+        kvs_free(&r);
         mapbuf_free(mb);
     }
 }

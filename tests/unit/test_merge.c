@@ -60,50 +60,6 @@ static void flip_byte(const char *path, uint64_t off, uint8_t mask)
 
 /* ---- Records and their model order ------------------------------------------------------- */
 
-typedef struct kv {
-    uint32_t part;
-    char *key, *val;
-    size_t klen, vlen;
-    int64_t ival;
-    size_t src, seq; /* for the merge model: which source, position in it */
-} kv;
-
-typedef struct kvs {
-    kv *v;
-    size_t n, cap;
-} kvs;
-
-static void kvs_add(kvs *l, uint32_t part, const void *key, size_t klen, const void *val, size_t vlen,
-                    int64_t ival)
-{
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 64;
-        l->v = realloc(l->v, l->cap * sizeof *l->v);
-        assert_non_null(l->v);
-    }
-    kv *x = &l->v[l->n++];
-    memset(x, 0, sizeof *x);
-    x->part = part;
-    x->key = malloc(klen + 1);
-    x->val = malloc(vlen + 1);
-    assert_true(x->key && x->val);
-    if (klen) memcpy(x->key, key, klen);
-    if (vlen) memcpy(x->val, val, vlen);
-    x->klen = klen;
-    x->vlen = vlen;
-    x->ival = ival;
-}
-
-static void kvs_free(kvs *l)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->v[i].key);
-        free(l->v[i].val);
-    }
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
 static int kv_cmp_key(const void *pa, const void *pb)
 {
     const kv *a = pa, *b = pb;
