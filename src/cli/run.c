@@ -458,7 +458,7 @@ int cli_run(int argc, char **argv)
         counters_free(&c);
     } else if (sj->state == SCHED_JOB_CANCELLED) {
         fprintf(stderr, "tally: job %s: %s\n", job->name, sj->error ? sj->error : "cancelled");
-        rc = 130;
+        rc = CLI_INTERRUPTED;
     } else {
         fprintf(stderr, "tally: job %s failed: %s\n", job->name, sj->error ? sj->error : "unknown error");
     }
