@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/claim.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "data/ifile.h"
@@ -206,12 +207,20 @@ static const run_setting run_settings[] = {
 
 static void run_usage(FILE *out, const tally_job *job)
 {
-    fprintf(out, "usage: tally run JOB [job options] [options] -o OUT INPUT...\n\n"
-                 "JOB is a built-in job or the path of a user job (.so):\n");
+    if (job) {
+        fprintf(out, "usage: tally run [options] %s [options of %s] [options] -o OUT INPUT...\n\n%s\n", job->name,
+                job->name, job->description ? job->description : "");
+    } else {
+        fprintf(out, "usage: tally run [options] JOB [options of JOB] [options] -o OUT INPUT...\n\n"
+                     "JOB is a built-in job or the path of a user job (.so); tally run JOB --help lists its\n"
+                     "own options:\n");
+    }
     size_t n;
     const tally_job *const *b = jobreg_builtins(&n);
-    for (size_t i = 0; i < n; i++) fprintf(out, "  %-10s %s\n", b[i]->name, b[i]->description);
-    fprintf(out, "\nINPUT: files, directories (recursively) or globs; .csv, .jsonl/.json, .gz by name.\n\nOptions:\n");
+    for (size_t i = 0; !job && i < n; i++) fprintf(out, "  %-10s %s\n", b[i]->name, b[i]->description);
+    fprintf(out, "\nINPUT: files, directories (recursively) or globs; .csv, .jsonl/.json, .gz by name.\n"
+                 "OUT must not overlap an input. Exit status: 0 done, 1 the job failed, 2 a usage error\n"
+                 "(including a missing input or an unusable OUT), 130 interrupted.\n\nOptions:\n");
     for (size_t i = 0; i < RUN_NSETTINGS; i++) {
         const run_setting *s = &run_settings[i];
         char flag[64];
@@ -291,8 +300,9 @@ static int run_parse_opt(int argc, char **argv, int *i, const tally_job *job, jo
             return 1;
         }
     }
-    return err_set(e, -EINVAL, "unknown option '%s' for job %s (see tally run %s --help)", a,
-                   job ? job->name : "?", job ? job->name : "JOB");
+    if (!job)
+        return err_set(e, -EINVAL, "unknown option '%s' (a job's own options go after its name; see tally run --help)", a);
+    return err_set(e, -EINVAL, "unknown option '%s' for job %s (see tally run %s --help)", a, job->name, job->name);
 }
 
 /* ---- Progress and summary ---------------------------------------------------------------- */
@@ -333,10 +343,24 @@ int cli_run_parse(int argc, char **argv, jobspec *spec, int *quiet, int *help, s
     run_flags flags = {0};
     const tally_job *job = NULL;
     void *handle = NULL;
-    int rc = 0;
-    spec->job = xstrdup(argv[1]);
-    rc = jobreg_load(spec->job, &job, &handle, e);
-    for (int i = 2; i < argc && rc == 0; i++) {
+    int rc = 0, i = 1;
+    /* Engine options may come before the job's name (`tally run -q wordcount ...`); the job's
+     * own options only after it, since the job says what they are. */
+    for (; i < argc && rc == 0 && argv[i][0] == '-' && argv[i][1]; i++) {
+        int k = run_parse_opt(argc, argv, &i, NULL, spec, &flags, e);
+        if (k < 0) rc = k;
+    }
+    if (rc == 0 && flags.help && i >= argc) {
+        *quiet = flags.quiet;
+        *help = 1;
+        return 0;
+    }
+    if (rc == 0 && i >= argc) rc = err_set(e, -EINVAL, "no JOB given (see tally run --help)");
+    if (rc == 0) {
+        spec->job = xstrdup(argv[i]);
+        rc = jobreg_load(spec->job, &job, &handle, e);
+    }
+    for (i++; i < argc && rc == 0; i++) {
         int k = run_parse_opt(argc, argv, &i, job, spec, &flags, e);
         if (k < 0) rc = k;
         else if (k == 0) jobspec_add_input(spec, argv[i]);
@@ -352,6 +376,13 @@ int cli_run_parse(int argc, char **argv, jobspec *spec, int *quiet, int *help, s
 
 /* ---- The command ------------------------------------------------------------------------- */
 
+/* Where the work dir goes: --work-dir, else $TMPDIR, else /tmp. */
+static const char *run_work_parent(const jobspec *spec)
+{
+    const char *t = getenv("TMPDIR");
+    return spec->work_dir ? spec->work_dir : t && *t ? t : "/tmp";
+}
+
 int cli_run(int argc, char **argv)
 {
     struct err e = {0};
@@ -361,11 +392,18 @@ int cli_run(int argc, char **argv)
     const tally_job *job = NULL;
     void *handle = NULL, *state = NULL;
     input_set inputs = {0};
-    output out = {0};
-    char *work = NULL;
+    output out = {.claim.fd = -1};
+    claim work = {.fd = -1};
     sched_job *sj = NULL;
+    char *owner = NULL;
     int rc = CLI_USAGE, have_out = 0;
 
+    /* A closed stdout or stderr (`tally run ... | head -1`) must not kill the job: writes to
+     * them fail with EPIPE instead, and the job goes on to commit or roll back. A hang-up
+     * (the terminal went away) stops the job like Ctrl-C, so that it cleans up. */
+    signal(SIGPIPE, SIG_IGN);
+    util_catch_stop_signals(run_on_signal);
+    signal(SIGHUP, run_on_signal);
     ifile_fault_init();
     for (size_t k = 0; k < RUN_NSETTINGS; k++) {
         const run_setting *st = &run_settings[k];
@@ -375,9 +413,8 @@ int cli_run(int argc, char **argv)
             goto done;
         }
     }
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        run_usage(argc < 2 ? stderr : stdout, NULL);
-        rc = argc < 2 ? CLI_USAGE : 0;
+    if (argc < 2) {
+        run_usage(stderr, NULL);
         goto done;
     }
     if (cli_run_parse(argc, argv, &spec, &flags.quiet, &flags.help, &e) != 0) {
@@ -387,7 +424,11 @@ int cli_run(int argc, char **argv)
     if (flags.help) {
         const tally_job *hj = NULL;
         void *hh = NULL;
-        if (jobreg_load(spec.job, &hj, &hh, &e) == 0) run_usage(stdout, hj);
+        if (spec.job && jobreg_load(spec.job, &hj, &hh, &e) != 0) {
+            fprintf(stderr, "tally: %s\n", e.msg);
+            goto done;
+        }
+        run_usage(stdout, hj);
         jobreg_unload(hh);
         rc = 0;
         goto done;
@@ -397,8 +438,7 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
-
-    rc = CLI_FAILED;
+    /* A missing or unreadable input is a mistake on the command line, like a bad option. */
     if (input_expand(spec.inputs, spec.ninputs, spec.format_forced, spec.format, &inputs, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
@@ -408,32 +448,42 @@ int cli_run(int argc, char **argv)
             if (inputs.files[i].format == FIELDS_TEXT) {
                 fprintf(stderr, "tally: %s: job %s needs CSV or JSON Lines input (name the file .csv/.jsonl or use --format)\n",
                         inputs.files[i].path, job->name);
-                rc = CLI_USAGE;
                 goto done;
             }
         }
     }
     input_plan(&inputs, spec.maps, spec.split_size, spec.workers);
-    if (output_prepare(&out, spec.out, spec.overwrite, &e) != 0) {
+    log_debug("%zu input files, %llu bytes, %zu map tasks, %u reduce tasks, %u slots", inputs.nfiles,
+              (unsigned long long)inputs.total_bytes, inputs.nsplits, spec.reduces, spec.workers);
+    if (output_check_inputs(spec.out, spec.inputs, spec.ninputs, &inputs, &e) != 0) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        goto done;
+    }
+    char *what = xasprintf("job=%s", job->name);
+    owner = claim_owner_text(what);
+    free(what);
+    if (output_prepare(&out, spec.out, spec.overwrite, owner, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
     have_out = 1;
-    const char *parent = spec.work_dir ? spec.work_dir : getenv("TMPDIR");
-    work = fs_mkdtemp(parent && *parent ? parent : "/tmp", "tally-job-", &e);
-    if (!work) {
+    rc = CLI_FAILED;
+    /* Work dirs of runs that were killed (SIGKILL leaves no chance to clean up) go first. */
+    int reaped = claim_reap_stale(run_work_parent(&spec), "tally-job-");
+    if (reaped) log_info("removed %d work dir(s) of tally runs that are no longer running", reaped);
+    if (claim_fresh(&work, run_work_parent(&spec), "tally-job-", owner, &e) != 0) {
         fprintf(stderr, "tally: work dir: %s\n", e.msg);
         goto done;
     }
+    log_debug("output %s claimed; work dir %s", spec.out, work.path);
 
-    util_catch_stop_signals(run_on_signal);
-
-    task_env env = {.spec = &spec, .job = job, .state = state, .inputs = &inputs, .work_dir = work,
+    task_env env = {.spec = &spec, .job = job, .state = state, .inputs = &inputs, .work_dir = work.path,
                     .out_tmp = out.tmp};
     sj = sched_job_new((uint32_t)inputs.nsplits, spec.reduces, spec.max_attempts, time_wall_ms());
     run_progress prog = {.tty = !flags.quiet && isatty(STDOUT_FILENO), .total_bytes = inputs.total_bytes};
     uint64_t t0 = time_mono_ns();
-    local_run(&env, sj, spec.workers, &run_interrupted, run_show_progress, &prog, &e);
+    if (local_run(&env, sj, spec.workers, &run_interrupted, run_show_progress, &prog, &e) != 0 && !sj->error)
+        sched_job_cancel(sj, e.msg, time_wall_ms());
     double secs = (double)(time_mono_ns() - t0) / 1e9;
 
     if (sj->state == SCHED_JOB_SUCCEEDED) {
@@ -453,11 +503,12 @@ int cli_run(int argc, char **argv)
             printf("tally: %s done in %.2f s: %.1f MB at %.1f MB/s, %lld records in, %lld out, %lld skipped\n",
                    job->name, secs, mb, secs > 0 ? mb / secs : 0.0, (long long)c.v[CNT_INPUT_RECORDS],
                    (long long)c.v[CNT_OUTPUT_RECORDS], (long long)c.v[CNT_RECORDS_SKIPPED]);
+            fflush(stdout);
         }
         buf_free(&json);
         counters_free(&c);
-    } else if (sj->state == SCHED_JOB_CANCELLED) {
-        fprintf(stderr, "tally: job %s: %s\n", job->name, sj->error ? sj->error : "cancelled");
+    } else if (sj->state == SCHED_JOB_CANCELLED && run_interrupted) {
+        fprintf(stderr, "tally: job %s interrupted: nothing was written to %s\n", job->name, spec.out);
         rc = CLI_INTERRUPTED;
     } else {
         fprintf(stderr, "tally: job %s failed: %s\n", job->name, sj->error ? sj->error : "unknown error");
@@ -466,10 +517,8 @@ int cli_run(int argc, char **argv)
 done:
     if (have_out) output_abort(&out);
     output_free(&out);
-    if (work) {
-        fs_rmtree(work);
-        free(work);
-    }
+    claim_release(&work);
+    free(owner);
     sched_job_free(sj);
     input_set_free(&inputs);
     if (job) ctx_job_close(job, handle, state);

@@ -26,6 +26,7 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cluster/wire.h"
+#include "common/claim.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "data/input.h"
@@ -60,7 +61,6 @@ typedef struct coord_job {
     input_set inputs;
     output out;
     sched_job *sj;
-    json_t *crashes;          /* map index -> [{"file","offset","count"}]: records that crashed attempts */
     uint64_t version;         /* bumped at every report and state change, for waiting clients */
     int finished;             /* output committed or rolled back */
     uint64_t preempt_ms;      /* monotonic ms of its last preemption (coord_preempt) */
@@ -197,7 +197,6 @@ static void coord_job_free(coord_job *j)
     sched_job_free(j->sj);
     if (j->job) ctx_job_close(j->job, j->handle, j->state);
     json_decref(j->spec_json);
-    json_decref(j->crashes);
     jobspec_free(&j->spec);
     free(j);
 }
@@ -266,26 +265,9 @@ static json_t *coord_maps_json(coord *c, const coord_job *j)
 
 static json_t *coord_task_json(coord *c, coord_job *j, uint32_t id)
 {
-    const sched_attempt *a = &j->sj->attempts[id];
-    const sched_task *t = &j->sj->tasks[a->task];
-    json_t *o = json_pack("{s:s, s:i, s:s, s:i, s:O}", "job", j->id, "attempt", (int)id, "phase",
-                          t->phase == SCHED_MAP ? "map" : "reduce", "index", (int)t->index, "spec", j->spec_json);
-    if (t->phase == SCHED_MAP) {
-        json_object_set_new(o, "split", wire_split_encode(&j->inputs, t->index));
-        /* Records that crashed two attempts are skipped from now on (MapReduce paper, 4.6). */
-        char key[16];
-        snprintf(key, sizeof key, "%u", t->index);
-        json_t *skip = json_array();
-        size_t i;
-        json_t *cr;
-        json_array_foreach(json_object_get(j->crashes, key), i, cr)
-            if (json_integer_value(json_object_get(cr, "count")) >= 2)
-                json_array_append_new(skip, json_pack("{s:O, s:O}", "file", json_object_get(cr, "file"), "offset",
-                                                      json_object_get(cr, "offset")));
-        json_object_set_new(o, "skip", skip);
-    } else {
+    json_t *o = wire_task_encode(j->id, j->sj, id, j->spec_json, &j->inputs);
+    if (j->sj->tasks[j->sj->attempts[id].task].phase == SCHED_REDUCE)
         json_object_set_new(o, "maps", coord_maps_json(c, j));
-    }
     return o;
 }
 
@@ -423,28 +405,6 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
     wire_heartbeat_free(&hb);
 }
 
-/* Counts a crash of a map attempt at a record; coord_task_json() skips records that crashed
- * twice. At most 64 distinct records per map are remembered. */
-static void coord_note_crash(coord_job *j, uint32_t map, const char *file, uint64_t offset)
-{
-    char key[16];
-    snprintf(key, sizeof key, "%u", map);
-    if (!j->crashes) j->crashes = json_object();
-    json_t *list = json_object_get(j->crashes, key);
-    if (!list) json_object_set_new(j->crashes, key, list = json_array());
-    size_t i;
-    json_t *cr;
-    json_array_foreach(list, i, cr) {
-        if (strcmp(json_string_value(json_object_get(cr, "file")), file) == 0 &&
-            (uint64_t)json_integer_value(json_object_get(cr, "offset")) == offset) {
-            json_object_set_new(cr, "count", json_integer(json_integer_value(json_object_get(cr, "count")) + 1));
-            return;
-        }
-    }
-    if (json_array_size(list) < 64)
-        json_array_append_new(list, json_pack("{s:s, s:I, s:i}", "file", file, "offset", (json_int_t)offset, "count", 1));
-}
-
 static void coord_report(coord *c, const http_request *req, http_response *resp)
 {
     struct err e = {0};
@@ -474,17 +434,11 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
             /* A late result from a superseded or lost attempt: ignored by design. */
         } else if (ok && t->phase == SCHED_REDUCE && t->state != SCHED_TASK_SUCCEEDED && !sched_job_done(sj)) {
             /* Task commit: exactly one attempt's part file becomes the task's. */
-            char *from = xasprintf("%s/a%u/part-%05u", j->out.tmp, a->id, t->index);
-            char *to = xasprintf("%s/part-%05u", j->out.tmp, t->index);
-            if (rename(from, to) == 0) {
+            struct err ce = {0};
+            if (output_commit_task(j->spec.out, j->id, a->id, t->index, &ce) == 0)
                 sched_attempt_succeeded(sj, a->id, cs, now);
-            } else {
-                char *msg = xasprintf("committing %s: %s", to, strerror(errno));
-                sched_attempt_failed(sj, a->id, msg, 0, now);
-                free(msg);
-            }
-            free(from);
-            free(to);
+            else
+                sched_attempt_failed(sj, a->id, ce.msg, 0, now);
         } else if (ok) {
             sched_attempt_succeeded(sj, a->id, cs, now);
         } else if (rep.fetch_failed_map >= 0) {
@@ -495,7 +449,7 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
                      rep.fetch_failed_map, error);
             sched_attempt_failed(sj, a->id, *error ? error : "fetch failure", 0, now);
         } else {
-            if (t->phase == SCHED_MAP && rep.crash_file) coord_note_crash(j, t->index, rep.crash_file, rep.crash_offset);
+            if (t->phase == SCHED_MAP && rep.crash_file) sched_note_crash(sj, t->index, rep.crash_file, rep.crash_offset);
             log_warn("job=%s attempt=a%u worker=%s failed: %s", j->id, a->id, name, error);
             sched_attempt_failed(sj, a->id, *error ? error : "failed", fatal, now);
         }
@@ -575,19 +529,21 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     int usage = 1;
     if (wire_parse_object(req->body, req->body_len, &b, &e) || wire_jobspec_decode(json_object_get(b, "spec"), &j->spec, &e))
         goto fail;
+    /* Mistakes on the submitter's command line (bad job arguments, a missing input, an OUT
+     * that overlaps an input or is in use) are usage errors: `submit` exits 2 for them. */
     if (ctx_job_open(&j->spec, &j->job, &j->handle, &j->state, &e)) goto fail;
-    usage = 0;
     if (input_expand(j->spec.inputs, j->spec.ninputs, j->spec.format_forced, j->spec.format, &j->inputs, &e))
         goto fail;
     if (j->job->flags & TALLY_NEEDS_FIELDS) {
         for (size_t i = 0; i < j->inputs.nfiles; i++) {
             if (j->inputs.files[i].format == FIELDS_TEXT) {
-                err_set(&e, -EINVAL, "%s: job %s needs CSV or JSON Lines input", j->inputs.files[i].path, j->job->name);
-                usage = 1;
+                err_set(&e, -EINVAL, "%s: job %s needs CSV or JSON Lines input (name the file .csv/.jsonl or use --format)",
+                        j->inputs.files[i].path, j->job->name);
                 goto fail;
             }
         }
     }
+    if (output_check_inputs(j->spec.out, j->spec.inputs, j->spec.ninputs, &j->inputs, &e)) goto fail;
     pthread_mutex_lock(&c->lock);
     uint64_t slots = 0;
     for (size_t i = 0; i < c->nworkers; i++)
@@ -595,7 +551,13 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     snprintf(j->id, sizeof j->id, "j%" PRIu64 "-%" PRIu64, time_wall_ms() / 1000, ++c->next_id);
     pthread_mutex_unlock(&c->lock);
     input_plan(&j->inputs, j->spec.maps, j->spec.split_size, slots ? slots : 1);
-    if (output_prepare(&j->out, j->spec.out, j->spec.overwrite, &e)) goto fail;
+    char *what = xasprintf("coordinator job=%s", j->id);
+    char *owner = claim_owner_text(what);
+    free(what);
+    int prc = output_prepare(&j->out, j->spec.out, j->spec.overwrite, owner, &e);
+    free(owner);
+    if (prc) goto fail;
+    usage = 0;
     j->spec_json = wire_jobspec_encode(&j->spec);
     j->sj = sched_job_new((uint32_t)j->inputs.nsplits, j->spec.reduces, j->spec.max_attempts, time_wall_ms());
     sched_job_start(j->sj, time_wall_ms());

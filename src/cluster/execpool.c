@@ -2,6 +2,7 @@
 #include "cluster/execpool.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -248,6 +249,26 @@ task_live *execpool_live(execpool_exec *x)
     return x->live;
 }
 
+json_t *execpool_crash_result(const json_t *assignment, const task_live *live, int wstatus)
+{
+    struct err e = {0};
+    if (wstatus != -1 && WIFSIGNALED(wstatus))
+        err_set(&e, -EINTR, "task process killed by signal %d (%s)", WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
+    else if (wstatus != -1)
+        err_set(&e, -EIO, "task process exited with status %d and no result", WEXITSTATUS(wstatus));
+    else
+        err_set(&e, -EIO, "task process could not be started");
+    json_t *files = json_object_get(json_object_get(assignment, "split"), "files");
+    uint32_t fi = live->file;
+    json_t *file = fi != UINT32_MAX ? json_array_get(files, fi) : NULL;
+    const char *path = file ? json_string_value(json_object_get(file, "path")) : NULL;
+    if (!path) return json_pack("{s:b, s:s, s:b}", "ok", 0, "error", e.msg, "fatal", 0);
+    uint64_t off = live->offset;
+    err_prefix(&e, "%s: offset %" PRIu64 ": ", path, off);
+    return json_pack("{s:b, s:s, s:b, s:{s:s, s:I}}", "ok", 0, "error", e.msg, "fatal", 0, "crash", "file", path,
+                     "offset", (json_int_t)off);
+}
+
 /* Waits for x's result frame. If x dies, the read ends when nothing holds the pipe any more;
  * a process the job's code forked may still hold it, so a dead x's process group is killed
  * (x itself is left to be reaped). */
@@ -255,7 +276,9 @@ static int execpool_read_result(execpool_exec *x, int from, char **msg, size_t *
 {
     for (;;) {
         struct pollfd pf = {.fd = from, .events = POLLIN};
-        int k = poll(&pf, 1, 500);
+        /* Short: a dead executor whose pipe a forked child still holds is found by this
+         * check only, and that attempt's slot (and its retry) waits meanwhile. */
+        int k = poll(&pf, 1, 50);
         if (k > 0) return taskproc_frame_read(from, msg, len);
         if (k < 0 && errno != EINTR) return -errno;
         siginfo_t si;

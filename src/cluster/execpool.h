@@ -47,5 +47,9 @@ void execpool_kill(execpool *p, execpool_exec *x);
 uint64_t execpool_starts(execpool *p);
 /* The executor's shared page: progress, counters and the record a map() call is on. */
 task_live *execpool_live(execpool_exec *x);
+/* The result of an attempt whose executor died (wstatus from execpool_run, or -1 if it could
+ * not be started): the signal or exit status, and for a map the record its map() call was on
+ * ("crash": {"file","offset"}), so that a record that keeps crashing attempts can be skipped. */
+json_t *execpool_crash_result(const json_t *assignment, const task_live *live, int wstatus);
 
 #endif

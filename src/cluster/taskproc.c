@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "data/ifile.h"
 #include "data/mapbuf.h"
+#include "data/output.h"
 #include "exec/ctx.h"
 #include "exec/task.h"
 #include "net/http.h"
@@ -263,6 +264,15 @@ static int taskproc_job(taskproc_cache *c, const char *job_id, const json_t *spe
     return rc;
 }
 
+/* Creates a reduce attempt's directory in OUT/_temporary: only that one, not its parents. If
+ * OUT/_temporary is gone the job is over (committed or rolled back), and a late attempt must
+ * not bring its output directory back. */
+static int taskproc_attempt_dir(const char *dir, struct err *e)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return err_set(e, -errno, "%s: %s", dir, strerror(errno));
+    return 0;
+}
+
 static json_t *taskproc_run(taskproc_cache *cache, json_t *a, task_live *live)
 {
     uint64_t t0 = time_mono_ns();
@@ -272,21 +282,28 @@ static json_t *taskproc_run(taskproc_cache *cache, json_t *a, task_live *live)
     task_result_init(&res);
     int64_t failed_map = -1;
     int rc = 0;
-    const char *jobid, *phase, *work_dir;
+    const char *jobid, *phase, *work_dir, *map_dir = NULL;
     taskproc_peer peer = {0};
     uint64_t index = 0;
+    /* The peer fields are there when a reduce fetches from other workers (the cluster); `tally
+     * run` sends "map_dir" instead: its map outputs are local files. */
     if ((rc = wire_get_str(a, "job", &jobid, 1, &e)) || (rc = wire_get_str(a, "phase", &phase, 1, &e)) ||
-        (rc = wire_get_str(a, "work_dir", &work_dir, 1, &e)) || (rc = wire_get_str(a, "token", &peer.token, 1, &e)) ||
-        (rc = wire_get_str(a, "coordinator", &peer.coordinator, 1, &e)) ||
-        (rc = wire_get_str(a, "worker", &peer.worker, 1, &e)) ||
-        (rc = wire_get_str(a, "incarnation", &peer.incarnation, 1, &e)) ||
+        (rc = wire_get_str(a, "work_dir", &work_dir, 1, &e)) || (rc = wire_get_str(a, "token", &peer.token, 0, &e)) ||
+        (rc = wire_get_str(a, "coordinator", &peer.coordinator, 0, &e)) ||
+        (rc = wire_get_str(a, "worker", &peer.worker, 0, &e)) ||
+        (rc = wire_get_str(a, "incarnation", &peer.incarnation, 0, &e)) ||
+        (rc = wire_get_str(a, "map_dir", &map_dir, 0, &e)) ||
         (rc = wire_get_u64(a, "attempt", UINT32_MAX, &peer.attempt, 1, &e)) ||
         (rc = wire_get_u64(a, "index", 1000000, &index, 1, &e)))
         goto done;
     peer.job = jobid;
     char logctx[192];
-    snprintf(logctx, sizeof logctx, "worker=%s job=%s task=%c%05llu attempt=a%llu", peer.worker, jobid, phase[0],
-             (unsigned long long)index, (unsigned long long)peer.attempt);
+    if (peer.worker)
+        snprintf(logctx, sizeof logctx, "worker=%s job=%s task=%c%05llu attempt=a%llu", peer.worker, jobid, phase[0],
+                 (unsigned long long)index, (unsigned long long)peer.attempt);
+    else /* under tally run: one job, one machine */
+        snprintf(logctx, sizeof logctx, "task=%c%05llu attempt=a%llu", phase[0], (unsigned long long)index,
+                 (unsigned long long)peer.attempt);
     log_set_context(logctx);
     if ((rc = taskproc_job(cache, jobid, json_object_get(a, "spec"), &res.fatal, &e))) goto done;
     task_env env = {.spec = &cache->spec, .job = cache->job, .state = cache->state, .work_dir = work_dir, .live = live};
@@ -306,19 +323,38 @@ static json_t *taskproc_run(taskproc_cache *cache, json_t *a, task_live *live)
         env.skip = skips;
         rc = task_run_map(&env, &split.splits[0], (uint32_t)index, (uint32_t)peer.attempt, NULL, &cache->mb, &res);
         if (rc) e = res.err;
+    } else if (map_dir) {
+        uint64_t nmaps = 0;
+        if ((rc = wire_get_u64(a, "nmaps", 1000000, &nmaps, 1, &e))) goto done;
+        char **paths = xcalloc(nmaps ? nmaps : 1, sizeof *paths);
+        for (uint64_t m = 0; m < nmaps; m++) paths[m] = xasprintf("%s/map-%05u.out", map_dir, (unsigned)m);
+        task_segment *segs = NULL;
+        char *out_tmp = output_attempt_dir(cache->spec.out, jobid, (uint32_t)peer.attempt);
+        rc = task_local_segments((const char *const *)paths, nmaps, (uint32_t)index, &segs, &e);
+        if (rc == 0) rc = taskproc_attempt_dir(out_tmp, &e);
+        if (rc == 0) {
+            env.out_tmp = out_tmp;
+            rc = task_run_reduce(&env, (uint32_t)index, (uint32_t)peer.attempt, segs, nmaps, &res);
+            if (rc) e = res.err;
+        }
+        task_segments_free(segs, nmaps);
+        for (uint64_t m = 0; m < nmaps; m++) free(paths[m]);
+        free(paths);
+        free(out_tmp);
     } else {
         wire_map_loc *locs = NULL;
         size_t n = 0;
+        if (!peer.token || !peer.coordinator || !peer.worker || !peer.incarnation) {
+            rc = err_set(&e, -EINVAL, "a reduce assignment needs map_dir, or token, coordinator, worker and incarnation");
+            goto done;
+        }
         if ((rc = wire_maps_decode(json_object_get(a, "maps"), &locs, &n, &e))) goto done;
         char *dir = xasprintf("%s/reduce-%05llu.a%llu", work_dir, (unsigned long long)index,
                               (unsigned long long)peer.attempt);
-        char *out_tmp = xasprintf("%s/_temporary/a%llu", cache->spec.out, (unsigned long long)peer.attempt);
+        char *out_tmp = output_attempt_dir(cache->spec.out, jobid, (uint32_t)peer.attempt);
         task_segment *segs = xcalloc(n ? n : 1, sizeof *segs);
         rc = fs_mkdirs(dir, &e);
-        /* Only the attempt's own directory: if OUT/_temporary is gone the job is over, and a
-         * late attempt must not bring its output directory back. */
-        if (rc == 0 && mkdir(out_tmp, 0755) != 0 && errno != EEXIST)
-            rc = err_set(&e, -errno, "%s: %s", out_tmp, strerror(errno));
+        if (rc == 0) rc = taskproc_attempt_dir(out_tmp, &e);
         uint64_t records = 0;
         if (rc == 0)
             rc = taskproc_fetch(&peer, locs, n, (uint32_t)index, dir, segs, &records, live, &failed_map, &e);

@@ -1,15 +1,18 @@
-/* taskproc.h - the executor: a long-lived child process of a worker that runs attempts one at
- * a time (`tally __executor`), and the framing of the pipe between the two.
+/* taskproc.h - the executor: a long-lived child process of a worker (or of `tally run`) that
+ * runs attempts one at a time (`tally __executor`), and the framing of the pipe between them.
  *
  * Pipe protocol: each message is a 4-byte length in host byte order followed by that many
  * bytes of JSON. The worker writes an assignment to the executor's fd 3, the executor answers
  * with one result on its fd 4, then waits for the next assignment. The executor exits when the
  * worker closes its end (or dies: a watchdog thread sees the hang-up even mid-task).
  *
- * Assignment: {"job","attempt","phase":"map"|"reduce","index","spec":{...},"work_dir","token",
- *              "coordinator","worker","incarnation",
- *              "split":{...},"skip":[...] (map) | "maps":[{"index","address","attempt"}] (reduce)}
- * Result:     {"ok":bool,"error","fatal":bool,"counters":{...},"fetch_failed_map":N}
+ * Assignment: {"job","attempt","phase":"map"|"reduce","index","spec":{...},"work_dir",
+ *              "split":{...},"skip":[...] (map) |
+ *              "maps":[{"index","address","attempt"}] + "token","coordinator","worker",
+ *              "incarnation" (a cluster reduce: fetches from workers) |
+ *              "map_dir","nmaps" (a `tally run` reduce: map outputs are local files)}
+ * Result:     {"ok":bool,"error","fatal":bool,"counters":{...},"fetch_failed_map":N}; a reduce
+ *             leaves its part file in OUT/_temporary/JOB.aN/ for the driver's task commit.
  */
 #ifndef TALLY_TASKPROC_H
 #define TALLY_TASKPROC_H

@@ -171,6 +171,24 @@ json_t *wire_split_encode(const input_set *in, size_t split)
     return json_pack("{s:o, s:o}", "files", files, "segments", segs);
 }
 
+json_t *wire_task_encode(const char *job_id, const sched_job *sj, uint32_t attempt, const json_t *spec,
+                         const input_set *in)
+{
+    const sched_task *t = &sj->tasks[sj->attempts[attempt].task];
+    json_t *o = json_pack("{s:s, s:i, s:s, s:i, s:O}", "job", job_id, "attempt", (int)attempt, "phase",
+                          t->phase == SCHED_MAP ? "map" : "reduce", "index", (int)t->index, "spec", spec);
+    if (t->phase == SCHED_MAP) {
+        json_object_set_new(o, "split", wire_split_encode(in, t->index));
+        const sched_crash *sk[SCHED_MAX_CRASHES];
+        size_t n = sched_map_skips(sj, t->index, sk, SCHED_MAX_CRASHES);
+        json_t *skip = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(skip, json_pack("{s:s, s:I}", "file", sk[i]->file, "offset", (json_int_t)sk[i]->offset));
+        json_object_set_new(o, "skip", skip);
+    }
+    return o;
+}
+
 int wire_split_decode(const json_t *j, input_set *out, struct err *e)
 {
     memset(out, 0, sizeof *out);
@@ -338,19 +356,12 @@ void wire_report_free(wire_report *r)
     memset(r, 0, sizeof *r);
 }
 
-int wire_report_decode(const char *body, size_t len, wire_report *r, struct err *e)
+int wire_result_decode(const json_t *res, wire_report *r, struct err *e)
 {
-    memset(r, 0, sizeof *r);
-    counters_init(&r->counters);
-    r->fetch_failed_map = -1;
-    uint64_t att = 0, fm = 0;
-    json_t *res = NULL, *crash;
-    int rc = wire_parse_object(body, len, &r->root, e);
-    if (rc == 0) rc = wire_get_sender(r->root, &r->name, &r->incarnation, e);
-    if (rc == 0) rc = wire_get_str(r->root, "job", &r->job, 1, e);
-    if (rc == 0) rc = wire_get_u64(r->root, "attempt", UINT32_MAX, &att, 1, e);
-    if (rc == 0 && !json_is_object(res = json_object_get(r->root, "result")))
-        rc = err_set(e, -EINVAL, "field 'result' must be an object");
+    uint64_t fm = 0;
+    json_t *crash;
+    int rc = 0;
+    if (!json_is_object(res)) return err_set(e, -EINVAL, "field 'result' must be an object");
     if (rc == 0) rc = wire_get_str(res, "error", &r->error, 0, e);
     if (rc == 0 && json_object_get(res, "counters")) rc = wire_counters_decode(json_object_get(res, "counters"), &r->counters, e);
     if (rc == 0 && json_object_get(res, "fetch_failed_map")) {
@@ -361,9 +372,24 @@ int wire_report_decode(const char *body, size_t len, wire_report *r, struct err 
         ((rc = wire_get_str(crash, "file", &r->crash_file, 1, e)) ||
          (rc = wire_get_u64(crash, "offset", UINT64_MAX >> 1, &r->crash_offset, 1, e))))
         err_prefix(e, "crash: ");
-    r->attempt = (uint32_t)att;
     r->ok = json_is_true(json_object_get(res, "ok"));
     r->fatal = json_is_true(json_object_get(res, "fatal"));
+    if (!r->error) r->error = "";
+    return rc;
+}
+
+int wire_report_decode(const char *body, size_t len, wire_report *r, struct err *e)
+{
+    memset(r, 0, sizeof *r);
+    counters_init(&r->counters);
+    r->fetch_failed_map = -1;
+    uint64_t att = 0;
+    int rc = wire_parse_object(body, len, &r->root, e);
+    if (rc == 0) rc = wire_get_sender(r->root, &r->name, &r->incarnation, e);
+    if (rc == 0) rc = wire_get_str(r->root, "job", &r->job, 1, e);
+    if (rc == 0) rc = wire_get_u64(r->root, "attempt", UINT32_MAX, &att, 1, e);
+    if (rc == 0) rc = wire_result_decode(json_object_get(r->root, "result"), r, e);
+    r->attempt = (uint32_t)att;
     if (!r->error) r->error = "";
     if (rc) wire_report_free(r);
     return rc;

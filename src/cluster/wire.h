@@ -12,6 +12,7 @@
 #include "data/input.h"
 #include "exec/counters.h"
 #include "exec/jobspec.h"
+#include "exec/sched.h"
 
 #define TALLY_WIRE_VERSION 1
 
@@ -24,6 +25,12 @@ int wire_counters_decode(const json_t *j, counters *c, struct err *e);
 /* A map task's input: the files it reads and its segments, as one input_set with one split. */
 json_t *wire_split_encode(const input_set *in, size_t split);
 int wire_split_decode(const json_t *j, input_set *out, struct err *e);
+
+/* The part of an attempt's assignment (docs/protocol.md) that `tally run` and the coordinator
+ * share: {"job","attempt","phase","index","spec"} and for a map its "split" and the "skip" list
+ * of records that crashed earlier attempts. The caller adds where a reduce finds its input. */
+json_t *wire_task_encode(const char *job_id, const sched_job *sj, uint32_t attempt, const json_t *spec,
+                         const input_set *in);
 
 /* Where each map's committed output is, as handed to a reducer and answered by
  * GET /v1/jobs/ID/maps: [{"index","address","attempt"}], attempt -1 (address "") while the
@@ -75,6 +82,9 @@ typedef struct wire_report {
 } wire_report;
 
 int wire_report_decode(const char *body, size_t len, wire_report *r, struct err *e);
+/* Decodes only an executor's result object (what "result" holds) into r's result fields; r
+ * must be zeroed with counters initialised and fetch_failed_map -1 (strings point into res). */
+int wire_result_decode(const json_t *res, wire_report *r, struct err *e);
 void wire_report_free(wire_report *r);
 
 /* POST /v1/fetch-failure (a reduce attempt -> coordinator). */

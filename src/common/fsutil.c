@@ -1,9 +1,10 @@
-/* fsutil.c - recursive directory creation and removal, atomic writes. */
+/* fsutil.c - recursive directory creation and removal, atomic writes, canonical paths. */
 #include "common/fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,21 +86,6 @@ out:
     return rc;
 }
 
-int fs_dir_nonempty(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) return errno == ENOENT ? 0 : -errno;
-    if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
-    DIR *d = opendir(path);
-    if (!d) return -errno;
-    int found = 0;
-    struct dirent *de;
-    while (!found && (de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) found = 1;
-    closedir(d);
-    return found;
-}
-
 char *fs_mkdtemp(const char *parent, const char *prefix, struct err *e)
 {
     if (fs_mkdirs(parent, e) != 0) return NULL;
@@ -110,4 +96,68 @@ char *fs_mkdtemp(const char *parent, const char *prefix, struct err *e)
         return NULL;
     }
     return t;
+}
+
+/* Appends the components of `rest` to the canonical directory in b, resolving "." and "..". */
+static void fs_append_normalised(struct buf *b, const char *rest)
+{
+    while (*rest) {
+        while (*rest == '/') rest++;
+        size_t n = strcspn(rest, "/");
+        if (n == 0) break;
+        if (n == 1 && rest[0] == '.') {
+            /* nothing */
+        } else if (n == 2 && rest[0] == '.' && rest[1] == '.') {
+            while (b->len > 1 && b->data[b->len - 1] != '/') b->len--;
+            if (b->len > 1) b->len--; /* the slash, unless it is the root */
+        } else {
+            if (b->len > 1 || b->data[0] != '/') buf_putc(b, '/');
+            buf_append(b, rest, n);
+        }
+        rest += n;
+    }
+    buf_putc(b, '\0');
+    b->len--;
+}
+
+char *fs_canonical(const char *path)
+{
+    char *abs;
+    if (path[0] == '/') {
+        abs = xstrdup(path);
+    } else {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd)) return NULL;
+        abs = xasprintf("%s/%s", cwd, path);
+    }
+    /* Cut at each slash from the right until the head exists; resolve the head for real. */
+    struct buf b = {0};
+    size_t cut = strlen(abs);
+    for (;;) {
+        char save = abs[cut];
+        abs[cut] = '\0';
+        char *real = realpath(cut ? abs : "/", NULL);
+        abs[cut] = save;
+        if (real) {
+            buf_append(&b, real, strlen(real));
+            free(real);
+            break;
+        }
+        while (cut > 0 && abs[cut - 1] != '/') cut--;
+        if (cut == 0) {
+            buf_putc(&b, '/');
+            break;
+        }
+        cut--; /* onto the slash */
+    }
+    fs_append_normalised(&b, abs + cut);
+    free(abs);
+    return b.data;
+}
+
+int fs_path_within(const char *child, const char *parent)
+{
+    size_t n = strlen(parent);
+    if (n == 1 && parent[0] == '/') return child[0] == '/';
+    return strncmp(child, parent, n) == 0 && (child[n] == '\0' || child[n] == '/');
 }

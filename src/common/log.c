@@ -15,9 +15,16 @@ static _Thread_local char log_context[160];
 
 void log_set_level(log_level level) { log_min_level = (int)level; }
 
+static const char *const log_names[] = {"debug", "info", "warn", "error", "off"};
+
+const char *log_level_name(void)
+{
+    return log_names[log_min_level < 0 ? 0 : log_min_level > LOG_OFF ? LOG_OFF : log_min_level];
+}
+
 int log_parse_level(const char *s, log_level *out)
 {
-    static const char *names[] = {"debug", "info", "warn", "error", "off"};
+    const char *const *names = log_names;
     for (int i = 0; i < 5; i++) {
         if (strcmp(s, names[i]) == 0) {
             *out = (log_level)i;

@@ -8,6 +8,8 @@ extern int log_min_level;
 
 /* Sets the threshold; lines below it cost one comparison. */
 void log_set_level(log_level level);
+/* The name of the current threshold ("warn"), as log_parse_level() reads it. */
+const char *log_level_name(void);
 /* Parses "debug|info|warn|error|off"; returns 0 or -EINVAL. */
 int log_parse_level(const char *s, log_level *out);
 /* Sets the name printed at the start of every line ("tally", "worker w1", ...). */

@@ -1,41 +1,53 @@
-/* local.c - a thread pool executing scheduler attempts for `tally run`. */
+/* local.c - runs `tally run`'s attempts in executor processes, driven by the shared scheduler.
+ *
+ * `tally run` never runs job code in its own process, for the same reason a worker does not:
+ * a user job that crashes (SIGSEGV in a .so), exits or leaks must fail an attempt, not the
+ * job, and never leave OUT/_temporary or the work dir behind. Each slot is one executor
+ * process (cluster/taskproc.c, started once and reused, as on a worker); an attempt whose
+ * executor dies fails with the record its map() was on, and a record that crashed two
+ * attempts is skipped by the next, exactly as on the cluster (sched_note_crash). The driving
+ * thread assigns, commits reduce attempts (output_commit_task) and draws progress; one thread
+ * per slot only carries an assignment to its executor and the result back.
+ *
+ * Locking: `lock` protects the queues, `shutdown` and every item's `exec` and `killed`; it is
+ * taken before the executor pool's own lock, never after.
+ */
 #include "exec/local.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "cluster/execpool.h"
+#include "cluster/wire.h"
 #include "common/log.h"
-#include "data/mapbuf.h"
+#include "data/output.h"
+
+#define LOCAL_JOB_ID "local"
 
 typedef struct local_item {
     uint32_t attempt;
     sched_phase phase;
     uint32_t index;
-    int rc;
-    task_result res;
-    struct local_item *next;
+    json_t *assignment;
+    execpool_exec *exec;         /* while its executor runs it */
+    int killed;                  /* its executor was killed on purpose (cancel, job over) */
+    json_t *result;
+    struct local_item *next;     /* in todo or done */
+    struct local_item *next_run; /* in `running` */
 } local_item;
 
-typedef struct local_slot {
-    struct local_pool *pool;
-    pthread_t thread;
-    mapbuf *mb;                  /* kept from one map attempt to the next on this thread */
-    _Atomic uint64_t progress;   /* bytes consumed by this slot's current map attempt */
-} local_slot;
-
 typedef struct local_pool {
-    pthread_mutex_t lock;        /* protects the two queues and `shutdown` */
+    pthread_mutex_t lock;
     pthread_cond_t work_cv;      /* signalled when todo gains an item or on shutdown */
     pthread_cond_t done_cv;      /* signalled when done gains an item */
-    local_item *todo, *done;
+    local_item *todo, *done, *running;
     int shutdown;
-    task_env env;                /* env->cancel points at `cancel` below */
-    volatile int cancel;
-    const sched_job *job;
+    execpool *exec;
 } local_pool;
 
 static void local_push(local_item **q, local_item *it)
@@ -45,26 +57,9 @@ static void local_push(local_item **q, local_item *it)
     *q = it;
 }
 
-static int local_run_reduce(local_pool *p, local_item *it)
-{
-    uint32_t nmaps = p->job->nmaps;
-    char **paths = xcalloc(nmaps ? nmaps : 1, sizeof *paths);
-    for (uint32_t m = 0; m < nmaps; m++) paths[m] = task_map_output_path(&p->env, m);
-    task_segment *segs = NULL;
-    int rc = task_local_segments((const char *const *)paths, nmaps, it->index, &segs, &it->res.err);
-    if (rc == 0) {
-        rc = task_run_reduce(&p->env, it->index, it->attempt, segs, nmaps, &it->res);
-        task_segments_free(segs, nmaps);
-    }
-    for (uint32_t m = 0; m < nmaps; m++) free(paths[m]);
-    free(paths);
-    return rc;
-}
-
 static void *local_thread(void *arg)
 {
-    local_slot *slot = arg;
-    local_pool *p = slot->pool;
+    local_pool *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->todo && !p->shutdown) pthread_cond_wait(&p->work_cv, &p->lock);
@@ -73,38 +68,101 @@ static void *local_thread(void *arg)
         p->todo = it->next;
         pthread_mutex_unlock(&p->lock);
 
-        char ctxs[96];
-        snprintf(ctxs, sizeof ctxs, "task=%c%05u attempt=a%u", it->phase == SCHED_MAP ? 'm' : 'r',
-                 it->index, it->attempt);
-        log_set_context(ctxs);
-        task_result_init(&it->res);
-        atomic_store(&slot->progress, 0);
-        if (it->phase == SCHED_MAP)
-            it->rc = task_run_map(&p->env, &p->env.inputs->splits[it->index], it->index, it->attempt,
-                                  &slot->progress, &slot->mb, &it->res);
-        else
-            it->rc = local_run_reduce(p, it);
-        atomic_store(&slot->progress, 0);
-        if (it->rc && it->rc != -ECANCELED) log_warn("attempt failed: %s", it->res.err.msg);
-        log_set_context(NULL);
+        execpool_exec *x = execpool_acquire(p->exec);
+        pthread_mutex_lock(&p->lock);
+        int killed = it->killed;
+        if (!killed) it->exec = x;
+        pthread_mutex_unlock(&p->lock);
+        if (!killed) {
+            char *text = wire_dump(it->assignment);
+            int wstatus = -1;
+            struct err e = {0};
+            if (execpool_run(p->exec, x, text, &it->result, &wstatus, &e) != 0)
+                it->result = execpool_crash_result(it->assignment, execpool_live(x), wstatus);
+            free(text);
+            pthread_mutex_lock(&p->lock);
+            it->exec = NULL;
+            pthread_mutex_unlock(&p->lock);
+        }
+        execpool_release(p->exec, x);
 
         pthread_mutex_lock(&p->lock);
         local_push(&p->done, it);
         pthread_cond_signal(&p->done_cv);
     }
     pthread_mutex_unlock(&p->lock);
-    mapbuf_free(slot->mb);
-    slot->mb = NULL;
     return NULL;
+}
+
+/* Kills every running attempt's executor: the job is over, their results are moot. Called
+ * with the lock held. */
+static void local_kill_running(local_pool *p)
+{
+    for (local_item *it = p->running; it; it = it->next_run) {
+        if (it->killed) continue;
+        it->killed = 1;
+        if (it->exec) execpool_kill(p->exec, it->exec);
+    }
+}
+
+/* What the driver does with a finished attempt's result. */
+static void local_finish(const task_env *env, sched_job *job, local_item *it, uint64_t *maps_bytes_done)
+{
+    uint64_t now = time_wall_ms();
+    char ctxs[64];
+    snprintf(ctxs, sizeof ctxs, "task=%c%05u attempt=a%u", it->phase == SCHED_MAP ? 'm' : 'r', it->index, it->attempt);
+    if (it->killed) {
+        sched_attempt_killed(job, it->attempt, "killed: the job is over", now);
+        return;
+    }
+    wire_report r;
+    memset(&r, 0, sizeof r);
+    counters_init(&r.counters);
+    r.fetch_failed_map = -1;
+    struct err e = {0};
+    if (wire_result_decode(it->result, &r, &e) != 0) {
+        r.ok = 0;
+        r.error = e.msg;
+    }
+    if (r.ok && it->phase == SCHED_REDUCE &&
+        output_commit_task(env->spec->out, LOCAL_JOB_ID, it->attempt, it->index, &e) != 0) {
+        r.ok = 0;
+        r.error = e.msg;
+    }
+    if (r.ok) {
+        if (sched_attempt_succeeded(job, it->attempt, &r.counters, now) && it->phase == SCHED_MAP)
+            *maps_bytes_done += env->inputs->splits[it->index].bytes;
+        log_debug("%s succeeded", ctxs);
+    } else {
+        if (it->phase == SCHED_MAP && r.crash_file) sched_note_crash(job, it->index, r.crash_file, r.crash_offset);
+        log_warn("%s failed: %s", ctxs, r.error);
+        sched_attempt_failed(job, it->attempt, r.error, r.fatal, now);
+    }
+    counters_free(&r.counters);
+}
+
+static void local_item_free(local_item *it)
+{
+    json_decref(it->assignment);
+    json_decref(it->result);
+    free(it);
 }
 
 int local_run(const task_env *env, sched_job *job, uint32_t slots, volatile sig_atomic_t *interrupted,
               local_progress_fn progress, void *arg, struct err *e)
 {
-    (void)e;
     if (slots == 0) slots = 1;
+    /* No more executors than attempts can ever run at once. */
+    uint32_t widest = job->nmaps > job->nreduces ? job->nmaps : job->nreduces;
+    if (slots > widest) slots = widest ? widest : 1;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return err_set(e, -errno, "cannot find the tally binary to start executors: %s", strerror(errno));
+    exe[n] = '\0';
     local_pool p;
     memset(&p, 0, sizeof p);
+    int rc = execpool_new(&p.exec, exe, env->work_dir, slots, log_level_name(), e);
+    if (rc) return rc;
     pthread_mutex_init(&p.lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -112,36 +170,39 @@ int local_run(const task_env *env, sched_job *job, uint32_t slots, volatile sig_
     pthread_cond_init(&p.work_cv, NULL);
     pthread_cond_init(&p.done_cv, &ca);
     pthread_condattr_destroy(&ca);
-    p.env = *env;
-    p.env.cancel = &p.cancel;
-    p.job = job;
-    local_slot *slot = xcalloc(slots, sizeof *slot);
-    for (uint32_t i = 0; i < slots; i++) {
-        slot[i].pool = &p;
-        pthread_create(&slot[i].thread, NULL, local_thread, &slot[i]);
+    pthread_t *threads = xcalloc(slots, sizeof *threads);
+    uint32_t nthreads = 0;
+    for (; nthreads < slots; nthreads++)
+        if (pthread_create(&threads[nthreads], NULL, local_thread, &p) != 0) break;
+    if (nthreads == 0) {
+        sched_job_cancel(job, "cannot start a thread", time_wall_ms());
+        rc = err_set(e, -EAGAIN, "cannot start a thread");
     }
-    uint64_t t0 = time_mono_ms(), last_progress = 0;
-    uint64_t *split_bytes = NULL;
-    uint64_t maps_bytes_done = 0;
-    if (job->nmaps) {
-        split_bytes = xcalloc(job->nmaps, sizeof *split_bytes);
-        for (uint32_t m = 0; m < job->nmaps && m < env->inputs->nsplits; m++)
-            split_bytes[m] = env->inputs->splits[m].bytes;
-    }
+    json_t *spec = wire_jobspec_encode(env->spec);
+    uint64_t t0 = time_mono_ms(), last_progress = 0, maps_bytes_done = 0;
     uint32_t running = 0;
     sched_job_start(job, time_wall_ms());
 
     pthread_mutex_lock(&p.lock);
     for (;;) {
         /* Hand out work while there are free slots. */
-        while (!sched_job_done(job) && running < slots) {
+        while (nthreads && !sched_job_done(job) && running < nthreads) {
             int64_t id = sched_assign(job, "local", (1u << SCHED_MAP) | (1u << SCHED_REDUCE), time_wall_ms());
             if (id < 0) break;
-            const sched_attempt *a = &job->attempts[id];
+            const sched_task *t = &job->tasks[job->attempts[id].task];
             local_item *it = xcalloc(1, sizeof *it);
             it->attempt = (uint32_t)id;
-            it->phase = job->tasks[a->task].phase;
-            it->index = job->tasks[a->task].index;
+            it->phase = t->phase;
+            it->index = t->index;
+            it->assignment = wire_task_encode(LOCAL_JOB_ID, job, (uint32_t)id, spec, env->inputs);
+            json_object_set_new(it->assignment, "work_dir", json_string(env->work_dir));
+            if (t->phase == SCHED_REDUCE) {
+                json_object_set_new(it->assignment, "map_dir", json_string(env->work_dir));
+                json_object_set_new(it->assignment, "nmaps", json_integer(job->nmaps));
+            }
+            log_debug("task=%c%05u attempt=a%u assigned", t->phase == SCHED_MAP ? 'm' : 'r', t->index, it->attempt);
+            it->next_run = p.running;
+            p.running = it;
             local_push(&p.todo, it);
             running++;
             pthread_cond_signal(&p.work_cv);
@@ -159,30 +220,31 @@ int local_run(const task_env *env, sched_job *job, uint32_t slots, volatile sig_
         while (p.done) {
             local_item *it = p.done;
             p.done = it->next;
-            running--;
-            uint64_t now = time_wall_ms();
-            if (it->rc == 0) {
-                if (sched_attempt_succeeded(job, it->attempt, &it->res.counters, now) && it->phase == SCHED_MAP)
-                    maps_bytes_done += split_bytes[it->index];
-            } else if (it->rc == -ECANCELED) {
-                sched_attempt_killed(job, it->attempt, "cancelled", now);
-            } else {
-                sched_attempt_failed(job, it->attempt, it->res.err.msg, it->res.fatal, now);
+            for (local_item **q = &p.running; *q; q = &(*q)->next_run) {
+                if (*q == it) {
+                    *q = it->next_run;
+                    break;
+                }
             }
-            task_result_free(&it->res);
-            free(it);
+            running--;
+            local_finish(env, job, it, &maps_bytes_done);
+            local_item_free(it);
         }
         if (interrupted && *interrupted && !sched_job_done(job))
             sched_job_cancel(job, "interrupted", time_wall_ms());
-        if (sched_job_done(job)) p.cancel = 1; /* stop what still runs: its result is moot */
+        if (sched_job_done(job)) local_kill_running(&p);
 
         uint64_t now = time_mono_ms();
         if (progress && now - last_progress >= 100) {
             last_progress = now;
             uint64_t inflight = 0;
-            for (uint32_t i = 0; i < slots; i++) inflight += atomic_load(&slot[i].progress);
-            local_status st = {.job = job, .input_bytes_done = maps_bytes_done + inflight,
-                               .elapsed_ms = now - t0};
+            for (local_item *it = p.running; it; it = it->next_run) {
+                double frac;
+                int64_t live[CNT_NBUILTIN];
+                if (it->phase == SCHED_MAP && it->exec && task_live_read(execpool_live(it->exec), &frac, live) == 0)
+                    inflight += (uint64_t)(frac * (double)env->inputs->splits[it->index].bytes);
+            }
+            local_status st = {.job = job, .input_bytes_done = maps_bytes_done + inflight, .elapsed_ms = now - t0};
             pthread_mutex_unlock(&p.lock);
             progress(arg, &st, 0);
             pthread_mutex_lock(&p.lock);
@@ -191,19 +253,20 @@ int local_run(const task_env *env, sched_job *job, uint32_t slots, volatile sig_
     p.shutdown = 1;
     pthread_cond_broadcast(&p.work_cv);
     pthread_mutex_unlock(&p.lock);
-    for (uint32_t i = 0; i < slots; i++) pthread_join(slot[i].thread, NULL);
-    int rc = 0;
-    if (!sched_job_done(job)) {
+    for (uint32_t i = 0; i < nthreads; i++) pthread_join(threads[i], NULL);
+    execpool_close(p.exec);
+    execpool_free(p.exec);
+    free(threads);
+    json_decref(spec);
+    if (rc == 0 && !sched_job_done(job)) {
         /* Nothing running and nothing assignable: only a scheduler bug gets here. */
         sched_job_cancel(job, "internal error: no runnable task", time_wall_ms());
-        rc = -EINVAL;
+        rc = err_set(e, -EINVAL, "internal error: no runnable task");
     }
     if (progress) {
         local_status st = {.job = job, .input_bytes_done = maps_bytes_done, .elapsed_ms = time_mono_ms() - t0};
         progress(arg, &st, 1);
     }
-    free(split_bytes);
-    free(slot);
     pthread_cond_destroy(&p.work_cv);
     pthread_cond_destroy(&p.done_cv);
     pthread_mutex_destroy(&p.lock);

@@ -59,6 +59,8 @@ void sched_job_free(sched_job *j)
     free(j->ring[1]);
     free(j->attempts);
     free(j->error);
+    for (size_t i = 0; i < j->ncrashes; i++) free(j->crashes[i].file);
+    free(j->crashes);
     free(j);
 }
 
@@ -251,6 +253,31 @@ void sched_job_cancel(sched_job *j, const char *why, uint64_t now)
     free(j->error);
     j->error = xstrdup(why ? why : "cancelled");
     sched_finish_job(j, SCHED_JOB_CANCELLED, now);
+}
+
+void sched_note_crash(sched_job *j, uint32_t map_index, const char *file, uint64_t offset)
+{
+    size_t per_map = 0;
+    for (size_t i = 0; i < j->ncrashes; i++) {
+        sched_crash *c = &j->crashes[i];
+        if (c->map != map_index) continue;
+        if (c->offset == offset && strcmp(c->file, file) == 0) {
+            c->count++;
+            return;
+        }
+        per_map++;
+    }
+    if (per_map >= SCHED_MAX_CRASHES) return;
+    j->crashes = xrealloc(j->crashes, (j->ncrashes + 1) * sizeof *j->crashes);
+    j->crashes[j->ncrashes++] = (sched_crash){.map = map_index, .file = xstrdup(file), .offset = offset, .count = 1};
+}
+
+size_t sched_map_skips(const sched_job *j, uint32_t map_index, const sched_crash **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < j->ncrashes && n < max; i++)
+        if (j->crashes[i].map == map_index && j->crashes[i].count >= SCHED_SKIP_AFTER) out[n++] = &j->crashes[i];
+    return n;
 }
 
 int sched_reduce_blocked(sched_job *j, uint32_t id, uint32_t map_index)

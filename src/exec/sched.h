@@ -77,6 +77,18 @@ typedef struct sched_task {
     counters counters;    /* of the committed attempt */
 } sched_task;
 
+/* A record a map attempt was on when its process died (bad-record skipping, Google
+ * MapReduce section 4.6): once it has crashed SCHED_SKIP_AFTER attempts, later attempts of
+ * its map skip it and count it in records_skipped. */
+#define SCHED_SKIP_AFTER 2
+#define SCHED_MAX_CRASHES 64 /* distinct records remembered per map */
+typedef struct sched_crash {
+    uint32_t map;
+    char *file;
+    uint64_t offset;
+    uint32_t count;
+} sched_crash;
+
 typedef struct sched_job {
     sched_job_state state;
     uint32_t nmaps, nreduces;
@@ -92,6 +104,8 @@ typedef struct sched_job {
     uint32_t blocked;     /* running reduce attempts waiting for a lost map's re-run */
     char *error;
     uint64_t submit_ms, start_ms, end_ms;
+    sched_crash *crashes;
+    size_t ncrashes;
 } sched_job;
 
 sched_job *sched_job_new(uint32_t nmaps, uint32_t nreduces, uint32_t max_attempts, uint64_t now);
@@ -115,6 +129,10 @@ int sched_reduce_blocked(sched_job *j, uint32_t attempt, uint32_t map_index);
 /* A committed map's output was lost: the map must run again. Returns 1 if it was committed. */
 int sched_map_lost(sched_job *j, uint32_t map_index);
 void sched_job_cancel(sched_job *j, const char *why, uint64_t now);
+/* A map attempt's process died while map() was on the record at file:offset. */
+void sched_note_crash(sched_job *j, uint32_t map_index, const char *file, uint64_t offset);
+/* The records map `map_index` must skip: up to `max` of them into out[]; returns how many. */
+size_t sched_map_skips(const sched_job *j, uint32_t map_index, const sched_crash **out, size_t max);
 
 int sched_job_done(const sched_job *j);   /* in a terminal state */
 /* Sums the committed tasks' counters plus map_tasks, reduce_tasks and task_attempts. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# errors.sh - the command line's contract for mistakes: usage errors exit 2 with a message that
-# points at the culprit; failed jobs exit 1, name the path and leave no part file or _SUCCESS;
-# a non-empty OUT is refused unless --overwrite.
+# errors.sh - the command line's contract for mistakes: usage errors (a bad option, a missing
+# input, an unusable OUT) exit 2 with a message that points at the culprit and leave no part
+# file or _SUCCESS; a non-empty OUT is refused unless --overwrite; --help answers everywhere.
 . "$(dirname "$0")/lib.sh"
 
 BOOK=${BOOKS[0]}
@@ -67,11 +67,12 @@ job_ok wordcount --fold-case -m 2 -r 3 -w 1 --format text --sort-buffer 1M --max
 check_out "$T/opts" 3 --expect map_tasks=2
 compare "$T/opts" "$T/ref-opts.txt"
 
-step "a missing input fails the job (exit 1) and names the path"
-job_fails 1 wordcount -o "$T/f1" "$BOOK" "$T/no/such/file.txt"
+step "a missing input is a usage error (exit 2) that names the path"
+job_fails 2 wordcount -o "$T/f1" "$BOOK" "$T/no/such/file.txt"
 assert_stderr_has "$T/no/such/file.txt"
 assert_failed_output "$T/f1"
-job_fails 1 wordcount -o "$T/f1b" "$T/nothing-matches-*.txt"
+[ ! -e "$T/f1" ] || fail "a refused job created its OUT $T/f1"
+job_fails 2 wordcount -o "$T/f1b" "$T/nothing-matches-*.txt"
 assert_stderr_has "$T/nothing-matches-*.txt"
 assert_failed_output "$T/f1b"
 
@@ -79,23 +80,23 @@ if [ "$(id -u)" != 0 ]; then
     step "an unreadable input fails the job and names the path"
     cp "$BOOK" "$T/secret.txt"
     chmod 000 "$T/secret.txt"
-    job_fails 1 wordcount -o "$T/f2" "$T/secret.txt"
+    job_fails 2 wordcount -o "$T/f2" "$T/secret.txt"
     assert_stderr_has "$T/secret.txt"
     assert_failed_output "$T/f2"
 else
     echo "(running as root: the unreadable-input case cannot be made, skipped)"
 fi
 
-step "a directory with no files fails the job"
+step "a directory with no files is a usage error"
 mkdir -p "$T/emptydir/sub/deeper"
-job_fails 1 wordcount -o "$T/f3" "$T/emptydir"
+job_fails 2 wordcount -o "$T/f3" "$T/emptydir"
 assert_stderr_has "$T/emptydir"
 assert_failed_output "$T/f3"
 
 step "a non-empty OUT is refused and left alone; --overwrite replaces it"
 mkdir -p "$T/full"
 echo precious >"$T/full/keep.txt"
-job_fails 1 wordcount -o "$T/full" "$BOOK"
+job_fails 2 wordcount -o "$T/full" "$BOOK"
 assert_stderr_has "$T/full"
 assert_eq "$(cat "$T/full/keep.txt")" precious "OUT content after a refused run"
 assert_failed_output "$T/full"
@@ -104,7 +105,7 @@ job_ok wordcount --overwrite -r 5 -o "$T/full" "$BOOK"
 check_out "$T/full" 5
 compare "$T/full" "$T/ref.txt"
 # An earlier run's OUT with more parts: a rerun with -r 2 must leave exactly 2 parts.
-job_fails 1 wordcount -r 2 -o "$T/full" "$BOOK"
+job_fails 2 wordcount -r 2 -o "$T/full" "$BOOK"
 check_out "$T/full" 5
 job_ok wordcount --overwrite -r 2 -o "$T/full" "$BOOK"
 check_out "$T/full" 2
@@ -115,5 +116,21 @@ mkdir -p "$T/emptyout"
 job_ok wordcount -o "$T/emptyout" "$BOOK"
 check_out "$T/emptyout" 1
 compare "$T/emptyout" "$T/ref.txt"
+
+step "--help answers for run and for each job; options may come before the job"
+tally_try run --help
+[ "$RC" = 0 ] || fail "tally run --help: exit $RC"
+grep -q 'tally run JOB --help' "$T/stdout" || fail "tally run --help does not say that tally run JOB --help lists a job's options"
+for job in wordcount grep index aggregate; do
+    tally_try run "$job" --help
+    [ "$RC" = 0 ] || fail "tally run $job --help: exit $RC"
+    grep -q -- '--sort-buffer' "$T/stdout" || fail "tally run $job --help does not list the engine options"
+done
+tally_try run grep --help
+grep -q -- '-e, --regex' "$T/stdout" || grep -q -- '-e,' "$T/stdout" || fail "tally run grep --help does not list grep's -e"
+job_ok -q -m 2 wordcount -o "$T/before" "$BOOK"
+compare "$T/before" "$T/ref.txt"
+usage --frobnicate --frobnicate wordcount -o "$T/u" "$BOOK"
+usage "after its name" --regex x grep -o "$T/u" "$BOOK" # a job option before the job's name
 
 echo "errors: all cases passed"
