@@ -459,6 +459,9 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
+    /* Work dirs of runs that were killed (SIGKILL leaves no chance to clean up) go first. */
+    int reaped = claim_reap_stale(run_work_parent(&spec), "tally-job-");
+    if (reaped) log_info("removed %d work dir(s) of tally runs that are no longer running", reaped);
     char *what = xasprintf("job=%s", job->name);
     owner = claim_owner_text(what);
     free(what);
@@ -468,9 +471,6 @@ int cli_run(int argc, char **argv)
     }
     have_out = 1;
     rc = CLI_FAILED;
-    /* Work dirs of runs that were killed (SIGKILL leaves no chance to clean up) go first. */
-    int reaped = claim_reap_stale(run_work_parent(&spec), "tally-job-");
-    if (reaped) log_info("removed %d work dir(s) of tally runs that are no longer running", reaped);
     if (claim_fresh(&work, run_work_parent(&spec), "tally-job-", owner, &e) != 0) {
         fprintf(stderr, "tally: work dir: %s\n", e.msg);
         goto done;

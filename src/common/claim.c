@@ -198,7 +198,10 @@ int claim_reap_stale(const char *dir, const char *prefix)
         char *path = xasprintf("%s/%s", dir, de->d_name);
         char *ofile = xasprintf("%s/%s", path, CLAIM_OWNER_FILE);
         int fd = open(ofile, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        struct stat st;
+        /* An empty owner file is one being made: its creator writes the text after taking the
+         * lock, so only a lock-free file with text belongs to a dead process. */
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
             /* Holding the dead owner's lock, nobody else can take the claim meanwhile. */
             claim c = {.path = path, .fd = fd};
             path = NULL;
