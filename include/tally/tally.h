@@ -107,6 +107,13 @@ int tally_record_field(tally_ctx *ctx, const tally_record *rec, const char *name
  * job must fail), so a map callback can simply `return tally_skip(ctx, rec, "why");`. */
 int tally_skip(tally_ctx *ctx, const tally_record *rec, const char *why);
 
+/* From setup(): the job cannot use a record that lacks field `name` (it would skip every such
+ * record). Before any task runs, the engine looks at each input's CSV header, or at the first
+ * records of a JSON Lines input, and refuses the job (a usage error) if the field is in none of
+ * them, naming the field, the input and the fields it does have; `hint` (may be NULL) is added
+ * to that message, e.g. "named by --group-by". Outside setup() it does nothing. Returns 0. */
+int tally_require_field(tally_ctx *ctx, const char *name, const char *hint);
+
 /* Adds to a job-defined counter, reported in _counters.json. */
 void tally_counter_add(tally_ctx *ctx, const char *name, int64_t delta);
 

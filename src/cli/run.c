@@ -14,6 +14,7 @@
 #include "data/ifile.h"
 #include "data/input.h"
 #include "data/output.h"
+#include "data/probe.h"
 #include "exec/ctx.h"
 #include "exec/jobreg.h"
 #include "exec/local.h"
@@ -157,6 +158,17 @@ static int run_set_attempts(jobspec *s, run_flags *f, const char *v, struct err 
     return rc;
 }
 
+static int run_set_skipped_ratio(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)f;
+    char *end;
+    double r = strtod(v, &end);
+    if (end == v || *end || !(r >= 0 && r <= 1))
+        return err_set(e, -EINVAL, "--max-skipped-ratio: expected a number from 0 to 1, got '%s'", v);
+    s->max_skipped_ratio = r;
+    return 0;
+}
+
 static int run_set_job_arg(jobspec *s, run_flags *f, const char *v, struct err *e)
 {
     (void)f;
@@ -196,6 +208,9 @@ static const run_setting run_settings[] = {
     {"split-size", 0, "SIZE", NULL, "bytes per map task when -m is not given (default 64M)", run_set_split_size},
     {"work-dir", 0, "DIR", "TALLY_WORK_DIR", "where intermediate files go (default $TMPDIR or /tmp)", run_set_work_dir},
     {"max-attempts", 0, "N", NULL, "attempts per task before the job fails (default 4)", run_set_attempts},
+    {"max-skipped-ratio", 0, "R", "TALLY_MAX_SKIPPED_RATIO",
+     "fail the job if more than this share of records is skipped (0..1, default 0.1; 1: no limit)",
+     run_set_skipped_ratio},
     {"job-arg", 0, "K=V", NULL, "argument for a user job (repeatable)", run_set_job_arg},
     {"strict", 0, NULL, NULL, "fail on the first bad record instead of skipping it", run_set_strict},
     {"overwrite", 0, NULL, NULL, "replace a non-empty output directory", run_set_overwrite},
@@ -395,6 +410,7 @@ int cli_run(int argc, char **argv)
     output out = {.claim.fd = -1};
     claim work = {.fd = -1};
     sched_job *sj = NULL;
+    ctx_fields required = {0};
     char *owner = NULL;
     int rc = CLI_USAGE, have_out = 0;
 
@@ -434,7 +450,7 @@ int cli_run(int argc, char **argv)
         goto done;
     }
     /* Run setup() once here so that bad job arguments are usage errors before any work. */
-    if (ctx_job_open(&spec, &job, &handle, &state, &e) != 0) {
+    if (ctx_job_open(&spec, &job, &handle, &state, &required, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
@@ -451,6 +467,10 @@ int cli_run(int argc, char **argv)
                 goto done;
             }
         }
+    }
+    if (probe_fields(&inputs, required.names, required.hints, required.n, spec.max_record, &e) != 0) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        goto done;
     }
     input_plan(&inputs, spec.maps, spec.split_size, spec.workers);
     log_debug("%zu input files, %llu bytes, %zu map tasks, %u reduce tasks, %u slots", inputs.nfiles,
@@ -480,6 +500,7 @@ int cli_run(int argc, char **argv)
     task_env env = {.spec = &spec, .job = job, .state = state, .inputs = &inputs, .work_dir = work.path,
                     .out_tmp = out.tmp};
     sj = sched_job_new((uint32_t)inputs.nsplits, spec.reduces, spec.max_attempts, time_wall_ms());
+    sj->max_skipped_ratio = spec.max_skipped_ratio;
     run_progress prog = {.tty = !flags.quiet && isatty(STDOUT_FILENO), .total_bytes = inputs.total_bytes};
     uint64_t t0 = time_mono_ns();
     if (local_run(&env, sj, spec.workers, &run_interrupted, run_show_progress, &prog, &e) != 0 && !sj->error)
@@ -519,6 +540,7 @@ done:
     output_free(&out);
     claim_release(&work);
     free(owner);
+    ctx_fields_free(&required);
     sched_job_free(sj);
     input_set_free(&inputs);
     if (job) ctx_job_close(job, handle, state);

@@ -31,6 +31,7 @@
 #include "common/log.h"
 #include "data/input.h"
 #include "data/output.h"
+#include "data/probe.h"
 #include "exec/ctx.h"
 #include "exec/sched.h"
 #include "net/http.h"
@@ -430,6 +431,7 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
         sched_task *t = &sj->tasks[a->task];
         uint64_t now = time_wall_ms();
         int was_running = a->state == SCHED_ATTEMPT_RUNNING;
+        if (was_running && ok) sched_note_skip(sj, rep.skip_example);
         if (!was_running) {
             /* A late result from a superseded or lost attempt: ignored by design. */
         } else if (ok && t->phase == SCHED_REDUCE && t->state != SCHED_TASK_SUCCEEDED && !sched_job_done(sj)) {
@@ -526,12 +528,13 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     struct err e = {0};
     json_t *b = NULL;
     coord_job *j = xcalloc(1, sizeof *j);
+    ctx_fields required = {0};
     int usage = 1;
     if (wire_parse_object(req->body, req->body_len, &b, &e) || wire_jobspec_decode(json_object_get(b, "spec"), &j->spec, &e))
         goto fail;
     /* Mistakes on the submitter's command line (bad job arguments, a missing input, an OUT
      * that overlaps an input or is in use) are usage errors: `submit` exits 2 for them. */
-    if (ctx_job_open(&j->spec, &j->job, &j->handle, &j->state, &e)) goto fail;
+    if (ctx_job_open(&j->spec, &j->job, &j->handle, &j->state, &required, &e)) goto fail;
     if (input_expand(j->spec.inputs, j->spec.ninputs, j->spec.format_forced, j->spec.format, &j->inputs, &e))
         goto fail;
     if (j->job->flags & TALLY_NEEDS_FIELDS) {
@@ -543,6 +546,7 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
             }
         }
     }
+    if (probe_fields(&j->inputs, required.names, required.hints, required.n, j->spec.max_record, &e)) goto fail;
     if (output_check_inputs(j->spec.out, j->spec.inputs, j->spec.ninputs, &j->inputs, &e)) goto fail;
     pthread_mutex_lock(&c->lock);
     uint64_t slots = 0;
@@ -560,6 +564,7 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     usage = 0;
     j->spec_json = wire_jobspec_encode(&j->spec);
     j->sj = sched_job_new((uint32_t)j->inputs.nsplits, j->spec.reduces, j->spec.max_attempts, time_wall_ms());
+    j->sj->max_skipped_ratio = j->spec.max_skipped_ratio;
     sched_job_start(j->sj, time_wall_ms());
     pthread_mutex_lock(&c->lock);
     coord_job **p = &c->jobs;
@@ -572,6 +577,7 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     http_respond_json(resp, 200, "{\"id\":\"%s\"}", j->id);
     pthread_mutex_unlock(&c->lock);
     json_decref(b);
+    ctx_fields_free(&required);
     return;
 fail: {
     json_t *err = json_pack("{s:s, s:b}", "error", e.msg, "usage", usage);
@@ -581,6 +587,7 @@ fail: {
     json_decref(err);
 }
     json_decref(b);
+    ctx_fields_free(&required);
     if (j->job) ctx_job_close(j->job, j->handle, j->state);
     j->job = NULL;
     coord_job_free(j);

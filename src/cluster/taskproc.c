@@ -255,7 +255,7 @@ static int taskproc_job(taskproc_cache *c, const char *job_id, const json_t *spe
     jobspec_init(&c->spec);
     snprintf(c->job_id, sizeof c->job_id, "%s", job_id);
     int rc = wire_jobspec_decode(spec_json, &c->spec, e);
-    if (rc == 0 && (rc = ctx_job_open(&c->spec, &c->job, &c->handle, &c->state, e)) != 0) *fatal = 1;
+    if (rc == 0 && (rc = ctx_job_open(&c->spec, &c->job, &c->handle, &c->state, NULL, e)) != 0) *fatal = 1;
     if (rc) {
         jobspec_free(&c->spec);
         c->job = NULL;
@@ -377,6 +377,7 @@ done:
     json_t *r = json_pack("{s:b, s:s, s:b, s:o}", "ok", rc == 0, "error", rc ? e.msg : "", "fatal", res.fatal,
                           "counters", wire_counters_encode(&res.counters));
     if (failed_map >= 0) json_object_set_new(r, "fetch_failed_map", json_integer(failed_map));
+    if (res.skip_note[0]) json_object_set_new(r, "skip_example", json_string(res.skip_note));
     task_result_free(&res);
     input_set_free(&split);
     log_set_context(NULL);

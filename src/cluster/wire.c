@@ -61,13 +61,14 @@ json_t *wire_jobspec_encode(const jobspec *s)
     for (size_t i = 0; i < s->nargs; i++) json_object_set_new(args, s->arg_names[i], json_string(s->arg_values[i]));
     json_t *inputs = json_array();
     for (size_t i = 0; i < s->ninputs; i++) json_array_append_new(inputs, json_string(s->inputs[i]));
-    return json_pack("{s:s, s:o, s:o, s:s, s:I, s:I, s:b, s:i, s:I, s:I, s:I, s:b, s:b, s:I}",
+    return json_pack("{s:s, s:o, s:o, s:s, s:I, s:I, s:b, s:i, s:I, s:I, s:I, s:b, s:b, s:I, s:f}",
                      "job", s->job, "args", args, "inputs", inputs, "out", s->out ? s->out : "",
                      "maps", (json_int_t)s->maps, "reduces", (json_int_t)s->reduces,
                      "format_forced", s->format_forced, "format", (int)s->format,
                      "sort_buffer", (json_int_t)s->sort_buffer, "max_record", (json_int_t)s->max_record,
                      "split_size", (json_int_t)s->split_size, "strict", s->strict,
-                     "overwrite", s->overwrite, "max_attempts", (json_int_t)s->max_attempts);
+                     "overwrite", s->overwrite, "max_attempts", (json_int_t)s->max_attempts,
+                     "max_skipped_ratio", s->max_skipped_ratio);
 }
 
 int wire_jobspec_decode(const json_t *j, jobspec *s, struct err *e)
@@ -127,6 +128,10 @@ int wire_jobspec_decode(const json_t *j, jobspec *s, struct err *e)
     if ((rc = wire_get_u64(j, "max_attempts", 100, &v, 0, e))) return rc;
     if (v == 0) return err_set(e, -EINVAL, "field 'max_attempts' must be at least 1");
     s->max_attempts = (uint32_t)v;
+    json_t *msr = json_object_get(j, "max_skipped_ratio");
+    if (msr && (!json_is_number(msr) || !(json_number_value(msr) >= 0 && json_number_value(msr) <= 1)))
+        return err_set(e, -EINVAL, "field 'max_skipped_ratio' must be a number from 0 to 1");
+    if (msr) s->max_skipped_ratio = json_number_value(msr);
     return 0;
 }
 
@@ -363,6 +368,7 @@ int wire_result_decode(const json_t *res, wire_report *r, struct err *e)
     int rc = 0;
     if (!json_is_object(res)) return err_set(e, -EINVAL, "field 'result' must be an object");
     if (rc == 0) rc = wire_get_str(res, "error", &r->error, 0, e);
+    if (rc == 0) rc = wire_get_str(res, "skip_example", &r->skip_example, 0, e);
     if (rc == 0 && json_object_get(res, "counters")) rc = wire_counters_decode(json_object_get(res, "counters"), &r->counters, e);
     if (rc == 0 && json_object_get(res, "fetch_failed_map")) {
         rc = wire_get_u64(res, "fetch_failed_map", UINT32_MAX, &fm, 1, e);

@@ -76,6 +76,7 @@ typedef struct wire_report {
     const char *error;        /* "" when none */
     counters counters;
     int64_t fetch_failed_map; /* -1, or the map whose output the reducer gave up fetching */
+    const char *skip_example; /* NULL, or the first record the attempt skipped and why */
     const char *crash_file;   /* NULL, or the record a crashed map attempt was on */
     uint64_t crash_offset;
     json_t *root;

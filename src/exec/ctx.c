@@ -38,6 +38,9 @@ void ctx_init(tally_ctx *ctx, const tally_job *job, void *state, const jobspec *
     ctx->sink = NULL;
     ctx->strict = spec ? spec->strict : 0;
     ctx->skips_logged = 0;
+    ctx->skip_note = NULL;
+    ctx->skip_note_cap = 0;
+    ctx->required = NULL;
     err_clear(&ctx->err);
 }
 
@@ -101,11 +104,39 @@ int tally_skip(tally_ctx *ctx, const tally_record *rec, const char *why)
         return err_set(&ctx->err, -EBADMSG, "%s: offset %llu: %s (--strict)", rec->file,
                        (unsigned long long)rec->offset, why);
     if (ctx->counters) ctx->counters->v[CNT_RECORDS_SKIPPED]++;
+    if (ctx->skip_note && !ctx->skip_note[0])
+        snprintf(ctx->skip_note, ctx->skip_note_cap, "%s: offset %llu: %s", rec->file, (unsigned long long)rec->offset,
+                 why);
     if (ctx->skips_logged < CTX_SKIPS_LOGGED) {
         ctx->skips_logged++;
         log_warn("skipped record at %s: offset %llu: %s", rec->file, (unsigned long long)rec->offset, why);
     }
     return 0;
+}
+
+int tally_require_field(tally_ctx *ctx, const char *name, const char *hint)
+{
+    ctx_fields *f = ctx->required;
+    if (!f || !name || !*name) return 0;
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->names[i], name) == 0) return 0;
+    f->names = xrealloc(f->names, (f->n + 1) * sizeof *f->names);
+    f->hints = xrealloc(f->hints, (f->n + 1) * sizeof *f->hints);
+    f->names[f->n] = xstrdup(name);
+    f->hints[f->n] = hint && *hint ? xstrdup(hint) : NULL;
+    f->n++;
+    return 0;
+}
+
+void ctx_fields_free(ctx_fields *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->names[i]);
+        free(f->hints[i]);
+    }
+    free(f->names);
+    free(f->hints);
+    memset(f, 0, sizeof *f);
 }
 
 void tally_counter_add(tally_ctx *ctx, const char *name, int64_t delta)
@@ -130,8 +161,10 @@ int tally_error(tally_ctx *ctx, const char *fmt, ...)
     return -EINVAL;
 }
 
-int ctx_job_open(const jobspec *spec, const tally_job **job, void **handle, void **state, struct err *e)
+int ctx_job_open(const jobspec *spec, const tally_job **job, void **handle, void **state, ctx_fields *required,
+                 struct err *e)
 {
+    if (required) memset(required, 0, sizeof *required);
     *state = NULL;
     int rc = jobreg_load(spec->job, job, handle, e);
     if (rc) return rc;
@@ -140,6 +173,7 @@ int ctx_job_open(const jobspec *spec, const tally_job **job, void **handle, void
         counters c;
         counters_init(&c);
         ctx_init(&ctx, *job, NULL, spec, &c);
+        ctx.required = required;
         rc = (*job)->setup(&ctx, state);
         counters_free(&c);
         if (rc) {
@@ -148,6 +182,7 @@ int ctx_job_open(const jobspec *spec, const tally_job **job, void **handle, void
             jobreg_unload(*handle);
             *handle = NULL;
             *job = NULL;
+            if (required) ctx_fields_free(required);
             return e ? e->code : -EINVAL;
         }
     }

@@ -15,6 +15,13 @@
 #include "exec/counters.h"
 #include "exec/jobspec.h"
 
+/* The fields a job said it needs (tally_require_field), collected while its setup() runs. */
+typedef struct ctx_fields {
+    char **names, **hints; /* hints[i] may be NULL */
+    size_t n;
+} ctx_fields;
+void ctx_fields_free(ctx_fields *f);
+
 /* ctx_init() sets every field (it avoids a memset on the combine path): add new ones there. */
 struct tally_ctx {
     const tally_job *job;
@@ -26,6 +33,9 @@ struct tally_ctx {
     void *sink;             /* what emit writes to; owned by the task */
     int strict;
     unsigned skips_logged;
+    char *skip_note;        /* where the first skipped record's reason goes ("" until then), or NULL */
+    size_t skip_note_cap;
+    ctx_fields *required;   /* during setup(): where tally_require_field() records, else NULL */
     struct err err;         /* set by tally_error() or by a failing emit */
 };
 
@@ -33,8 +43,10 @@ struct tally_ctx {
 void ctx_init(tally_ctx *ctx, const tally_job *job, void *state, const jobspec *spec, counters *c);
 
 /* Loads the job named by spec->job and runs its setup(). On a bad job or bad arguments returns
- * a negative code with the message in e (a usage error for the CLI). */
-int ctx_job_open(const jobspec *spec, const tally_job **job, void **handle, void **state, struct err *e);
+ * a negative code with the message in e (a usage error for the CLI). `required` (may be NULL)
+ * receives the fields the job requires (the caller frees it with ctx_fields_free). */
+int ctx_job_open(const jobspec *spec, const tally_job **job, void **handle, void **state, ctx_fields *required,
+                 struct err *e);
 void ctx_job_close(const tally_job *job, void *handle, void *state);
 
 #endif

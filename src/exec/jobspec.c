@@ -15,6 +15,7 @@ void jobspec_init(jobspec *s)
     s->max_record = JOBSPEC_DEFAULT_MAX_RECORD;
     s->split_size = JOBSPEC_DEFAULT_SPLIT_SIZE;
     s->max_attempts = JOBSPEC_DEFAULT_MAX_ATTEMPTS;
+    s->max_skipped_ratio = JOBSPEC_DEFAULT_MAX_SKIPPED_RATIO;
 }
 
 void jobspec_free(jobspec *s)

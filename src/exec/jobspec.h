@@ -12,6 +12,8 @@
 #define JOBSPEC_DEFAULT_MAX_RECORD (64ull << 20)
 #define JOBSPEC_DEFAULT_SPLIT_SIZE (64ull << 20)
 #define JOBSPEC_DEFAULT_MAX_ATTEMPTS 4u
+/* A job that skips more than this share of its input records fails (--max-skipped-ratio). */
+#define JOBSPEC_DEFAULT_MAX_SKIPPED_RATIO 0.1
 
 typedef struct jobspec {
     char *job;              /* built-in job name, or the path of a user job .so */
@@ -30,6 +32,7 @@ typedef struct jobspec {
     uint64_t split_size;
     int strict, overwrite;
     uint32_t max_attempts;
+    double max_skipped_ratio; /* --max-skipped-ratio: 0..1; 1 accepts any number of skipped records */
     char *work_dir;         /* --work-dir: parent of the job's own intermediate directory */
 } jobspec;
 

@@ -130,6 +130,7 @@ static void local_finish(const task_env *env, sched_job *job, local_item *it, ui
         r.error = e.msg;
     }
     if (r.ok) {
+        sched_note_skip(job, r.skip_example);
         if (sched_attempt_succeeded(job, it->attempt, &r.counters, now) && it->phase == SCHED_MAP)
             *maps_bytes_done += env->inputs->splits[it->index].bytes;
         log_debug("%s succeeded", ctxs);

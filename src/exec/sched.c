@@ -33,6 +33,7 @@ sched_job *sched_job_new(uint32_t nmaps, uint32_t nreduces, uint32_t max_attempt
     j->nmaps = nmaps;
     j->nreduces = nreduces;
     j->max_attempts = max_attempts ? max_attempts : 1;
+    j->max_skipped_ratio = 1;
     j->submit_ms = now;
     j->tasks = xcalloc((size_t)nmaps + nreduces + 1, sizeof *j->tasks);
     for (uint32_t i = 0; i < nmaps + nreduces; i++) {
@@ -61,6 +62,7 @@ void sched_job_free(sched_job *j)
     free(j->error);
     for (size_t i = 0; i < j->ncrashes; i++) free(j->crashes[i].file);
     free(j->crashes);
+    free(j->skip_example);
     free(j);
 }
 
@@ -142,6 +144,34 @@ static void sched_finish_job(sched_job *j, sched_job_state s, uint64_t now)
     }
 }
 
+/* Every map has committed: fails the job if they skipped too large a share of the input (a
+ * wrong format or field would otherwise "succeed" with little or no output). Returns 1 if it
+ * failed the job. */
+static int sched_too_many_skipped(sched_job *j, uint64_t now)
+{
+    if (j->max_skipped_ratio >= 1) return 0;
+    int64_t in = 0, skipped = 0;
+    for (uint32_t m = 0; m < j->nmaps; m++) {
+        in += j->tasks[m].counters.v[CNT_INPUT_RECORDS];
+        skipped += j->tasks[m].counters.v[CNT_RECORDS_SKIPPED];
+    }
+    /* Records skipped for being too long are not counted as input: count them in. */
+    int64_t total = in > skipped ? in : skipped;
+    if (skipped == 0 || (double)skipped <= j->max_skipped_ratio * (double)total) return 0;
+    free(j->error);
+    j->error = xasprintf("%lld of %lld input records were skipped (%.1f%%), more than --max-skipped-ratio %g allows; "
+                         "the first: %s (if that is expected, raise --max-skipped-ratio, up to 1)",
+                         (long long)skipped, (long long)total, 100.0 * (double)skipped / (double)total,
+                         j->max_skipped_ratio, j->skip_example ? j->skip_example : "(not reported)");
+    sched_finish_job(j, SCHED_JOB_FAILED, now);
+    return 1;
+}
+
+void sched_note_skip(sched_job *j, const char *example)
+{
+    if (!j->skip_example && example && *example) j->skip_example = xstrdup(example);
+}
+
 int sched_attempt_succeeded(sched_job *j, uint32_t id, const counters *c, uint64_t now)
 {
     sched_attempt *a = sched_running_attempt(j, id);
@@ -165,6 +195,7 @@ int sched_attempt_succeeded(sched_job *j, uint32_t id, const counters *c, uint64
     if (c) counters_merge(&t->counters, c);
     if (t->phase == SCHED_MAP) {
         j->maps_done++;
+        if (j->maps_done == j->nmaps && sched_too_many_skipped(j, now)) return 1;
         /* Reducers waiting for this map's output can fetch it now. */
         for (size_t i = 0; j->blocked && i < j->nattempts; i++)
             if (j->attempts[i].blocked_on == (int64_t)t->index) sched_attempt_unblock(j, &j->attempts[i]);

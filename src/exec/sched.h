@@ -7,7 +7,9 @@
  *           RUNNING -> SUCCEEDED  sched_attempt_succeeded() commits the last reduce task (maps
  *                                 lost after that are not needed: their re-runs are killed)
  *           RUNNING -> FAILED     sched_attempt_failed(): a task has failed max_attempts times,
- *                                 or its failure is fatal (retrying cannot help)
+ *                                 or its failure is fatal (retrying cannot help);
+ *                                 sched_attempt_succeeded(): the last map commits and the maps
+ *                                 skipped more than max_skipped_ratio of their records
  *           QUEUED/RUNNING -> CANCELLED  sched_job_cancel()
  * Task:     PENDING -> RUNNING    sched_assign() starts an attempt (maps first; reduces only
  *                                 once every map has succeeded; a reduce keeps running if a
@@ -106,6 +108,10 @@ typedef struct sched_job {
     uint64_t submit_ms, start_ms, end_ms;
     sched_crash *crashes;
     size_t ncrashes;
+    /* Set by the caller after sched_job_new (default 1: no limit): once every map has
+     * committed, a job whose maps skipped more than this share of their input records fails. */
+    double max_skipped_ratio;
+    char *skip_example;   /* the first skipped record a map reported, and why */
 } sched_job;
 
 sched_job *sched_job_new(uint32_t nmaps, uint32_t nreduces, uint32_t max_attempts, uint64_t now);
@@ -129,6 +135,9 @@ int sched_reduce_blocked(sched_job *j, uint32_t attempt, uint32_t map_index);
 /* A committed map's output was lost: the map must run again. Returns 1 if it was committed. */
 int sched_map_lost(sched_job *j, uint32_t map_index);
 void sched_job_cancel(sched_job *j, const char *why, uint64_t now);
+/* An attempt that is about to be reported succeeded skipped records; `example` names the first
+ * ("file: offset N: why"), kept for the message if the job fails for skipping too many. */
+void sched_note_skip(sched_job *j, const char *example);
 /* A map attempt's process died while map() was on the record at file:offset. */
 void sched_note_crash(sched_job *j, uint32_t map_index, const char *file, uint64_t offset);
 /* The records map `map_index` must skip: up to `max` of them into out[]; returns how many. */

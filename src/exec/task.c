@@ -26,6 +26,7 @@ void task_result_init(task_result *r)
     counters_init(&r->counters);
     err_clear(&r->err);
     r->fatal = 0;
+    r->skip_note[0] = '\0';
 }
 
 void task_result_free(task_result *r) { counters_free(&r->counters); }
@@ -427,6 +428,8 @@ int task_run_map(const task_env *env, const input_split *split, uint32_t index, 
     ctx.emit = task_map_emit;
     ctx.emit_int = task_map_emit_int;
     ctx.sink = &ms;
+    ctx.skip_note = res->skip_note;
+    ctx.skip_note_cap = sizeof res->skip_note;
 
     char *final = task_map_output_path(env, index);
     char *tmp = xasprintf("%s.a%u.tmp", final, attempt);

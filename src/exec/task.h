@@ -67,6 +67,7 @@ typedef struct task_result {
     counters counters;
     struct err err;
     int fatal;                  /* retrying cannot help (bad input under --strict, ...) */
+    char skip_note[256];        /* the first record skipped and why ("" if none) */
 } task_result;
 
 /* One reduce input: a sorted segment of some file (a local map output, or a fetched copy). */

@@ -12,6 +12,7 @@
  * not even for count. This job uses only the public API of tally.h, like any user job.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,25 @@ static void aggregate_teardown(void *state)
     free(st);
 }
 
+struct aggregate_require {
+    tally_ctx *ctx;
+    const char *what;
+};
+
+/* A field of a condition. One compared with another field may be a string meant as a
+ * literal (`producer_id==producer-01`): the hint says how to write that. */
+static void aggregate_require_cond_field(void *arg, const char *field, const char *other)
+{
+    struct aggregate_require *r = arg;
+    char hint[512];
+    if (other)
+        snprintf(hint, sizeof hint, "named by %s, compared with the field %s; to compare with the text, quote it: '%s'",
+                 r->what, other, field);
+    else
+        snprintf(hint, sizeof hint, "named by %s", r->what);
+    tally_require_field(r->ctx, field, hint);
+}
+
 static int aggregate_setup(tally_ctx *ctx, void **state)
 {
     const char *group = tally_arg(ctx, "group-by");
@@ -74,6 +94,17 @@ static int aggregate_setup(tally_ctx *ctx, void **state)
         goto fail;
     }
     st->columns = aggspec_columns(st->aggs, st->group, st->ngroup);
+    /* Every field named is needed: a record without it is skipped, so a misspelt name would
+     * skip them all. The engine checks the inputs for them before the job starts. */
+    for (size_t i = 0; i < st->ngroup; i++) tally_require_field(ctx, st->group[i], "named by --group-by");
+    struct aggregate_require req = {ctx, "--where"};
+    cond_fields(st->where, aggregate_require_cond_field, &req);
+    for (size_t i = 0; i < st->aggs->n; i++) {
+        const aggspec_item *it = &st->aggs->items[i];
+        if (it->field) tally_require_field(ctx, it->field, "named by --agg");
+        req.what = "--agg";
+        cond_fields(it->cond, aggregate_require_cond_field, &req);
+    }
     *state = st;
     return 0;
 fail:

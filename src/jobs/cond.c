@@ -225,6 +225,18 @@ struct cond {
     size_t n, cap, root;
 };
 
+void cond_fields(const cond *c, void (*fn)(void *arg, const char *field, const char *other), void *arg)
+{
+    /* Nodes are created in the order the parser meets them, which is the order written. */
+    for (size_t i = 0; c && i < c->n; i++) {
+        const struct cond_node *nd = &c->nodes[i];
+        if (nd->kind != COND_CMP) continue;
+        int both = nd->lhs.is_field && nd->rhs.is_field;
+        if (nd->lhs.is_field) fn(arg, nd->lhs.text, both ? nd->rhs.text : NULL);
+        if (nd->rhs.is_field) fn(arg, nd->rhs.text, both ? nd->lhs.text : NULL);
+    }
+}
+
 static size_t cond_node_new(cond *c, cond_node_kind kind)
 {
     if (c->n == c->cap) {

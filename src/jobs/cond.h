@@ -67,6 +67,11 @@ void cond_free(cond *c);
  * several threads at once on the same condition. */
 int cond_eval(const cond *c, cond_lookup_fn lookup, void *arg, int *match, cond_failure *fail);
 
+/* Calls fn once per field the condition names, in the order written; `other` is the field on
+ * the other side of the comparison when both sides are fields (a string literal left unquoted
+ * looks like that), else NULL. */
+void cond_fields(const cond *c, void (*fn)(void *arg, const char *field, const char *other), void *arg);
+
 /* 1 with *out set when s[0..n) is a finite decimal number by the rule above, else 0. */
 int cond_number(const char *s, size_t n, double *out);
 /* Compares two values as a condition does: <0, 0 or >0. */

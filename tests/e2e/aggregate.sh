@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # aggregate.sh - `tally run aggregate` against tests/ref/aggregate.py on generated readings (CSV)
 # and inferences (JSON Lines): the two command lines of the spec, the M x R matrix, every
-# aggregate, WHERE with and/or/parentheses, dotted JSON names, .gz and --format.
+# aggregate, WHERE with and/or/parentheses, dotted JSON names, .gz and --format; mistakes that
+# would skip every record (a misspelt field, an unquoted string) are refused, and a job that
+# skips more than --max-skipped-ratio of its records fails.
 . "$(dirname "$0")/lib.sh"
 
 gen_ok readings --shards 5 --rows 2000 -o "$T/readings"
@@ -101,4 +103,41 @@ grep -qx $'a\t4\t3' "$T/ref.txt" || fail "test bug: the reference should give a<
 step "_columns names the group fields"
 job_ok aggregate --group-by producer_id --agg count -o "$T/cols" "${INFERENCES[0]}"
 head -n 1 "$T/cols/_columns" | grep -q '^producer_id	' || fail "_columns should start with producer_id<TAB>: $(cat "$T/cols/_columns")"
+step "a field no input has is refused before the job runs (exit 2), naming it and the fields there are"
+job_fails 2 aggregate --group-by prodcer_id --agg count -o "$T/typo" "${READINGS[@]}"
+assert_stderr_has "'prodcer_id'" "--group-by" "readings_shard0.csv" "household_id, house_id"
+[ ! -e "$T/typo" ] || fail "a refused job created its OUT"
+job_fails 2 aggregate --group-by producer_id --agg 'avg(confidance)' -o "$T/typo" "${INFERENCES[@]}"
+assert_stderr_has "'confidance'" "--agg" "producer_id" "confidence"
+job_fails 2 aggregate --where 'producer_id==producer-01' --group-by producer_id --agg count -o "$T/typo" \
+    "${INFERENCES[@]}"
+assert_stderr_has "'producer-01'" "quote it" "'producer-01'"
+job_fails 2 aggregate --where 'meta.modle=="vit_b16"' --group-by producer_id --agg count -o "$T/typo" "${INFERENCES[@]}"
+assert_stderr_has "'meta.modle'"
+job_fails 2 aggregate --group-by house_id --agg 'count_if(propety==1)' -o "$T/typo" "${READINGS[@]}"
+assert_stderr_has "'propety'"
+# The same command lines written right run; a single = means ==, as the README says.
+job_ok aggregate --where 'producer_id=="producer-01"' --group-by producer_id --agg count -o "$T/quoted" "${INFERENCES[@]}"
+job_ok aggregate --where "producer_id='producer-01'" --group-by producer_id --agg count -o "$T/single-eq" "${INFERENCES[@]}"
+cmp "$T/quoted/part-00000" "$T/single-eq/part-00000" || fail "= and == gave different results"
+assert_eq "$(cut -f1 "$T/quoted/part-00000")" "producer-01" "the group of the quoted comparison"
+# A JSON key that is present but null in every probed record exists: the job runs (and skips
+# those records, null being absent to the job).
+printf '{"k":"a","opt":null}\n{"k":"b","opt":null}\n' >"$T/nulls.jsonl"
+job_ok aggregate --group-by k --agg 'count_if(opt==1)' --max-skipped-ratio 1 -o "$T/nulls" "$T/nulls.jsonl"
+assert_eq "$(counter "$T/nulls" records_skipped)" 2 "records skipped for a null field"
+
+step "more than --max-skipped-ratio of the records skipped fails the job, naming the first"
+job_fails 1 aggregate --group-by producer_id --agg 'avg(producer_id)' -o "$T/skips" "${INFERENCES[@]}"
+assert_stderr_has "max-skipped-ratio" "6000 of 6000" "not a number"
+assert_failed_output "$T/skips"
+job_ok aggregate --group-by producer_id --agg 'avg(producer_id)' --max-skipped-ratio 1 -o "$T/skips" "${INFERENCES[@]}"
+assert_eq "$(counter "$T/skips" records_skipped)" 6000 "records_skipped with --max-skipped-ratio 1"
+# Below the limit: 3 bad records of 2003 are skipped and counted, the job succeeds.
+{ cat "${INFERENCES[0]}"; printf '{"producer_id":"x","confidence":"high"}\n%.0s' 1 2 3; } >"$T/few-bad.jsonl"
+job_ok aggregate --group-by producer_id --agg 'avg(confidence)' -o "$T/fewbad" "$T/few-bad.jsonl"
+assert_eq "$(counter "$T/fewbad" records_skipped)" 3 "records_skipped below the limit"
+job_fails 2 aggregate --group-by producer_id --agg count --max-skipped-ratio 1.5 -o "$T/u" "${INFERENCES[0]}"
+assert_stderr_has "--max-skipped-ratio"
+
 echo "aggregate: all cases passed"

@@ -537,6 +537,87 @@ static void test_counters_from_committed_only(void **state)
     sched_job_free(j);
 }
 
+/* ---- Bad records: the skip limit and crash notes ----------------------------------------- */
+
+/* Succeeds map attempt a with `in` input records of which `skipped` were skipped. */
+static void succeed_skipping(sched_job *j, uint32_t a, int64_t in, int64_t skipped, const char *example, uint64_t now)
+{
+    counters c;
+    counters_init(&c);
+    c.v[CNT_INPUT_RECORDS] = in;
+    c.v[CNT_RECORDS_SKIPPED] = skipped;
+    sched_note_skip(j, example);
+    assert_int_equal(sched_attempt_succeeded(j, a, &c, now), 1);
+    counters_free(&c);
+}
+
+static void test_too_many_skipped_fails_after_the_maps(void **state)
+{
+    (void)state;
+    /* Without a limit (the default of sched_job_new) any number of skips is fine. */
+    sched_job *j = started(2, 1, 4);
+    succeed_skipping(j, assign(j, ANY, SCHED_MAP, 0, 300), 100, 100, "f: offset 0: bad", 301);
+    succeed_skipping(j, assign(j, ANY, SCHED_MAP, 1, 302), 100, 100, NULL, 303);
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+    sched_job_free(j);
+
+    /* 10% allowed: 15 of 200 pass; the check waits for the last map. */
+    j = started(2, 1, 4);
+    j->max_skipped_ratio = 0.1;
+    succeed_skipping(j, assign(j, ANY, SCHED_MAP, 0, 300), 100, 15, "f: offset 7: missing field 'x'", 301);
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+    succeed_skipping(j, assign(j, ANY, SCHED_MAP, 1, 302), 100, 0, NULL, 303);
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+    sched_job_free(j);
+
+    /* 21 of 200 is more than 10%: the job fails once every map is in, naming the first skip. */
+    j = started(2, 1, 4);
+    j->max_skipped_ratio = 0.1;
+    uint32_t m0 = assign(j, ANY, SCHED_MAP, 0, 300);
+    uint32_t m1 = assign(j, ANY, SCHED_MAP, 1, 300);
+    succeed_skipping(j, m0, 100, 20, "f: offset 7: missing field 'x'", 301);
+    assert_int_equal(j->state, SCHED_JOB_RUNNING);
+    succeed_skipping(j, m1, 100, 1, "g: offset 9: other", 302);
+    assert_int_equal(j->state, SCHED_JOB_FAILED);
+    assert_non_null(strstr(j->error, "21 of 200"));
+    assert_non_null(strstr(j->error, "f: offset 7: missing field 'x'"));
+    assert_non_null(strstr(j->error, "--max-skipped-ratio"));
+    assert_int_equal(sched_assign(j, "w1", ANY, 303), -1); /* no reduce runs */
+    sched_job_free(j);
+
+    /* Records skipped for being too long are not input records: all skipped is still 100%. */
+    j = started(1, 1, 4);
+    j->max_skipped_ratio = 0.5;
+    succeed_skipping(j, assign(j, ANY, SCHED_MAP, 0, 300), 0, 3, "h: offset 0: record longer than --max-record", 301);
+    assert_int_equal(j->state, SCHED_JOB_FAILED);
+    assert_non_null(strstr(j->error, "3 of 3"));
+    sched_job_free(j);
+}
+
+static void test_crashing_records_are_skipped_after_two(void **state)
+{
+    (void)state;
+    sched_job *j = started(2, 1, 4);
+    const sched_crash *sk[SCHED_MAX_CRASHES];
+    assert_int_equal(sched_map_skips(j, 0, sk, SCHED_MAX_CRASHES), 0);
+    sched_note_crash(j, 0, "a.txt", 40);
+    assert_int_equal(sched_map_skips(j, 0, sk, SCHED_MAX_CRASHES), 0); /* once may be bad luck */
+    sched_note_crash(j, 1, "a.txt", 40);                               /* another map's count */
+    sched_note_crash(j, 0, "b.txt", 40);                               /* another file */
+    sched_note_crash(j, 0, "a.txt", 40);
+    assert_int_equal(sched_map_skips(j, 0, sk, SCHED_MAX_CRASHES), 1);
+    assert_string_equal(sk[0]->file, "a.txt");
+    assert_int_equal(sk[0]->offset, 40);
+    assert_int_equal(sched_map_skips(j, 1, sk, SCHED_MAX_CRASHES), 0);
+    /* At most SCHED_MAX_CRASHES distinct records per map are remembered (map 1 has a.txt:40). */
+    for (uint64_t off = 1000; off < 1000 + 2 * SCHED_MAX_CRASHES; off++) {
+        sched_note_crash(j, 1, "c.txt", off);
+        sched_note_crash(j, 1, "c.txt", off);
+    }
+    assert_int_equal(sched_map_skips(j, 1, sk, SCHED_MAX_CRASHES), SCHED_MAX_CRASHES - 1);
+    sched_job_free(j);
+}
+
 static void test_state_names(void **state)
 {
     (void)state;
@@ -757,6 +838,8 @@ int main(void)
         cmocka_unit_test(test_map_lost_is_retried_not_failed),
         cmocka_unit_test(test_cancel_kills_running),
         cmocka_unit_test(test_counters_from_committed_only),
+        cmocka_unit_test(test_too_many_skipped_fails_after_the_maps),
+        cmocka_unit_test(test_crashing_records_are_skipped_after_two),
         cmocka_unit_test(test_state_names),
         cmocka_unit_test(test_progress_and_reduce_survives_map_loss),
         cmocka_unit_test(test_random_runs),
