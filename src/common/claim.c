@@ -162,7 +162,8 @@ void claim_release(claim *c)
 
 void claim_drop(claim *c)
 {
-    if (c->fd >= 0) close(c->fd);
+    /* Only a claim with a path holds an fd: a zeroed claim (calloc'd) has fd 0, not ours. */
+    if (c->path && c->fd >= 0) close(c->fd);
     free(c->path);
     c->path = NULL;
     c->fd = -1;

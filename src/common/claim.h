@@ -28,7 +28,7 @@
 
 typedef struct claim {
     char *path;    /* the claimed directory */
-    int fd;        /* the locked owner file; -1 when not held */
+    int fd;        /* the locked owner file, while path is set */
     int took_over; /* it existed, stale: what the dead owner left is still inside */
     char previous[256]; /* when took_over: the dead owner's text (its last claim_set_owner) */
 } claim;
@@ -45,7 +45,7 @@ int claim_fresh(claim *c, const char *parent, const char *prefix, const char *ow
 /* Rewrites the owner text of a held claim (a took-over claim gets its new owner's). */
 int claim_set_owner(claim *c, const char *owner);
 /* Removes the claimed directory with everything in it, then drops the lock; c may be a
- * zeroed claim that was never acquired. */
+ * zeroed claim that was never acquired (a claim without a path holds nothing). */
 void claim_release(claim *c);
 /* Drops the lock without removing anything (the directory is someone else's to remove). */
 void claim_drop(claim *c);

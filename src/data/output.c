@@ -260,7 +260,7 @@ int output_commit_task(const char *out, const char *job_id, uint32_t attempt, ui
 
 void output_abort(output *o)
 {
-    if (!o->dir || o->claim.fd < 0) return;
+    if (!o->dir || !o->claim.path) return;
     /* Only what this job wrote: the parts it moved into OUT and the files of its commit (OUT
      * was empty, or emptied into _previous, when it was claimed). */
     for (uint32_t i = 0; i < o->committed; i++) {
