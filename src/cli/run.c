@@ -473,8 +473,10 @@ int cli_run(int argc, char **argv)
         goto done;
     }
     input_plan(&inputs, spec.maps, spec.split_size, spec.workers);
-    log_debug("%zu input files, %llu bytes, %zu map tasks, %u reduce tasks, %u slots", inputs.nfiles,
-              (unsigned long long)inputs.total_bytes, inputs.nsplits, spec.reduces, spec.workers);
+    log_debug("%zu input file%s, %llu bytes, %zu map task%s, %u reduce task%s, %u slot%s", inputs.nfiles,
+              inputs.nfiles == 1 ? "" : "s", (unsigned long long)inputs.total_bytes, inputs.nsplits,
+              inputs.nsplits == 1 ? "" : "s", spec.reduces, spec.reduces == 1 ? "" : "s", spec.workers,
+              spec.workers == 1 ? "" : "s");
     if (output_check_inputs(spec.out, spec.inputs, spec.ninputs, &inputs, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
@@ -520,6 +522,7 @@ int cli_run(int argc, char **argv)
         } else {
             rc = 0;
             have_out = 0;
+            log_debug("committed %u part(s), _counters.json and _SUCCESS to %s", spec.reduces, spec.out);
             double mb = (double)inputs.total_bytes / 1e6;
             printf("tally: %s done in %.2f s: %.1f MB at %.1f MB/s, %lld records in, %lld out, %lld skipped\n",
                    job->name, secs, mb, secs > 0 ? mb / secs : 0.0, (long long)c.v[CNT_INPUT_RECORDS],

@@ -133,4 +133,11 @@ compare "$T/before" "$T/ref.txt"
 usage --frobnicate --frobnicate wordcount -o "$T/u" "$BOOK"
 usage "after its name" --regex x grep -o "$T/u" "$BOOK" # a job option before the job's name
 
+step "--log-level debug shows the plan and every attempt; the default shows none of it"
+job_ok --log-level debug wordcount -m 2 -o "$T/debug" "$BOOK"
+assert_stderr_has "2 map tasks, 1 reduce task," "task=m00000 attempt=a0 assigned" "task=r00000 attempt=a2 succeeded" \
+    "executor DEBUG" "committed 1 part(s)"
+job_ok wordcount -m 2 -o "$T/nodebug" "$BOOK"
+! grep -q DEBUG "$T/stderr" || fail "DEBUG lines without --log-level debug"
+
 echo "errors: all cases passed"
