@@ -25,6 +25,7 @@
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cluster/execpool.h"
 #include "cluster/wire.h"
 #include "common/claim.h"
 #include "common/fsutil.h"
@@ -39,6 +40,7 @@
 #define COORD_MAX_WORKERS 1024
 #define COORD_KEEP_FINISHED 200
 #define COORD_MAX_BODY (4u << 20)
+#define COORD_DESCRIBE_MS 30000 /* longest a job's setup() may take before its submit fails */
 
 typedef enum coord_worker_state { COORD_WORKER_ALIVE, COORD_WORKER_DEAD } coord_worker_state;
 
@@ -57,8 +59,9 @@ typedef struct coord_job {
     char id[40];
     jobspec spec;
     json_t *spec_json;
-    const tally_job *job;
-    void *handle, *state;
+    char *job_name;           /* what the job's executor said of it (coord_describe) */
+    uint32_t job_flags;
+    char *columns;            /* for OUT/_columns, or NULL */
     input_set inputs;
     output out;
     sched_job *sj;
@@ -84,6 +87,10 @@ typedef struct coord {
     uint64_t heartbeat_ms, timeout_ms;
     char *token;
     http_server *srv;
+    /* The coordinator never runs user code: a job is loaded and set up in this executor
+     * process (coord_describe), so a user job that crashes in setup() fails its submit only. */
+    execpool *describer;
+    claim scratch;            /* its directory (the executor's shared page lives there) */
     /* metrics, counted as things happen so that they never go backwards */
     uint64_t attempts_total[2][4];          /* [phase][attempt state] */
     uint64_t duration_buckets[2][COORD_NBUCKETS + 1];
@@ -196,7 +203,8 @@ static void coord_job_free(coord_job *j)
     output_free(&j->out);
     input_set_free(&j->inputs);
     sched_job_free(j->sj);
-    if (j->job) ctx_job_close(j->job, j->handle, j->state);
+    free(j->job_name);
+    free(j->columns);
     json_decref(j->spec_json);
     jobspec_free(&j->spec);
     free(j);
@@ -220,8 +228,7 @@ static void coord_job_check(coord *c, coord_job *j)
         struct buf json = {0};
         counters_to_json(&cs, &json);
         struct err e = {0};
-        const char *cols = j->job->columns ? j->job->columns(j->state) : NULL;
-        if (output_commit(&j->out, j->spec.reduces, cols, json.data, &e) != 0) {
+        if (output_commit(&j->out, j->spec.reduces, j->columns, json.data, &e) != 0) {
             j->sj->state = SCHED_JOB_FAILED;
             free(j->sj->error);
             j->sj->error = xasprintf("committing output: %s", e.msg);
@@ -523,6 +530,54 @@ static void coord_maps(coord *c, const char *id, http_response *resp)
     json_decref(o);
 }
 
+/* Loads job j in the describer executor and runs its setup(): its name, flags, _columns line
+ * and the fields it requires, or why it cannot run: -EINVAL for bad arguments (a usage error),
+ * -EIO if the job crashed (a failure of the job, not of the command line). */
+static int coord_describe(coord *c, coord_job *j, ctx_fields *required, struct err *e)
+{
+    json_t *a = json_pack("{s:s, s:O}", "phase", "describe", "spec", j->spec_json), *r = NULL;
+    char *text = wire_dump(a);
+    json_decref(a);
+    int wstatus = -1;
+    execpool_exec *x = execpool_acquire(c->describer);
+    int rc = execpool_run(c->describer, x, text, &r, &wstatus, e);
+    json_t *crash = rc ? execpool_crash_result(NULL, execpool_live(x), wstatus) : NULL;
+    execpool_release(c->describer, x);
+    free(text);
+    if (rc) {
+        err_set(e, -EIO, "job %s could not be loaded: %s", j->spec.job, json_string_value(json_object_get(crash, "error")));
+        json_decref(crash);
+        return -EIO;
+    }
+    const char *name = NULL, *cols = NULL, *msg = NULL;
+    uint64_t flags = 0;
+    if (!json_is_true(json_object_get(r, "ok"))) {
+        rc = wire_get_str(r, "error", &msg, 0, e) == 0 && msg ? err_set(e, -EINVAL, "%s", msg)
+                                                              : err_set(e, -EINVAL, "job %s cannot run", j->spec.job);
+    } else if ((rc = wire_get_str(r, "name", &name, 1, e)) || (rc = wire_get_str(r, "columns", &cols, 0, e)) ||
+               (rc = wire_get_u64(r, "flags", UINT32_MAX, &flags, 1, e))) {
+        err_prefix(e, "describing job %s: ", j->spec.job);
+    } else {
+        j->job_name = xstrdup(name);
+        j->columns = cols ? xstrdup(cols) : NULL;
+        j->job_flags = (uint32_t)flags;
+        size_t i;
+        json_t *f;
+        json_array_foreach(json_object_get(r, "required"), i, f) {
+            const char *fn = json_string_value(json_object_get(f, "name"));
+            const char *fh = json_string_value(json_object_get(f, "hint"));
+            if (fn) {
+                tally_ctx ctx;
+                ctx_init(&ctx, NULL, NULL, NULL, NULL);
+                ctx.required = required;
+                tally_require_field(&ctx, fn, fh);
+            }
+        }
+    }
+    json_decref(r);
+    return rc;
+}
+
 static void coord_submit(coord *c, const http_request *req, http_response *resp)
 {
     struct err e = {0};
@@ -534,14 +589,19 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
         goto fail;
     /* Mistakes on the submitter's command line (bad job arguments, a missing input, an OUT
      * that overlaps an input or is in use) are usage errors: `submit` exits 2 for them. */
-    if (ctx_job_open(&j->spec, &j->job, &j->handle, &j->state, &required, &e)) goto fail;
+    j->spec_json = wire_jobspec_encode(&j->spec);
+    int drc = coord_describe(c, j, &required, &e);
+    if (drc) {
+        usage = drc != -EIO;
+        goto fail;
+    }
     if (input_expand(j->spec.inputs, j->spec.ninputs, j->spec.format_forced, j->spec.format, &j->inputs, &e))
         goto fail;
-    if (j->job->flags & TALLY_NEEDS_FIELDS) {
+    if (j->job_flags & TALLY_NEEDS_FIELDS) {
         for (size_t i = 0; i < j->inputs.nfiles; i++) {
             if (j->inputs.files[i].format == FIELDS_TEXT) {
                 err_set(&e, -EINVAL, "%s: job %s needs CSV or JSON Lines input (name the file .csv/.jsonl or use --format)",
-                        j->inputs.files[i].path, j->job->name);
+                        j->inputs.files[i].path, j->job_name);
                 goto fail;
             }
         }
@@ -562,7 +622,6 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     free(owner);
     if (prc) goto fail;
     usage = 0;
-    j->spec_json = wire_jobspec_encode(&j->spec);
     j->sj = sched_job_new((uint32_t)j->inputs.nsplits, j->spec.reduces, j->spec.max_attempts, time_wall_ms());
     j->sj->max_skipped_ratio = j->spec.max_skipped_ratio;
     sched_job_start(j->sj, time_wall_ms());
@@ -588,8 +647,6 @@ fail: {
 }
     json_decref(b);
     ctx_fields_free(&required);
-    if (j->job) ctx_job_close(j->job, j->handle, j->state);
-    j->job = NULL;
     coord_job_free(j);
 }
 
@@ -920,8 +977,29 @@ int coord_main(int argc, char **argv)
     pthread_cond_init(&c->work_cv, &ca);
     pthread_cond_init(&c->job_cv, &ca);
     pthread_condattr_destroy(&ca);
+    char exe[4096];
+    ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[exe_len > 0 ? exe_len : 0] = '\0';
+    const char *tmp = getenv("TMPDIR");
+    char *owner = claim_owner_text("coordinator");
+    claim_reap_stale(tmp && *tmp ? tmp : "/tmp", "tally-coordinator-");
+    int prc = exe_len > 0 ? claim_fresh(&c->scratch, tmp && *tmp ? tmp : "/tmp", "tally-coordinator-", owner, &e)
+                          : err_set(&e, -ENOENT, "cannot find the tally binary to start executors");
+    free(owner);
+    if (prc == 0) prc = execpool_new(&c->describer, exe, c->scratch.path, 1, coord_o_log, &e);
+    if (prc == 0) execpool_set_limit(c->describer, COORD_DESCRIBE_MS);
+    if (prc != 0) {
+        fprintf(stderr, "tally coordinator: %s\n", e.msg);
+        claim_release(&c->scratch);
+        free(c->token);
+        free(c);
+        return CLI_FAILED;
+    }
     if (http_server_start(&c->srv, host, (uint16_t)port, c->token, COORD_MAX_BODY, coord_http, c, &e) != 0) {
         fprintf(stderr, "tally coordinator: %s\n", e.msg);
+        execpool_close(c->describer);
+        execpool_free(c->describer);
+        claim_release(&c->scratch);
         free(c->token);
         free(c);
         return CLI_FAILED;
@@ -951,6 +1029,9 @@ int coord_main(int argc, char **argv)
         if (!j->finished) output_abort(&j->out);
         coord_job_free(j);
     }
+    execpool_close(c->describer);
+    execpool_free(c->describer);
+    claim_release(&c->scratch);
     free(c->token);
     free(c);
     return 0;

@@ -38,6 +38,7 @@ struct execpool {
     uint32_t n;
     int closing;
     uint64_t starts;
+    uint64_t limit_ms;      /* longest an attempt may run; 0: no limit */
 };
 
 /* Starts x's process. Called with the lock held. */
@@ -236,6 +237,11 @@ void execpool_kill(execpool *p, execpool_exec *x)
     pthread_mutex_unlock(&p->lock);
 }
 
+void execpool_set_limit(execpool *p, uint64_t ms)
+{
+    p->limit_ms = ms;
+}
+
 uint64_t execpool_starts(execpool *p)
 {
     pthread_mutex_lock(&p->lock);
@@ -272,8 +278,9 @@ json_t *execpool_crash_result(const json_t *assignment, const task_live *live, i
 /* Waits for x's result frame. If x dies, the read ends when nothing holds the pipe any more;
  * a process the job's code forked may still hold it, so a dead x's process group is killed
  * (x itself is left to be reaped). */
-static int execpool_read_result(execpool_exec *x, int from, char **msg, size_t *len)
+static int execpool_read_result(execpool_exec *x, int from, uint64_t limit_ms, char **msg, size_t *len)
 {
+    uint64_t deadline = limit_ms ? time_mono_ms() + limit_ms : 0;
     for (;;) {
         struct pollfd pf = {.fd = from, .events = POLLIN};
         /* Short: a dead executor whose pipe a forked child still holds is found by this
@@ -285,6 +292,8 @@ static int execpool_read_result(execpool_exec *x, int from, char **msg, size_t *
         memset(&si, 0, sizeof si);
         if (waitid(P_PID, (id_t)x->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == x->pid)
             kill(-x->pid, SIGKILL);
+        else if (deadline && time_mono_ms() > deadline)
+            kill(-x->pid, SIGKILL); /* over its time: the read ends once it is gone */
     }
 }
 
@@ -314,7 +323,7 @@ int execpool_run(execpool *p, execpool_exec *x, const char *assignment, json_t *
         }
         char *msg = NULL;
         size_t len = 0;
-        rc = execpool_read_result(x, from, &msg, &len);
+        rc = execpool_read_result(x, from, p->limit_ms, &msg, &len);
         if (rc == 1) {
             rc = wire_parse_object(msg, len, result, e);
             free(msg);

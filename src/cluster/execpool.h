@@ -26,6 +26,9 @@ typedef struct execpool_exec execpool_exec;
 
 /* Starts n executors of `exe`; their shared progress pages live in `dir`. */
 int execpool_new(execpool **out, const char *exe, const char *dir, uint32_t n, const char *level, struct err *e);
+/* Attempts that run longer than ms (0: no limit, the default) are killed: their executor is
+ * SIGKILLed and execpool_run() reports it dead. */
+void execpool_set_limit(execpool *p, uint64_t ms);
 /* Shutting down: idle executors are told to exit (end of input), busy ones are killed, and
  * none is started any more. */
 void execpool_close(execpool *p);

@@ -384,6 +384,37 @@ done:
     return r;
 }
 
+/* ---- Describing a job -------------------------------------------------------------------- */
+
+/* {"phase":"describe","spec":{...}}: loads the job and runs its setup(), as the coordinator
+ * must before it accepts a job, but here, where a user job that crashes takes only this
+ * process down. Answers {"ok","error","name","flags","columns","required":[{"name","hint"}]}. */
+static json_t *taskproc_describe(const json_t *a)
+{
+    struct err e = {0};
+    jobspec spec;
+    const tally_job *job = NULL;
+    void *handle = NULL, *state = NULL;
+    ctx_fields req = {0};
+    int rc = wire_jobspec_decode(json_object_get(a, "spec"), &spec, &e);
+    if (rc == 0) rc = ctx_job_open(&spec, &job, &handle, &state, &req, &e);
+    json_t *r;
+    if (rc) {
+        r = json_pack("{s:b, s:s}", "ok", 0, "error", e.msg);
+    } else {
+        const char *cols = job->columns ? job->columns(state) : NULL;
+        json_t *fields = json_array();
+        for (size_t i = 0; i < req.n; i++)
+            json_array_append_new(fields, json_pack("{s:s, s:s?}", "name", req.names[i], "hint", req.hints[i]));
+        r = json_pack("{s:b, s:s, s:I, s:s?, s:o}", "ok", 1, "name", job->name ? job->name : "", "flags",
+                      (json_int_t)job->flags, "columns", cols, "required", fields);
+        ctx_job_close(job, handle, state);
+    }
+    ctx_fields_free(&req);
+    jobspec_free(&spec);
+    return r;
+}
+
 /* ---- The executor's loop ----------------------------------------------------------------- */
 
 static atomic_int taskproc_busy; /* an attempt is running */
@@ -461,7 +492,8 @@ int taskproc_main(int argc, char **argv)
         json_t *a = NULL, *r;
         if (wire_parse_object(msg, len, &a, &e) == 0) {
             atomic_store(&taskproc_busy, 1);
-            r = taskproc_run(&cache, a, live);
+            const char *phase = json_string_value(json_object_get(a, "phase"));
+            r = phase && strcmp(phase, "describe") == 0 ? taskproc_describe(a) : taskproc_run(&cache, a, live);
             atomic_store(&taskproc_busy, 0);
         } else {
             r = json_pack("{s:b, s:s, s:b}", "ok", 0, "error", e.msg, "fatal", 0);

@@ -11,6 +11,9 @@
  *              "maps":[{"index","address","attempt"}] + "token","coordinator","worker",
  *              "incarnation" (a cluster reduce: fetches from workers) |
  *              "map_dir","nmaps" (a `tally run` reduce: map outputs are local files)}
+ *             or {"phase":"describe","spec":{...}}: load the job and run its setup() only (for the
+ *             coordinator, which never runs user code itself): {"ok","error","name","flags",
+ *             "columns","required":[{"name","hint"}]}
  * Result:     {"ok":bool,"error","fatal":bool,"counters":{...},"fetch_failed_map":N}; a reduce
  *             leaves its part file in OUT/_temporary/JOB.aN/ for the driver's task commit.
  */

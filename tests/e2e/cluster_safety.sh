@@ -8,6 +8,7 @@
 
 BOOK=${BOOKS[0]}
 build_linelen linelen_slow -DLINELEN_SLOW
+build_linelen linelen_setup_segv -DLINELEN_SETUP_SEGV
 gen_ok readings --shards 2 --rows 3000 -o "$T/cp1"
 ref wordcount "$BOOK" >"$T/ref.txt"
 tree_sum() { (cd "$1" && find . -type f | LC_ALL=C sort | xargs -r md5sum) | md5sum; }
@@ -31,6 +32,16 @@ cl_submit aggregate --group-by prodcer_id --agg count -o "$T/typo" "$T/cp1"
 [ "$RC" = 2 ] || fail "submit --group-by prodcer_id: expected exit 2, got $RC"
 assert_stderr_has "'prodcer_id'" "house_id"
 [ ! -e "$T/typo" ] || fail "a refused submit created its OUT"
+
+step "a user job whose setup() crashes fails its submit, not the coordinator"
+cl_submit "$T/linelen_setup_segv.so" --job-arg crash=1 -o "$T/crashed" "$BOOK"
+[ "$RC" = 1 ] || fail "submit of a job that crashes in setup(): expected exit 1, got $RC"
+assert_stderr_has "could not be loaded" "signal"
+cl_alive "$CL_COORD_PID" || fail "the coordinator died loading a crashing job"
+[ ! -e "$T/crashed" ] || fail "a refused submit created its OUT"
+ref linelen "$BOOK" >"$T/ref-linelen.txt"
+cl_submit_ok "$T/linelen_setup_segv.so" -o "$T/notcrashed" "$BOOK"
+compare "$T/notcrashed" "$T/ref-linelen.txt"
 
 step "two jobs submitted at once on one OUT: exactly one succeeds and its output stays"
 for ((i = 0; i < 5; i++)); do

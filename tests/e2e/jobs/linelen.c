@@ -15,6 +15,8 @@
  *                        containing CRASH-HERE (cluster test: the crash is noticed, the record
  *                        is skipped after it crashed two attempts)
  *   -DLINELEN_SLOW       map() sleeps 0.2 ms per line, so attempts run long enough to watch
+ *   -DLINELEN_SETUP_SEGV setup() dies with SIGSEGV when the job argument crash=1 is given (the
+ *                        coordinator must survive loading it)
  *   -DLINELEN_BAD_ABI    declares an ABI version the engine does not have
  *   -DLINELEN_NO_SYMBOL  exports the job under another name than tally_job_def
  */
@@ -37,6 +39,10 @@ static int linelen_setup(tally_ctx *ctx, void **state)
 {
     const char *arg = tally_arg(ctx, "bucket");
     unsigned long bucket = 10;
+#ifdef LINELEN_SETUP_SEGV
+    const char *crash = tally_arg(ctx, "crash");
+    if (crash && strcmp(crash, "1") == 0) raise(SIGSEGV);
+#endif
     if (arg != NULL) {
         char *end;
         errno = 0;
