@@ -22,6 +22,8 @@ BUILD=$(cd "$1" && pwd)
 TALLY=$BUILD/tally
 BASELINE=$BUILD/bench/wc_baseline
 TIME=/usr/bin/time
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PYTHON=${PYTHON:-python3}
 [ -x "$TALLY" ] || die "$TALLY not found; build it with make"
 [ -x "$BASELINE" ] || die "$BASELINE not found; build it with make bench"
 [ -x "$TIME" ] || die "$TIME not found; install GNU time (apt-get install time)"
@@ -120,7 +122,7 @@ measure() {
     ROWS+=("$key")
     for ((i = 0; i < REPEAT; i++)); do
         printf 'bench: %-14s %-18s run %d/%d\n' "$corpus" "$label" $((i + 1)) "$REPEAT" >&2
-        if ! "$TIME" -v -o "$tf" "$@" >"$out" 2>"$log"; then
+        if ! "$PYTHON" "$ROOT/bench/treerss.py" "$tf.rss" "$TIME" -v -o "$tf" "$@" >"$out" 2>"$log"; then
             STATUS[$key]="FAILED"
             FAILED=1
             echo "bench: $label on $corpus failed; last lines of $log:" >&2
@@ -131,6 +133,9 @@ measure() {
         res=$(parse_time "$tf") || { STATUS[$key]="FAILED"; FAILED=1
             echo "bench: cannot parse $tf" >&2; return 0; }
         read -r wall rss <<<"$res"
+        # The whole process tree's peak (tally's executors included), not GNU time's figure,
+        # which is that of the largest single process.
+        [ -s "$tf.rss" ] && rss=$(cat "$tf.rss")
         if [ -z "$best" ] || awk -v a="$wall" -v b="$best" 'BEGIN { exit !(a < b) }'; then
             best=$wall
             best_rss=$rss
