@@ -20,6 +20,7 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -444,6 +445,9 @@ int taskproc_main(int argc, char **argv)
     }
     log_set_level(lvl);
     log_set_process("executor");
+    /* A closed stderr (tally run ... 2>&1 | head) or a worker gone from the result pipe is an
+     * error to handle, never a reason to die mid-attempt. */
+    signal(SIGPIPE, SIG_IGN);
     /* Nothing but the two pipes and stdio is ours: whatever else the worker had open (its
      * connections) goes, and processes a job starts must not hold the pipes, or the worker
      * would wait on them for a result after this process died. */
