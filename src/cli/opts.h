@@ -18,10 +18,19 @@ typedef struct cli_opt {
 } cli_opt;
 
 /* Applies defaults, then the environment, then argv[1..] (flags may appear anywhere; "--"
- * ends them). Positional arguments are collected into pos (caller frees the array).
- * Returns 0, 1 if --help was asked for, or -EINVAL with a message. */
+ * ends them). Positional arguments are collected into pos (caller frees the array; it is
+ * allocated whatever the result). Returns 0, 1 if --help or -h was asked for, or -EINVAL with
+ * a message naming the option (unknown, missing or unwanted value). */
 int cli_opts_parse(const cli_opt *opts, size_t n, int argc, char **argv, char ***pos, size_t *npos,
                    struct err *e);
+/* For a command that hands the rest of its arguments to another parser (`submit` passes the
+ * job's to tally run's): applies defaults and the environment, then takes the table's options
+ * out of argv[1..] wherever they appear and leaves everything else, --help included, in order;
+ * *argc becomes 1 + what is left, and argv[*argc] is NULL. Returns 0 or -EINVAL. */
+int cli_opts_take(const cli_opt *opts, size_t n, int *argc, char **argv, struct err *e);
+/* Prints `usage` (one or more lines), then the table as "options:" and a line for -h/--help.
+ * `title` heads the list ("options" if NULL). */
 void cli_opts_usage(FILE *out, const char *usage, const cli_opt *opts, size_t n);
+void cli_opts_list(FILE *out, const char *title, const cli_opt *opts, size_t n);
 
 #endif

@@ -1,55 +1,212 @@
 /* client.c - `tally submit`, `tally status` and `tally cancel`: the coordinator's command-line
- * clients. */
+ * clients.
+ *
+ * Each command reads its settings table (cli/opts.h), answers --help without a token or a
+ * coordinator, and reports every failure as one `tally: ` line whose wording and exit code
+ * (cli/cli.h) depend only on the kind of failure, never on the command:
+ *   cannot connect, no answer, token refused (HTTP 401)                 CLI_UNREACHABLE
+ *   bad option, unknown job id, a submission the coordinator calls a
+ *   usage error (missing input, unusable OUT, a field no input has)     CLI_USAGE
+ *   the job failed or was cancelled, any other refusal                  CLI_FAILED
+ *   Ctrl-C or SIGTERM while `submit` waits (the job goes on)            CLI_INTERRUPTED
+ */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "cluster/coord.h"
 #include "cluster/wire.h"
+#include "common/claim.h"
+#include "exec/jobreg.h"
 #include "net/http.h"
+
+/* ---- Settings tables ---------------------------------------------------------------------- */
+
+static const char *client_o_coord, *client_o_token, *client_o_detach, *client_o_json, *client_o_give_up;
+
+#define CLIENT_OPT_COORD                                                                                   \
+    {"coordinator", 0, "HOST:PORT", "TALLY_COORDINATOR", "127.0.0.1:7070", "the coordinator's address",    \
+     &client_o_coord}
+#define CLIENT_OPT_TOKEN                                                                                   \
+    {"token-file", 0, "FILE", "TALLY_TOKEN_FILE", NULL, "file holding the cluster's token (required)",     \
+     &client_o_token}
+
+static const cli_opt client_submit_opts[] = {
+    CLIENT_OPT_COORD,
+    CLIENT_OPT_TOKEN,
+    {"detach", 0, NULL, NULL, NULL, "print the job id and return at once instead of waiting", &client_o_detach},
+    {"coordinator-timeout-ms", 0, "MS", "TALLY_COORDINATOR_TIMEOUT_MS", "10000",
+     "while waiting, give up on a coordinator that has not answered for this long", &client_o_give_up},
+};
+static const cli_opt client_status_opts[] = {
+    CLIENT_OPT_COORD,
+    CLIENT_OPT_TOKEN,
+    {"json", 0, NULL, NULL, NULL, "print the coordinator's whole record as JSON", &client_o_json},
+};
+static const cli_opt client_cancel_opts[] = {CLIENT_OPT_COORD, CLIENT_OPT_TOKEN};
+
+#define CLIENT_N(t) (sizeof t / sizeof t[0])
+
+/* ---- Talking to the coordinator ----------------------------------------------------------- */
 
 typedef struct client {
     const char *coordinator;
+    const char *token_file;
     char *token;
-    int detach, json, quiet;
 } client;
 
-/* Takes --coordinator, --token-file, --detach, --json and --quiet out of argv (also from the
- * environment: TALLY_COORDINATOR, TALLY_TOKEN_FILE), leaving the rest in order. */
-static int client_args(int *argc, char **argv, client *cl, struct err *e)
+/* One request's outcome: a transport failure (rc < 0, message in e), or an HTTP status with the
+ * body, parsed when it is a JSON object. */
+typedef struct client_answer {
+    int rc;
+    int status;
+    char *text;
+    json_t *body;
+    struct err e;
+} client_answer;
+
+static void client_answer_free(client_answer *a)
 {
-    const char *tf = getenv("TALLY_TOKEN_FILE");
-    cl->coordinator = getenv("TALLY_COORDINATOR") ? getenv("TALLY_COORDINATOR") : "127.0.0.1:7070";
-    int n = 1;
-    for (int i = 1; i < *argc; i++) {
-        const char *a = argv[i];
-        if ((strcmp(a, "--coordinator") == 0 || strcmp(a, "--token-file") == 0) && i + 1 < *argc) {
-            if (a[2] == 'c') cl->coordinator = argv[++i];
-            else tf = argv[++i];
-        } else if (strncmp(a, "--coordinator=", 14) == 0) {
-            cl->coordinator = a + 14;
-        } else if (strncmp(a, "--token-file=", 13) == 0) {
-            tf = a + 13;
-        } else if (strcmp(a, "--detach") == 0) {
-            cl->detach = 1;
-        } else if (strcmp(a, "--json") == 0) {
-            cl->json = 1;
-        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
-            cl->quiet = 1;
-        } else {
-            argv[n++] = argv[i];
-        }
+    free(a->text);
+    json_decref(a->body);
+    memset(a, 0, sizeof *a);
+}
+
+/* Reads the token once the command line is known to be good (so --help never needs one).
+ * Returns 0, or prints why not and returns the exit code. */
+static int client_open(client *cl)
+{
+    struct err e = {0};
+    cl->coordinator = client_o_coord;
+    cl->token_file = client_o_token;
+    if (!cl->token_file) {
+        fprintf(stderr, "tally: --token-file FILE (or TALLY_TOKEN_FILE) is required: the file holding the "
+                        "cluster's token (scripts/cluster.sh env prints it for a local cluster)\n");
+        return CLI_USAGE;
     }
-    *argc = n;
-    argv[n] = NULL;
-    if (!tf) return err_set(e, -EINVAL, "--token-file (or TALLY_TOKEN_FILE) is required");
-    return http_read_token_file(tf, &cl->token, e);
+    if (http_read_token_file(cl->token_file, &cl->token, &e) != 0) {
+        fprintf(stderr, "tally: cannot read the token file: %s\n", e.msg);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+static void client_call(const client *cl, const char *method, const char *path, const char *body, long timeout_ms,
+                        client_answer *a)
+{
+    memset(a, 0, sizeof *a);
+    a->rc = http_call(cl->coordinator, method, path, cl->token, body, timeout_ms, &a->status, &a->text, &a->e);
+    if (a->rc == 0 && a->text) {
+        struct err ignored = {0};
+        if (wire_parse_object(a->text, strlen(a->text), &a->body, &ignored) != 0) a->body = NULL;
+    }
+}
+
+/* The coordinator's own words for a refusal: its {"error": "..."}, else the first line of
+ * whatever it sent (another server on that port, say). */
+static void client_refusal(const client_answer *a, char *buf, size_t cap)
+{
+    const char *msg = json_string_value(json_object_get(a->body, "error"));
+    if (msg) {
+        snprintf(buf, cap, "%s", msg);
+        return;
+    }
+    const char *t = a->text ? a->text : "";
+    snprintf(buf, cap, "%.*s", (int)strcspn(t, "\r\n"), t);
+    if (!buf[0]) snprintf(buf, cap, "no explanation");
+}
+
+/* Says why a request failed, in the words every client command uses, and returns the exit
+ * code. `job` (may be NULL) is the job the request was about: a 404 then means there is none. */
+static int client_explain(const client *cl, const client_answer *a, const char *job)
+{
+    if (a->rc == -EINVAL) {
+        fprintf(stderr, "tally: --coordinator '%s' is not an address the client can use (%s)\n", cl->coordinator,
+                a->e.msg);
+        return CLI_USAGE;
+    }
+    if (a->rc == -ETIMEDOUT) {
+        fprintf(stderr, "tally: the coordinator at %s does not answer (%s): is it running, and is "
+                        "--coordinator/TALLY_COORDINATOR its address?\n", cl->coordinator, strerror(ETIMEDOUT));
+        return CLI_UNREACHABLE;
+    }
+    if (a->rc == -EIO || a->rc == -EFBIG || a->rc == -ENOMEM) {
+        fprintf(stderr, "tally: lost the connection to the coordinator at %s: %s\n", cl->coordinator, a->e.msg);
+        return CLI_UNREACHABLE;
+    }
+    if (a->rc < 0) {
+        fprintf(stderr, "tally: cannot connect to the coordinator at %s (%s): start one with scripts/cluster.sh "
+                        "up, or tally coordinator --token-file FILE, and point --coordinator/TALLY_COORDINATOR at it\n",
+                cl->coordinator, strerror(-a->rc));
+        return CLI_UNREACHABLE;
+    }
+    if (a->status == 401) {
+        fprintf(stderr, "tally: the coordinator at %s refused our token (HTTP 401): the token file %s does not "
+                        "hold the token it was started with (--token-file/TALLY_TOKEN_FILE)\n",
+                cl->coordinator, cl->token_file);
+        return CLI_UNREACHABLE;
+    }
+    if (a->status == 404 && job) {
+        fprintf(stderr, "tally: no job %s on the coordinator at %s (tally status lists its jobs)\n", job,
+                cl->coordinator);
+        return CLI_USAGE;
+    }
+    char why[512];
+    client_refusal(a, why, sizeof why);
+    fprintf(stderr, "tally: the coordinator at %s refused the request (HTTP %d): %s\n", cl->coordinator, a->status,
+            why);
+    return CLI_FAILED;
+}
+
+/* Fetches one job; with wait_ms the coordinator answers when its version moves past `version`
+ * (with until_done: only once the job is over) or when the wait ends. Returns 0 with *job, or
+ * -1 with a failed answer in *a. */
+static int client_get_job(const client *cl, const char *id, uint64_t wait_ms, uint64_t version, int until_done,
+                          long timeout_ms, json_t **job, client_answer *a)
+{
+    char path[192];
+    snprintf(path, sizeof path, "/v1/jobs/%s?wait_ms=%" PRIu64 "&version=%" PRIu64 "%s", id, wait_ms, version,
+             until_done ? "&until=done" : "");
+    client_call(cl, "GET", path, NULL, timeout_ms, a);
+    if (a->rc || a->status != 200) return -1;
+    json_t *jobs = json_object_get(a->body, "jobs");
+    if (!json_is_array(jobs) || json_array_size(jobs) != 1) {
+        a->status = 404;
+        return -1;
+    }
+    *job = json_incref(json_array_get(jobs, 0));
+    client_answer_free(a);
+    return 0;
+}
+
+static int client_job_over(const char *state)
+{
+    return state && (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0);
+}
+
+static int client_int(const json_t *o, const char *key)
+{
+    return (int)json_integer_value(json_object_get(o, key));
+}
+
+/* ---- submit --------------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t client_interrupted;
+
+static void client_on_signal(int sig)
+{
+    (void)sig;
+    client_interrupted = 1;
 }
 
 /* Paths go to workers that may run elsewhere: make them absolute against our directory. */
@@ -61,30 +218,189 @@ static char *client_abs(const char *p)
     return xasprintf("%s/%s", cwd, p);
 }
 
-/* Fetches the job; with wait_ms, the coordinator answers when its version moves past
- * `version` (or, with until_done, only once the job is over) or when the wait ends. */
-static int client_get_job(const client *cl, const char *id, uint64_t wait_ms, uint64_t version, int until_done,
-                          json_t **job, struct err *e)
+static void client_submit_usage(FILE *out, const tally_job *job)
 {
-    char path[192];
-    snprintf(path, sizeof path, "/v1/jobs/%s?wait_ms=%" PRIu64 "&version=%" PRIu64 "%s", id, wait_ms, version,
-             until_done ? "&until=done" : "");
-    int status = 0;
-    char *out = NULL;
-    int rc = http_call(cl->coordinator, "GET", path, cl->token, NULL, 10000 + (long)wait_ms, &status, &out, e);
-    json_t *o = NULL;
-    if (rc == 0 && status != 200) rc = err_set(e, -EIO, "coordinator answered HTTP %d: %s", status, out ? out : "");
-    if (rc == 0) rc = wire_parse_object(out, strlen(out), &o, e);
-    free(out);
-    if (rc) return rc;
-    json_t *jobs = json_object_get(o, "jobs");
-    if (!json_is_array(jobs) || json_array_size(jobs) != 1) {
-        json_decref(o);
-        return err_set(e, -EIO, "coordinator sent no job %s", id);
+    const char *name = job ? job->name : "JOB";
+    fprintf(out, "usage: tally submit [submit options] %s [options of %s] [options] -o OUT INPUT...\n\n", name, name);
+    if (job) fprintf(out, "%s\n\n", job->description ? job->description : "");
+    fprintf(out, "Runs the job on the cluster and waits for it, with tally run's progress line. Paths are\n"
+                 "as the workers see them (relative ones are made absolute here). Exit status: 0 OUT/_SUCCESS\n"
+                 "exists, 1 the job failed or was cancelled, 2 a usage error (also the coordinator's: a\n"
+                 "missing input, an unusable OUT, a field no input has), 3 cannot reach the coordinator or\n"
+                 "it refused the token (also: lost it while waiting), 130 interrupted: the job goes on.\n\n");
+    cli_opts_list(out, "Options of submit (anywhere before or among the job's)", client_submit_opts,
+                  CLIENT_N(client_submit_opts));
+    if (job && job->options) {
+        fprintf(out, "\nOptions of %s:\n", job->name);
+        for (const tally_option *o = job->options; o->name; o++) {
+            char flag[64];
+            char shortf[8] = "    ";
+            if (o->short_name) snprintf(shortf, sizeof shortf, "-%c, ", o->short_name);
+            snprintf(flag, sizeof flag, "%s--%s%s", shortf, o->name, o->has_value ? " VALUE" : "");
+            fprintf(out, "  %-34s %s\n", flag, o->help ? o->help : "");
+        }
     }
-    *job = json_incref(json_array_get(jobs, 0));
-    json_decref(o);
+    fprintf(out, "\nThe other options are tally run's (tally run --help): -m, -r, --format, --sort-buffer,\n"
+                 "--max-record, --split-size, --max-attempts, --max-skipped-ratio, --strict, --overwrite,\n"
+                 "--job-arg, -q; -w and --work-dir do not apply (each worker has its own).%s\n",
+            job ? "" : "\ntally submit JOB --help lists a job's own options.");
+}
+
+/* The owner text of a claim names its job as "job=ID" followed by a space or the end. */
+static int client_owner_names(const char *owner, const char *id)
+{
+    size_t n = strlen(id);
+    for (const char *p = strstr(owner, "job="); p; p = strstr(p + 1, "job=")) {
+        if ((p == owner || p[-1] == ' ') && strncmp(p + 4, id, n) == 0 &&
+            (p[4 + n] == '\0' || p[4 + n] == ' ' || p[4 + n] == '\n'))
+            return 1;
+    }
     return 0;
+}
+
+/* After losing the coordinator: what OUT/_temporary, the job's claim on OUT, says about the job.
+ * A claim of this job that no live process holds means its coordinator is gone: when the job
+ * had written nothing but that directory (phase running, no old entries put aside by
+ * --overwrite), removing it is the whole rollback, done holding the dead owner's lock so that
+ * nobody takes the claim over meanwhile; anything more is left to the next job on OUT, whose
+ * take-over rolls it back properly (data/output.h). */
+static void client_lost_claim(const char *out, const char *id)
+{
+    char *tmp = xasprintf("%s/_temporary", out), *ofile = xasprintf("%s/%s", tmp, CLAIM_OWNER_FILE);
+    char *prev = xasprintf("%s/_previous", tmp), *succ = xasprintf("%s/_SUCCESS", out);
+    char owner[256];
+    struct stat st;
+    int live = claim_probe(tmp, owner, sizeof owner);
+    if (live == 1) {
+        fprintf(stderr, "tally: a live process still holds %s (%.*s): the job may still be running; check with "
+                        "tally status %s once the coordinator answers\n",
+                tmp, (int)strcspn(owner, "\n"), owner, id);
+    } else if (live == 0 && owner[0] && client_owner_names(owner, id)) {
+        int fd = open(ofile, O_RDWR | O_CLOEXEC);
+        int locked = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;
+        /* Re-read under the lock: the claim may have been taken over since the probe. */
+        live = locked ? claim_probe(tmp, owner, sizeof owner) : -1;
+        int mine = live == 1 && client_owner_names(owner, id);
+        int only_tmp = mine && strstr(owner, "phase=running") && stat(prev, &st) != 0;
+        if (only_tmp) {
+            claim c = {.path = tmp, .fd = fd};
+            tmp = NULL;
+            fd = -1;
+            claim_release(&c);
+            fprintf(stderr, "tally: the coordinator that ran job %s is gone (nothing holds its claim on OUT): the "
+                            "job did not finish; removed the %s/_temporary it left\n", id, out);
+        } else if (mine) {
+            fprintf(stderr, "tally: the coordinator that ran job %s is gone (nothing holds its claim on OUT): the "
+                            "job did not finish; the next job on %s rolls back what it wrote%s\n",
+                    id, out, stat(prev, &st) == 0 ? " and puts back the entries --overwrite moved aside" : "");
+        }
+        if (fd >= 0) close(fd);
+    } else if (live == 0 && !owner[0] && stat(succ, &st) == 0) {
+        fprintf(stderr, "tally: %s exists: the job may have committed its output before the coordinator was "
+                        "lost; check with tally status %s once the coordinator answers\n", succ, id);
+    }
+    free(tmp);
+    free(ofile);
+    free(prev);
+    free(succ);
+}
+
+/* Waits for job `id` (submitted at t0) with a progress line on a terminal; returns the exit
+ * code. */
+static int client_wait(const client *cl, const char *id, const jobspec *spec, int quiet, uint64_t t0,
+                       uint64_t give_up_ms)
+{
+    int tty = !quiet && isatty(STDOUT_FILENO), printed = 0, rc = CLI_FAILED;
+    uint64_t last_answer = time_mono_ms(), version = 0;
+    /* Short waits: Ctrl-C is seen between two requests (libcurl carries on through signals). */
+    uint64_t wait_ms = tty ? 200 : 500;
+    long timeout_ms = (long)wait_ms + (long)(give_up_ms < 10000 ? give_up_ms : 10000) + 1000;
+    char lost[1024] = "";
+    for (;;) {
+        if (client_interrupted) {
+            if (printed) printf("\r\033[K");
+            fflush(stdout);
+            fprintf(stderr, "tally: stopped waiting; job %s goes on: follow it with tally status %s, cancel it "
+                            "with tally cancel %s\n", id, id, id);
+            return CLI_INTERRUPTED;
+        }
+        json_t *job = NULL;
+        client_answer a;
+        if (client_get_job(cl, id, wait_ms, version, !tty, timeout_ms, &job, &a) != 0) {
+            if (a.rc == 0 && a.status == 401) {
+                rc = client_explain(cl, &a, id);
+                client_answer_free(&a);
+                return rc;
+            }
+            if (a.rc == 0 && a.status == 404) {
+                snprintf(lost, sizeof lost, "it no longer knows the job: was it restarted?");
+                client_answer_free(&a);
+                break;
+            }
+            if (a.rc) snprintf(lost, sizeof lost, "%s", strerror(-a.rc));
+            else snprintf(lost, sizeof lost, "HTTP %d", a.status);
+            client_answer_free(&a);
+            if (time_mono_ms() - last_answer >= give_up_ms) {
+                char s[64];
+                snprintf(s, sizeof s, " for %.1f s", (double)(time_mono_ms() - last_answer) / 1000.0);
+                strncat(lost, s, sizeof lost - strlen(lost) - 1);
+                break;
+            }
+            usleep(100000);
+            continue;
+        }
+        last_answer = time_mono_ms();
+        version = (uint64_t)json_integer_value(json_object_get(job, "version"));
+        const char *state = json_string_value(json_object_get(job, "state"));
+        json_t *c = json_object_get(job, "counters");
+        double secs = (double)(time_mono_ms() - t0) / 1000.0;
+        double mb = (double)json_integer_value(json_object_get(c, "input_bytes")) / 1e6;
+        if (tty && !client_job_over(state)) {
+            double done = json_number_value(json_object_get(job, "map_progress")) * mb;
+            printf("\r\033[Kjob %s  map %3.0f%% (%d/%d)  reduce %3.0f%% (%d/%d)  %.1f MB/s  %.1fs", id,
+                   100 * json_number_value(json_object_get(job, "map_progress")), client_int(job, "maps_done"),
+                   client_int(job, "maps_total"), 100 * json_number_value(json_object_get(job, "reduce_progress")),
+                   client_int(job, "reduces_done"), client_int(job, "reduces_total"), secs > 0 ? done / secs : 0.0,
+                   secs);
+            fflush(stdout);
+            printed = 1;
+        }
+        if (!client_job_over(state)) {
+            json_decref(job);
+            continue;
+        }
+        if (printed) printf("\r\033[K");
+        if (strcmp(state, "succeeded") == 0) {
+            char *succ = xasprintf("%s/_SUCCESS", spec->out);
+            struct stat st;
+            if (stat(succ, &st) == 0) {
+                printf("tally: job %s succeeded in %.2f s: %.1f MB at %.1f MB/s, %" JSON_INTEGER_FORMAT
+                       " records in, %" JSON_INTEGER_FORMAT " out, %" JSON_INTEGER_FORMAT " skipped\n",
+                       id, secs, mb, secs > 0 ? mb / secs : 0.0, json_integer_value(json_object_get(c, "input_records")),
+                       json_integer_value(json_object_get(c, "output_records")),
+                       json_integer_value(json_object_get(c, "records_skipped")));
+                rc = CLI_OK;
+            } else {
+                fflush(stdout);
+                fprintf(stderr, "tally: job %s succeeded but %s is not visible here: is OUT on a mount this machine "
+                                "shares with the workers?\n", id, succ);
+            }
+            free(succ);
+        } else {
+            const char *err = json_string_value(json_object_get(job, "error"));
+            fflush(stdout);
+            fprintf(stderr, "tally: job %s %s: %s\n", id, state, err ? err : "no reason given");
+        }
+        json_decref(job);
+        return rc;
+    }
+    if (printed) printf("\r\033[K");
+    fflush(stdout);
+    fprintf(stderr, "tally: lost the coordinator at %s while waiting for job %s (%s): the job's fate is unknown; "
+                    "once the coordinator answers, tally status %s says what became of it (%s/_SUCCESS exists "
+                    "once it succeeded)\n", cl->coordinator, id, lost, id, spec->out);
+    client_lost_claim(spec->out, id);
+    return CLI_UNREACHABLE;
 }
 
 int coord_submit_main(int argc, char **argv)
@@ -94,24 +410,38 @@ int coord_submit_main(int argc, char **argv)
     jobspec spec;
     jobspec_init(&spec);
     int quiet = 0, help = 0, rc = CLI_USAGE;
-    if (client_args(&argc, argv, &cl, &e) != 0) {
-        fprintf(stderr, "tally submit: %s\n", e.msg);
+    uint64_t give_up_ms = 0;
+    signal(SIGPIPE, SIG_IGN);
+    util_catch_stop_signals(client_on_signal);
+    if (cli_opts_take(client_submit_opts, CLIENT_N(client_submit_opts), &argc, argv, &e) != 0) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        goto done;
+    }
+    if (util_parse_u64(client_o_give_up, 0, 86400000, &give_up_ms) != 0) {
+        fprintf(stderr, "tally: --coordinator-timeout-ms: expected milliseconds, got '%s'\n", client_o_give_up);
         goto done;
     }
     if (argc < 2) {
-        fprintf(stderr, "usage: tally submit --coordinator HOST:PORT --token-file FILE [--detach] JOB [options] -o OUT INPUT...\n");
+        client_submit_usage(stderr, NULL);
         goto done;
     }
     if (cli_run_parse(argc, argv, &spec, &quiet, &help, &e) != 0) {
-        fprintf(stderr, "tally submit: %s\n", e.msg);
+        fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
     if (help) {
-        printf("usage: tally submit --coordinator HOST:PORT --token-file FILE [--detach] JOB [job options] [-m M] [-r R] -o OUT INPUT...\n"
-               "JOB, options and INPUT are as for tally run (tally run --help); paths are as the workers see them.\n");
-        rc = 0;
+        const tally_job *job = NULL;
+        void *handle = NULL;
+        if (spec.job && jobreg_load(spec.job, &job, &handle, &e) != 0) {
+            fprintf(stderr, "tally: %s\n", e.msg);
+            goto done;
+        }
+        client_submit_usage(stdout, job);
+        jobreg_unload(handle);
+        rc = CLI_OK;
         goto done;
     }
+    if ((rc = client_open(&cl)) != 0) goto done;
     for (size_t i = 0; i < spec.ninputs; i++) {
         char *a = client_abs(spec.inputs[i]);
         free(spec.inputs[i]);
@@ -128,82 +458,32 @@ int coord_submit_main(int argc, char **argv)
     json_t *body = json_pack("{s:o}", "spec", wire_jobspec_encode(&spec));
     char *s = wire_dump(body);
     json_decref(body);
-    int status = 0;
-    char *out = NULL;
-    rc = CLI_FAILED;
-    int k = http_call(cl.coordinator, "POST", "/v1/jobs", cl.token, s, 60000, &status, &out, &e);
+    client_answer a;
+    uint64_t t0 = time_mono_ms();
+    client_call(&cl, "POST", "/v1/jobs", s, 60000, &a);
     free(s);
-    json_t *r = NULL;
-    if (k == 0 && wire_parse_object(out ? out : "", out ? strlen(out) : 0, &r, &e) != 0) k = -EIO;
-    free(out);
-    if (k) {
-        fprintf(stderr, "tally submit: %s: %s\n", cl.coordinator, e.msg);
-        json_decref(r);
-        goto done;
+    const char *idv = a.rc == 0 && a.status == 200 ? json_string_value(json_object_get(a.body, "id")) : NULL;
+    if (a.rc == 0 && a.status == 400 && json_object_get(a.body, "usage")) {
+        /* The coordinator checked the job as tally run would: say what it found. */
+        char why[1024];
+        client_refusal(&a, why, sizeof why);
+        fprintf(stderr, "tally: %s\n", why);
+        rc = json_is_true(json_object_get(a.body, "usage")) ? CLI_USAGE : CLI_FAILED;
+    } else if (a.rc == 0 && a.status == 200 && !idv) {
+        fprintf(stderr, "tally: the coordinator at %s accepted the job but sent no job id\n", cl.coordinator);
+        rc = CLI_FAILED;
+    } else if (!idv) {
+        rc = client_explain(&cl, &a, NULL);
     }
-    if (status != 200) {
-        const char *msg = json_string_value(json_object_get(r, "error"));
-        fprintf(stderr, "tally submit: %s\n", msg ? msg : "rejected");
-        rc = json_is_true(json_object_get(r, "usage")) ? CLI_USAGE : CLI_FAILED;
-        json_decref(r);
-        goto done;
-    }
-    char id[64];
-    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r, "id")) ? json_string_value(json_object_get(r, "id")) : "");
-    json_decref(r);
-    if (cl.detach) {
+    char id[64] = "";
+    if (idv) snprintf(id, sizeof id, "%s", idv);
+    client_answer_free(&a);
+    if (!id[0]) goto done;
+    if (client_o_detach) {
         printf("%s\n", id);
-        rc = 0;
-        goto done;
-    }
-    int tty = !quiet && !cl.quiet && isatty(STDOUT_FILENO);
-    uint64_t t0 = time_mono_ms(), fails = 0, version = 0;
-    for (;;) {
-        json_t *job = NULL;
-        /* Without a progress line to draw there is nothing to wake up for before the end. */
-        if (client_get_job(&cl, id, tty ? 200 : 5000, version, !tty, &job, &e) != 0) {
-            if (++fails > 100) {
-                fprintf(stderr, "tally submit: lost the coordinator: %s\n", e.msg);
-                goto done;
-            }
-            usleep(100000);
-            continue;
-        }
-        fails = 0;
-        version = (uint64_t)json_integer_value(json_object_get(job, "version"));
-        const char *state = json_string_value(json_object_get(job, "state"));
-        if (tty)
-            printf("\r\033[Kjob %s  map %3.0f%% (%d/%d)  reduce %3.0f%% (%d/%d)  %.1fs", id,
-                   100 * json_number_value(json_object_get(job, "map_progress")),
-                   (int)json_integer_value(json_object_get(job, "maps_done")), (int)json_integer_value(json_object_get(job, "maps_total")),
-                   100 * json_number_value(json_object_get(job, "reduce_progress")),
-                   (int)json_integer_value(json_object_get(job, "reduces_done")), (int)json_integer_value(json_object_get(job, "reduces_total")),
-                   (double)(time_mono_ms() - t0) / 1000.0);
-        if (state && (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)) {
-            if (tty) printf("\r\033[K");
-            if (strcmp(state, "succeeded") == 0) {
-                char *succ = xasprintf("%s/_SUCCESS", spec.out);
-                struct stat st;
-                if (stat(succ, &st) == 0) {
-                    json_t *c = json_object_get(job, "counters");
-                    printf("tally: job %s succeeded in %.2f s: %" JSON_INTEGER_FORMAT " records in, %" JSON_INTEGER_FORMAT
-                           " out, %" JSON_INTEGER_FORMAT " skipped\n", id, (double)(time_mono_ms() - t0) / 1000.0,
-                           json_integer_value(json_object_get(c, "input_records")),
-                           json_integer_value(json_object_get(c, "output_records")),
-                           json_integer_value(json_object_get(c, "records_skipped")));
-                    rc = 0;
-                } else {
-                    fprintf(stderr, "tally submit: job %s succeeded but %s is not visible here\n", id, succ);
-                }
-                free(succ);
-            } else {
-                const char *err = json_string_value(json_object_get(job, "error"));
-                fprintf(stderr, "tally: job %s %s: %s\n", id, state, err ? err : "");
-            }
-            json_decref(job);
-            break;
-        }
-        json_decref(job);
+        rc = CLI_OK;
+    } else {
+        rc = client_wait(&cl, id, &spec, quiet, t0, give_up_ms);
     }
 done:
     jobspec_free(&spec);
@@ -211,113 +491,184 @@ done:
     return rc;
 }
 
-int coord_status_main(int argc, char **argv)
+/* ---- status --------------------------------------------------------------------------------- */
+
+static const char *client_str(const json_t *o, const char *key)
 {
-    client cl = {0};
-    struct err e = {0};
-    if (client_args(&argc, argv, &cl, &e) != 0) {
-        fprintf(stderr, "tally status: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    char path[128] = "/v1/status";
-    if (argc > 1) snprintf(path, sizeof path, "/v1/jobs/%s", argv[1]);
-    int status = 0;
-    char *out = NULL;
-    if (http_call(cl.coordinator, "GET", path, cl.token, NULL, 10000, &status, &out, &e) != 0) {
-        fprintf(stderr, "tally status: %s: %s\n", cl.coordinator, e.msg);
-        free(cl.token);
-        return CLI_FAILED;
-    }
-    free(cl.token);
-    if (status != 200) {
-        fprintf(stderr, "tally status: HTTP %d: %s\n", status, out ? out : "");
-        free(out);
-        return CLI_FAILED;
-    }
-    if (cl.json) {
-        printf("%s\n", out);
-        free(out);
-        return 0;
-    }
-    json_t *o = NULL;
-    if (wire_parse_object(out, strlen(out), &o, &e) != 0) {
-        fprintf(stderr, "tally status: %s\n", e.msg);
-        free(out);
-        return CLI_FAILED;
-    }
-    free(out);
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static void client_print_jobs(const json_t *jobs)
+{
     size_t i;
     json_t *v;
-    printf("%-20s %-22s %-6s %5s %7s\n", "WORKER", "ADDRESS", "STATE", "SLOTS", "RUNNING");
-    json_array_foreach(json_object_get(o, "workers"), i, v)
-        printf("%-20s %-22s %-6s %5d %7d\n", json_string_value(json_object_get(v, "name")),
-               json_string_value(json_object_get(v, "address")), json_string_value(json_object_get(v, "state")),
-               (int)json_integer_value(json_object_get(v, "slots")), (int)json_integer_value(json_object_get(v, "running")));
-    printf("\n%-22s %-10s %-10s %9s %5s %9s %5s  %s\n", "JOB", "NAME", "STATE", "MAPS", "MAP%", "REDUCES", "RED%",
+    printf("%-22s %-10s %-10s %9s %5s %9s %5s  %s\n", "JOB", "NAME", "STATE", "MAPS", "MAP%", "REDUCES", "RED%",
            "ERROR");
-    json_array_foreach(json_object_get(o, "jobs"), i, v) {
+    json_array_foreach(jobs, i, v) {
         char maps[32], reds[32];
-        snprintf(maps, sizeof maps, "%d/%d", (int)json_integer_value(json_object_get(v, "maps_done")),
-                 (int)json_integer_value(json_object_get(v, "maps_total")));
-        snprintf(reds, sizeof reds, "%d/%d", (int)json_integer_value(json_object_get(v, "reduces_done")),
-                 (int)json_integer_value(json_object_get(v, "reduces_total")));
-        const char *jn = json_string_value(json_object_get(v, "job"));
-        const char *slash = jn ? strrchr(jn, '/') : NULL;
-        printf("%-22s %-10.10s %-10s %9s %4.0f%% %9s %4.0f%%  %s\n", json_string_value(json_object_get(v, "id")),
-               slash ? slash + 1 : jn, json_string_value(json_object_get(v, "state")), maps,
-               100 * json_number_value(json_object_get(v, "map_progress")), reds,
-               100 * json_number_value(json_object_get(v, "reduce_progress")),
-               json_string_value(json_object_get(v, "error")) ? json_string_value(json_object_get(v, "error")) : "");
+        snprintf(maps, sizeof maps, "%d/%d", client_int(v, "maps_done"), client_int(v, "maps_total"));
+        snprintf(reds, sizeof reds, "%d/%d", client_int(v, "reduces_done"), client_int(v, "reduces_total"));
+        const char *jn = client_str(v, "job");
+        const char *slash = strrchr(jn, '/');
+        printf("%-22s %-10.10s %-10s %9s %4.0f%% %9s %4.0f%%  %s\n", client_str(v, "id"), slash ? slash + 1 : jn,
+               client_str(v, "state"), maps, 100 * json_number_value(json_object_get(v, "map_progress")), reds,
+               100 * json_number_value(json_object_get(v, "reduce_progress")), client_str(v, "error"));
     }
-    /* One job asked for: its running attempts, with what their heartbeats said. */
-    json_t *one = argc > 1 ? json_array_get(json_object_get(o, "jobs"), 0) : NULL;
+}
+
+/* One job's running attempts, with what their heartbeats said. */
+static void client_print_attempts(const json_t *job)
+{
+    size_t i;
+    json_t *v;
     int header = 0;
-    json_array_foreach(json_object_get(one, "tasks"), i, v) {
+    json_array_foreach(json_object_get(job, "tasks"), i, v) {
         size_t k;
         json_t *a;
         json_array_foreach(json_object_get(v, "attempts"), k, a) {
-            const char *st = json_string_value(json_object_get(a, "state"));
-            if (!st || strcmp(st, "running") != 0) continue;
+            if (strcmp(client_str(a, "state"), "running") != 0) continue;
             if (!header++)
                 printf("\n%-8s %-8s %-20s %8s %12s %12s\n", "ATTEMPT", "TASK", "WORKER", "PROGRESS", "RECORDS IN",
                        "RECORDS OUT");
             json_t *cs = json_object_get(a, "counters");
-            const char *ph = json_string_value(json_object_get(v, "phase"));
+            const char *ph = client_str(v, "phase");
             char task[24], att[24];
-            snprintf(task, sizeof task, "%c%05d", ph ? ph[0] : '?', (int)json_integer_value(json_object_get(v, "index")));
-            snprintf(att, sizeof att, "a%d", (int)json_integer_value(json_object_get(a, "id")));
-            int is_map = ph && strcmp(ph, "map") == 0;
+            snprintf(task, sizeof task, "%c%05d", ph[0] ? ph[0] : '?', client_int(v, "index"));
+            snprintf(att, sizeof att, "a%d", client_int(a, "id"));
+            int is_map = strcmp(ph, "map") == 0;
             printf("%-8s %-8s %-20s %7.0f%% %12" JSON_INTEGER_FORMAT " %12" JSON_INTEGER_FORMAT "\n", att, task,
-                   json_string_value(json_object_get(a, "worker")), 100 * json_number_value(json_object_get(a, "progress")),
+                   client_str(a, "worker"), 100 * json_number_value(json_object_get(a, "progress")),
                    json_integer_value(json_object_get(cs, is_map ? "input_records" : "reduce_input_records")),
                    json_integer_value(json_object_get(cs, is_map ? "map_output_records" : "output_records")));
         }
     }
-    json_decref(o);
-    return 0;
 }
+
+int coord_status_main(int argc, char **argv)
+{
+    client cl = {0};
+    struct err e = {0};
+    char **pos = NULL;
+    size_t npos = 0;
+    int rc = cli_opts_parse(client_status_opts, CLIENT_N(client_status_opts), argc, argv, &pos, &npos, &e);
+    const char *job = npos ? pos[0] : NULL;
+    if (rc == 1) {
+        cli_opts_usage(stdout,
+                       "usage: tally status [options] [JOB]\n\n"
+                       "Without JOB: the cluster's workers and jobs. With JOB: that job and its running attempts.\n"
+                       "Exit status: 0 ok, 2 a usage error (also: no such job), 3 cannot reach the coordinator\n"
+                       "or it refused the token.",
+                       client_status_opts, CLIENT_N(client_status_opts));
+        rc = CLI_OK;
+        goto done;
+    }
+    if (rc == 0 && npos > 1) rc = err_set(&e, -EINVAL, "status takes at most one JOB, got '%s' and '%s'", pos[0], pos[1]);
+    if (rc) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        rc = CLI_USAGE;
+        goto done;
+    }
+    if ((rc = client_open(&cl)) != 0) goto done;
+    char path[128] = "/v1/status";
+    if (job) snprintf(path, sizeof path, "/v1/jobs/%s", job);
+    client_answer a;
+    client_call(&cl, "GET", path, NULL, 10000, &a);
+    if (a.rc || a.status != 200) {
+        rc = client_explain(&cl, &a, job);
+    } else if (client_o_json) {
+        printf("%s\n", a.text);
+    } else if (!a.body) {
+        fprintf(stderr, "tally: the coordinator at %s sent a status that is not JSON\n", cl.coordinator);
+        rc = CLI_FAILED;
+    } else if (job) {
+        client_print_jobs(json_object_get(a.body, "jobs"));
+        client_print_attempts(json_array_get(json_object_get(a.body, "jobs"), 0));
+    } else {
+        size_t i;
+        json_t *v;
+        printf("%-20s %-22s %-6s %5s %7s\n", "WORKER", "ADDRESS", "STATE", "SLOTS", "RUNNING");
+        json_array_foreach(json_object_get(a.body, "workers"), i, v)
+            printf("%-20s %-22s %-6s %5d %7d\n", client_str(v, "name"), client_str(v, "address"),
+                   client_str(v, "state"), client_int(v, "slots"), client_int(v, "running"));
+        if (json_array_size(json_object_get(a.body, "workers")) == 0)
+            printf("(no worker has registered: start one with tally worker --coordinator %s --token-file FILE)\n",
+                   cl.coordinator);
+        printf("\n");
+        client_print_jobs(json_object_get(a.body, "jobs"));
+    }
+    client_answer_free(&a);
+done:
+    free(pos);
+    free(cl.token);
+    return rc;
+}
+
+/* ---- cancel --------------------------------------------------------------------------------- */
 
 int coord_cancel_main(int argc, char **argv)
 {
     client cl = {0};
     struct err e = {0};
-    if (client_args(&argc, argv, &cl, &e) != 0 || argc != 2) {
-        fprintf(stderr, "tally cancel: %s\n", e.msg[0] ? e.msg : "usage: tally cancel [--coordinator HOST:PORT] JOB_ID");
-        free(cl.token);
-        return CLI_USAGE;
+    char **pos = NULL;
+    size_t npos = 0;
+    json_t *job = NULL;
+    int rc = cli_opts_parse(client_cancel_opts, CLIENT_N(client_cancel_opts), argc, argv, &pos, &npos, &e);
+    if (rc == 1) {
+        cli_opts_usage(stdout,
+                       "usage: tally cancel [options] JOB\n\n"
+                       "Cancels a queued or running job: its attempts are killed and what it wrote to OUT is\n"
+                       "removed. Exit status: 0 cancelled, 1 the job was already over, 2 a usage error (also:\n"
+                       "no such job), 3 cannot reach the coordinator or it refused the token.",
+                       client_cancel_opts, CLIENT_N(client_cancel_opts));
+        rc = CLI_OK;
+        goto done;
+    }
+    if (rc == 0 && npos != 1)
+        rc = npos ? err_set(&e, -EINVAL, "cancel takes one JOB, got %zu ('%s', '%s'...)", npos, pos[0], pos[1])
+                  : err_set(&e, -EINVAL, "cancel needs the JOB to cancel (tally status lists them)");
+    if (rc) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        rc = CLI_USAGE;
+        goto done;
+    }
+    if ((rc = client_open(&cl)) != 0) goto done;
+    const char *id = pos[0];
+    client_answer a;
+    /* What the job had done, for the message; then the cancel itself. */
+    if (client_get_job(&cl, id, 0, 0, 0, 10000, &job, &a) != 0) {
+        rc = client_explain(&cl, &a, id);
+        client_answer_free(&a);
+        goto done;
+    }
+    const char *before = client_str(job, "state");
+    if (client_job_over(before)) {
+        fprintf(stderr, "tally: job %s already %s: nothing to cancel\n", id, before);
+        rc = CLI_FAILED;
+        goto done;
     }
     char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", argv[1]);
-    int status = 0;
-    char *out = NULL;
-    int rc = http_call(cl.coordinator, "POST", path, cl.token, "{}", 10000, &status, &out, &e);
-    free(cl.token);
-    if (rc || status != 200) {
-        fprintf(stderr, "tally cancel: %s\n", rc ? e.msg : (out ? out : "failed"));
-        free(out);
-        return CLI_FAILED;
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+    client_call(&cl, "POST", path, "{}", 10000, &a);
+    const char *after = a.rc == 0 && a.status == 200 ? client_str(a.body, "state") : NULL;
+    if (!after) {
+        rc = client_explain(&cl, &a, id);
+    } else if (strcmp(after, "cancelled") != 0) {
+        fprintf(stderr, "tally: job %s already %s: nothing to cancel\n", id, after);
+        rc = CLI_FAILED;
+    } else if (strcmp(before, "queued") == 0) {
+        printf("tally: job %s cancelled (it was queued: nothing had run)\n", id);
+        rc = CLI_OK;
+    } else {
+        printf("tally: job %s cancelled (it was %s: %d/%d maps, %d/%d reduces done)\n", id, before,
+               client_int(job, "maps_done"), client_int(job, "maps_total"), client_int(job, "reduces_done"),
+               client_int(job, "reduces_total"));
+        rc = CLI_OK;
     }
-    printf("%s\n", out);
-    free(out);
-    return 0;
+    client_answer_free(&a);
+done:
+    json_decref(job);
+    free(pos);
+    free(cl.token);
+    return rc;
 }

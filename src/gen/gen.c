@@ -478,6 +478,10 @@ int gen_main(int argc, char **argv)
     const struct gen_set_def *d = NULL;
     for (size_t i = 0; i < GEN_NSETS; i++)
         if (strcmp(gen_sets[i].name, name) == 0) d = &gen_sets[i];
+    if (!d && name[0] == '-') {
+        fprintf(stderr, "tally gen: unknown option '%s' (the data set comes first; see 'tally gen --help')\n", name);
+        return 2;
+    }
     if (!d) {
         fprintf(stderr, "tally gen: unknown data set '%s' (expected text, readings or inferences; "
                         "see 'tally gen --help')\n", name);
