@@ -631,8 +631,8 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     *p = j;
     coord_job_check(c, j); /* a job with no tasks is done at once */
     pthread_cond_broadcast(&c->work_cv);
-    log_info("job=%s submitted: %s, %u maps, %u reduces, output %s", j->id, j->spec.job, j->sj->nmaps,
-             j->sj->nreduces, j->spec.out);
+    log_info("job=%s submitted: %s, %u map%s, %u reduce%s, output %s", j->id, j->spec.job, j->sj->nmaps,
+             j->sj->nmaps == 1 ? "" : "s", j->sj->nreduces, j->sj->nreduces == 1 ? "" : "s", j->spec.out);
     http_respond_json(resp, 200, "{\"id\":\"%s\"}", j->id);
     pthread_mutex_unlock(&c->lock);
     json_decref(b);
