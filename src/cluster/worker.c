@@ -19,12 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +33,7 @@
 #include "cluster/execpool.h"
 #include "cluster/taskproc.h"
 #include "cluster/wire.h"
+#include "common/claim.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "data/ifile.h"
@@ -51,6 +52,9 @@ typedef struct worker_attempt {
 typedef struct worker {
     const char *coordinator, *name, *listen, *work_dir, *fail_mode;
     char *token;
+    const char *token_file;
+    claim dir;           /* work_dir, owned by this process (a second worker of that name is refused) */
+    int refused;         /* the coordinator refused our token (HTTP 401): stop, exit CLI_UNREACHABLE */
     char address[160];
     char incarnation[40];
     uint32_t slots;
@@ -264,29 +268,6 @@ static void worker_unlist(worker *w, worker_attempt *a)
     free(a);
 }
 
-/* What the worker says about an attempt whose executor died: the signal, and for a map the
- * record its map() call was on, so that the coordinator can skip a record that keeps
- * crashing attempts. */
-static json_t *worker_crash_result(const worker_attempt *a, const task_live *live, int wstatus)
-{
-    struct err e = {0};
-    if (wstatus != -1 && WIFSIGNALED(wstatus))
-        err_set(&e, -EINTR, "task process killed by signal %d (%s)", WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
-    else if (wstatus != -1)
-        err_set(&e, -EIO, "task process exited with status %d and no result", WEXITSTATUS(wstatus));
-    else
-        err_set(&e, -EIO, "task process could not be started");
-    json_t *files = json_object_get(json_object_get(a->assignment, "split"), "files");
-    uint32_t fi = live->file;
-    json_t *file = fi != UINT32_MAX ? json_array_get(files, fi) : NULL;
-    const char *path = file ? json_string_value(json_object_get(file, "path")) : NULL;
-    if (!path) return json_pack("{s:b, s:s, s:b}", "ok", 0, "error", e.msg, "fatal", 0);
-    uint64_t off = live->offset;
-    err_prefix(&e, "%s: offset %" PRIu64 ": ", path, off);
-    return json_pack("{s:b, s:s, s:b, s:{s:s, s:I}}", "ok", 0, "error", e.msg, "fatal", 0, "crash", "file", path,
-                     "offset", (json_int_t)off);
-}
-
 static void *worker_attempt_thread(void *arg)
 {
     worker_attempt *a = arg;
@@ -320,7 +301,7 @@ static void *worker_attempt_thread(void *arg)
             free(text);
             log_debug("job=%s attempt=a%u: waited %.1f ms for an executor, ran %.1f ms", a->job, a->attempt,
                       (double)(t_sent - t_begin) / 1e6, (double)(time_mono_ns() - t_sent) / 1e6);
-            if (rc) result = worker_crash_result(a, execpool_live(x), wstatus);
+            if (rc) result = execpool_crash_result(a->assignment, execpool_live(x), wstatus);
             pthread_mutex_lock(&w->lock);
             a->exec = NULL;
             pthread_mutex_unlock(&w->lock);
@@ -408,6 +389,12 @@ static int worker_heartbeat(worker *w, uint64_t *next_wait)
     int rc = http_call(w->coordinator, "POST", "/v1/heartbeat", w->token, s, (long)w->heartbeat_ms + 5000,
                        &status, &out, &e);
     free(s);
+    if (rc == 0 && status == 401) {
+        /* Retrying cannot help: the token is wrong until someone fixes the token file. */
+        w->refused = 1;
+        free(out);
+        return -EACCES;
+    }
     if (rc == 0 && status != 200) rc = err_set(&e, -EIO, "HTTP %d: %s", status, out ? out : "");
     json_t *resp = NULL;
     if (rc == 0) rc = wire_parse_object(out, strlen(out), &resp, &e);
@@ -455,7 +442,9 @@ static const cli_opt worker_opts[] = {
     {"coordinator", 0, "HOST:PORT", "TALLY_COORDINATOR", "127.0.0.1:7070", "coordinator address", &worker_o_coord},
     {"listen", 0, "HOST:PORT", "TALLY_LISTEN", "127.0.0.1:0", "shuffle/metrics address (port 0: any free)", &worker_o_listen},
     {"slots", 0, "N", "TALLY_SLOTS", NULL, "parallel attempts (default: number of CPUs)", &worker_o_slots},
-    {"work-dir", 0, "DIR", "TALLY_WORK_DIR", NULL, "map outputs and scratch (default $TMPDIR/tally-worker-NAME)", &worker_o_workdir},
+    {"work-dir", 0, "DIR", "TALLY_WORK_DIR", NULL,
+     "the worker keeps its map outputs in DIR/tally-worker-NAME, removed at exit; DIR itself is never "
+     "removed (default $TMPDIR or /tmp)", &worker_o_workdir},
     {"name", 0, "NAME", "TALLY_NAME", NULL, "worker name (default: host name and pid)", &worker_o_name},
     {"token-file", 0, "FILE", "TALLY_TOKEN_FILE", NULL, "file holding the shared secret (required)", &worker_o_token},
     {"fail-after-tasks", 0, "N", "TALLY_FAIL_AFTER_TASKS", NULL, "failure injection: fail when task N+1 starts", &worker_o_fail_after},
@@ -475,6 +464,49 @@ static int worker_prob(const char *s, double *out, const char *what, struct err 
     if (*end || v < 0 || v > 1) return err_set(e, -EINVAL, "--%s: expected a probability from 0 to 1, got '%s'", what, s);
     *out = v;
     return 0;
+}
+
+/* The worker's own directory inside `parent`: tally-worker-NAME, the name reduced to characters
+ * that cannot leave the parent. */
+static char *worker_dir_path(const char *parent, const char *name)
+{
+    char *p = xasprintf("%s/tally-worker-%.200s", parent, name);
+    for (char *c = p + strlen(parent) + 1; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+              *c == '_' || *c == '-'))
+            *c = '_';
+    return p;
+}
+
+/* Claims the work dir. A new incarnation starts clean: what an earlier one left (its claim is
+ * stale, or it predates claims) is lost by definition. Only that directory is ever removed. */
+static int worker_claim_dir(worker *w, const char *parent, struct err *e)
+{
+    int rc = fs_mkdirs(parent, e);
+    char *what = xasprintf("worker=%s", w->name);
+    char *owner = claim_owner_text(what);
+    free(what);
+    if (rc == 0) rc = claim_acquire(&w->dir, w->work_dir, owner, e);
+    if (rc == -EEXIST) {
+        fs_rmtree(w->work_dir); /* tally-worker-NAME of a worker from before claims */
+        rc = claim_acquire(&w->dir, w->work_dir, owner, e);
+    }
+    free(owner);
+    if (rc == -EBUSY)
+        err_prefix(e, "another worker of this name uses its work dir (give this one another --name or --work-dir): ");
+    if (rc == 0 && w->dir.took_over) {
+        DIR *d = opendir(w->work_dir);
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || strcmp(de->d_name, CLAIM_OWNER_FILE) == 0)
+                continue;
+            char *p = xasprintf("%s/%s", w->work_dir, de->d_name);
+            fs_rmtree(p);
+            free(p);
+        }
+        if (d) closedir(d);
+    }
+    return rc;
 }
 
 int worker_main(int argc, char **argv)
@@ -529,8 +561,11 @@ int worker_main(int argc, char **argv)
     char defname[200];
     snprintf(defname, sizeof defname, "%s-%d", host, (int)getpid());
     w.name = worker_o_name ? worker_o_name : defname;
-    char *defdir = xasprintf("%s/tally-worker-%s", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", w.name);
-    w.work_dir = worker_o_workdir ? worker_o_workdir : defdir;
+    const char *tmpdir = getenv("TMPDIR");
+    const char *parent = worker_o_workdir ? worker_o_workdir : tmpdir && *tmpdir ? tmpdir : "/tmp";
+    char *work_dir = worker_dir_path(parent, w.name);
+    w.work_dir = work_dir;
+    w.token_file = worker_o_token;
     w.coordinator = worker_o_coord;
     w.fail_mode = worker_o_fail_mode;
     w.heartbeat_ms = 250;
@@ -551,16 +586,6 @@ int worker_main(int argc, char **argv)
     snprintf(ctx, sizeof ctx, "worker=%s", w.name);
     log_set_context(ctx);
 
-    /* A new incarnation starts clean: what an earlier one left is lost by definition. */
-    fs_rmtree(w.work_dir);
-    if (fs_mkdirs(w.work_dir, &e) != 0) {
-        fprintf(stderr, "tally worker: work dir: %s\n", e.msg);
-        return CLI_FAILED;
-    }
-    if (execpool_new(&w.pool, w.exe, w.work_dir, w.slots, worker_o_log, &e) != 0) {
-        fprintf(stderr, "tally worker: %s\n", e.msg);
-        return CLI_FAILED;
-    }
     char lhost[128];
     uint64_t lport = 0;
     const char *colon = strrchr(worker_o_listen, ':');
@@ -569,8 +594,18 @@ int worker_main(int argc, char **argv)
         return CLI_USAGE;
     }
     snprintf(lhost, sizeof lhost, "%.*s", (int)(colon - worker_o_listen), worker_o_listen);
+    if ((rc = worker_claim_dir(&w, parent, &e)) != 0) {
+        fprintf(stderr, "tally worker: work dir: %s\n", e.msg);
+        return rc == -EBUSY ? CLI_USAGE : CLI_FAILED;
+    }
+    if (execpool_new(&w.pool, w.exe, w.work_dir, w.slots, worker_o_log, &e) != 0) {
+        fprintf(stderr, "tally worker: %s\n", e.msg);
+        claim_release(&w.dir);
+        return CLI_FAILED;
+    }
     if (http_server_start(&w.srv, lhost, (uint16_t)lport, w.token, 64 * 1024, worker_http, &w, &e) != 0) {
         fprintf(stderr, "tally worker: %s\n", e.msg);
+        claim_release(&w.dir);
         return CLI_FAILED;
     }
     snprintf(w.address, sizeof w.address, "%s:%u", strcmp(lhost, "0.0.0.0") == 0 ? host : lhost,
@@ -582,7 +617,7 @@ int worker_main(int argc, char **argv)
     fflush(stdout);
 
     uint64_t backoff = 100;
-    while (!worker_stop) {
+    while (!worker_stop && !w.refused) {
         uint64_t wait = 0;
         if (worker_heartbeat(&w, &wait) != 0) {
             usleep((useconds_t)(backoff * 1000));
@@ -603,8 +638,13 @@ int worker_main(int argc, char **argv)
     }
     http_server_stop(w.srv);
     if (!w.attempts) execpool_free(w.pool);
-    fs_rmtree(w.work_dir);
-    free(defdir);
+    claim_release(&w.dir);
+    free(work_dir);
     free(w.token);
+    if (w.refused) {
+        fprintf(stderr, "tally worker: the coordinator at %s refused our token (HTTP 401): the token file %s does "
+                        "not hold the token it was started with\n", w.coordinator, w.token_file);
+        return CLI_UNREACHABLE;
+    }
     return 0;
 }

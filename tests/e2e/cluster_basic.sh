@@ -256,7 +256,7 @@ worker_idle() {
     for x in w1 w2 w3; do
         curl -sf -H "Authorization: Bearer $CL_TOKEN" "http://$(cl_q 'w[a[0]]["address"]' $x)/metrics" |
             grep -qx 'tally_worker_running_attempts 0' || return 1
-        [ ! -e "$CL/$x.work/$cid" ] || return 1
+        [ -d "$(cl_worker_dir $x)" ] && [ ! -e "$(cl_worker_dir $x)/$cid" ] || return 1
     done
 }
 poll_until 20 "w1-w3 to hold no attempt and no file of the cancelled job" worker_idle

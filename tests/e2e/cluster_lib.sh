@@ -6,6 +6,7 @@
 #   cl_start_coordinator [ARGS]      coordinator on 127.0.0.1:0; sets CL_COORD (HOST:PORT)
 #   cl_start_worker NAME [ARGS]      one worker; returns once the coordinator lists it alive
 #   cl_start_worker_loop NAME [ARGS] the same, restarted (same name, new incarnation) whenever it dies
+#   cl_worker_dir NAME               the worker's own directory (its map outputs), inside $CL/work
 #   cl_kill_worker NAME [SIGNAL]     signals the worker process itself (default KILL)
 #   cl_restart_worker NAME           kills it and starts it again with the same arguments
 #   cl_q EXPR [ARGS]                 evaluates a Python expression over the status JSON
@@ -196,13 +197,17 @@ cl_wait_alive() {
         'a[0] in w and w[a[0]]["state"] == "alive" and w[a[0]]["address"] == a[1]' "$1" "$2"
 }
 
-# cl_worker_cmd NAME: the worker's command line (arguments in CL_WARGS[NAME]) into CL_CMD.
+# cl_worker_cmd NAME: the worker's command line (arguments in CL_WARGS[NAME]) into CL_CMD. Every
+# worker gets --work-dir $CL/work, the parent in which each keeps its own directory.
 cl_worker_cmd() {
     local name=$1
     eval "local -a extra=(${CL_WARGS[$name]})"
     CL_CMD=("$TALLY" worker --coordinator "$CL_COORD" --token-file "$CL_TOKEN_FILE" --name "$name"
-        --work-dir "$CL/$name.work" --listen 127.0.0.1:0 "${extra[@]}")
+        --work-dir "$CL/work" --listen 127.0.0.1:0 "${extra[@]}")
 }
+
+# cl_worker_dir NAME: the directory worker NAME keeps its map outputs in.
+cl_worker_dir() { echo "$CL/work/tally-worker-$1"; }
 
 # cl_worker_address NAME: waits for the worker's "listening" line; prints its address.
 cl_worker_address() {

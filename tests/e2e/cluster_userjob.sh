@@ -103,6 +103,9 @@ gc=$!
 echo "$gc" >>"$CL/pgids"
 poll_until 20 "the coordinator to print its address" grep -q '^coordinator listening on ' "$CL/g-coord.out"
 gaddr=$(sed -n 's/^coordinator listening on //p' "$CL/g-coord.out")
+# --work-dir is the parent of the worker's own directory: what else it holds must stay.
+mkdir -p "$CL/g1.work"
+echo precious >"$CL/g1.work/keep.txt"
 setsid "$TALLY" worker --coordinator "$gaddr" --token-file "$CL_TOKEN_FILE" --name g1 --slots 2 \
     --work-dir "$CL/g1.work" >"$CL/g1.out" 2>"$CL/g1.wlog" </dev/null &
 gw=$!
@@ -129,5 +132,7 @@ assert_eq "$crc" 0 "coordinator exit status after SIGTERM ($(tail -n 5 "$CL/g-co
 if grep -E 'executor [0-9]+ ended with|LeakSanitizer' "$CL/g1.wlog" "$CL/g-coord.log"; then
     fail "a process or an executor did not end cleanly"
 fi
-[ ! -e "$CL/g1.work" ] || fail "the worker left its work dir behind"
+[ "$(cat "$CL/g1.work/keep.txt" 2>/dev/null)" = precious ] ||
+    fail "the worker removed its --work-dir $CL/g1.work or what it held (only its own directory in it may go)"
+[ ! -e "$CL/g1.work/tally-worker-g1" ] || fail "the worker left its work dir behind"
 echo "cluster_userjob: all cases passed"
