@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/execpool.h"
+#include "cluster/wire.h"
 #include "common/claim.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -404,13 +406,13 @@ int cli_run(int argc, char **argv)
     jobspec spec;
     jobspec_init(&spec);
     run_flags flags = {0};
-    const tally_job *job = NULL;
-    void *handle = NULL, *state = NULL;
+    execpool_job job = {0};
+    execpool *pool = NULL;
+    json_t *spec_json = NULL;
     input_set inputs = {0};
     output out = {.claim.fd = -1};
     claim work = {.fd = -1};
     sched_job *sj = NULL;
-    ctx_fields required = {0};
     char *owner = NULL;
     int rc = CLI_USAGE, have_out = 0;
 
@@ -449,63 +451,79 @@ int cli_run(int argc, char **argv)
         rc = 0;
         goto done;
     }
-    /* Run setup() once here so that bad job arguments are usage errors before any work. */
-    if (ctx_job_open(&spec, &job, &handle, &state, &required, &e) != 0) {
-        fprintf(stderr, "tally: %s\n", e.msg);
-        goto done;
-    }
     /* A missing or unreadable input is a mistake on the command line, like a bad option. */
     if (input_expand(spec.inputs, spec.ninputs, spec.format_forced, spec.format, &inputs, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
-    if (job->flags & TALLY_NEEDS_FIELDS) {
+    input_plan(&inputs, spec.maps, spec.split_size, spec.workers);
+    /* No more executors than attempts can ever run at once. */
+    uint32_t slots = spec.workers ? spec.workers : 1, widest = (uint32_t)inputs.nsplits;
+    if (spec.reduces > widest) widest = spec.reduces;
+    if (slots > widest) slots = widest ? widest : 1;
+    log_debug("%zu input file%s, %llu bytes, %zu map task%s, %u reduce task%s, %u slot%s", inputs.nfiles,
+              inputs.nfiles == 1 ? "" : "s", (unsigned long long)inputs.total_bytes, inputs.nsplits,
+              inputs.nsplits == 1 ? "" : "s", spec.reduces, spec.reduces == 1 ? "" : "s", slots,
+              slots == 1 ? "" : "s");
+
+    /* The work dir, and in it the executors: user code runs there, never in this process, so
+     * even a job whose setup() crashes only fails (work dirs of runs that were killed, which
+     * had no chance to clean up, go first). */
+    rc = CLI_FAILED;
+    int reaped = claim_reap_stale(run_work_parent(&spec), "tally-job-");
+    if (reaped) log_info("removed %d work dir(s) of tally runs that are no longer running", reaped);
+    char *what = xasprintf("job=%s", spec.job);
+    owner = claim_owner_text(what);
+    free(what);
+    if (claim_fresh(&work, run_work_parent(&spec), "tally-job-", owner, &e) != 0) {
+        fprintf(stderr, "tally: work dir: %s\n", e.msg);
+        goto done;
+    }
+    char exe[4096];
+    ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[exe_len > 0 ? exe_len : 0] = '\0';
+    if (exe_len <= 0 || execpool_new(&pool, exe, work.path, slots, log_level_name(), &e) != 0) {
+        fprintf(stderr, "tally: cannot start executors: %s\n", exe_len <= 0 ? "cannot find the tally binary" : e.msg);
+        goto done;
+    }
+    spec_json = wire_jobspec_encode(&spec);
+    /* setup() checks the job's arguments: a refusal is a usage error, before anything else. */
+    int drc = execpool_describe(pool, spec_json, spec.job, &job, &e);
+    if (drc) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        rc = drc == -EIO ? CLI_FAILED : CLI_USAGE;
+        goto done;
+    }
+    rc = CLI_USAGE;
+    if (job.flags & TALLY_NEEDS_FIELDS) {
         for (size_t i = 0; i < inputs.nfiles; i++) {
             if (inputs.files[i].format == FIELDS_TEXT) {
                 fprintf(stderr, "tally: %s: job %s needs CSV or JSON Lines input (name the file .csv/.jsonl or use --format)\n",
-                        inputs.files[i].path, job->name);
+                        inputs.files[i].path, job.name);
                 goto done;
             }
         }
     }
-    if (probe_fields(&inputs, required.names, required.hints, required.n, spec.max_record, &e) != 0) {
+    const ctx_fields *need = &job.required;
+    if (probe_fields(&inputs, need->names, need->hints, need->n, spec.max_record, &e) != 0 ||
+        output_check_inputs(spec.out, spec.inputs, spec.ninputs, &inputs, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
-    input_plan(&inputs, spec.maps, spec.split_size, spec.workers);
-    log_debug("%zu input file%s, %llu bytes, %zu map task%s, %u reduce task%s, %u slot%s", inputs.nfiles,
-              inputs.nfiles == 1 ? "" : "s", (unsigned long long)inputs.total_bytes, inputs.nsplits,
-              inputs.nsplits == 1 ? "" : "s", spec.reduces, spec.reduces == 1 ? "" : "s", spec.workers,
-              spec.workers == 1 ? "" : "s");
-    if (output_check_inputs(spec.out, spec.inputs, spec.ninputs, &inputs, &e) != 0) {
-        fprintf(stderr, "tally: %s\n", e.msg);
-        goto done;
-    }
-    /* Work dirs of runs that were killed (SIGKILL leaves no chance to clean up) go first. */
-    int reaped = claim_reap_stale(run_work_parent(&spec), "tally-job-");
-    if (reaped) log_info("removed %d work dir(s) of tally runs that are no longer running", reaped);
-    char *what = xasprintf("job=%s", job->name);
-    owner = claim_owner_text(what);
-    free(what);
     if (output_prepare(&out, spec.out, spec.overwrite, owner, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
     have_out = 1;
     rc = CLI_FAILED;
-    if (claim_fresh(&work, run_work_parent(&spec), "tally-job-", owner, &e) != 0) {
-        fprintf(stderr, "tally: work dir: %s\n", e.msg);
-        goto done;
-    }
     log_debug("output %s claimed; work dir %s", spec.out, work.path);
 
-    task_env env = {.spec = &spec, .job = job, .state = state, .inputs = &inputs, .work_dir = work.path,
-                    .out_tmp = out.tmp};
+    task_env env = {.spec = &spec, .inputs = &inputs, .work_dir = work.path, .out_tmp = out.tmp};
     sj = sched_job_new((uint32_t)inputs.nsplits, spec.reduces, spec.max_attempts, time_wall_ms());
     sj->max_skipped_ratio = spec.max_skipped_ratio;
     run_progress prog = {.tty = !flags.quiet && isatty(STDOUT_FILENO), .total_bytes = inputs.total_bytes};
     uint64_t t0 = time_mono_ns();
-    if (local_run(&env, sj, spec.workers, &run_interrupted, run_show_progress, &prog, &e) != 0 && !sj->error)
+    if (local_run(&env, pool, spec_json, sj, slots, &run_interrupted, run_show_progress, &prog, &e) != 0 && !sj->error)
         sched_job_cancel(sj, e.msg, time_wall_ms());
     double secs = (double)(time_mono_ns() - t0) / 1e9;
 
@@ -516,8 +534,7 @@ int cli_run(int argc, char **argv)
         c.v[CNT_INPUT_BYTES] = (int64_t)inputs.total_bytes;
         struct buf json = {0};
         counters_to_json(&c, &json);
-        const char *cols = job->columns ? job->columns(state) : NULL;
-        if (output_commit(&out, spec.reduces, cols, json.data, &e) != 0) {
+        if (output_commit(&out, spec.reduces, job.columns, json.data, &e) != 0) {
             fprintf(stderr, "tally: committing output: %s\n", e.msg);
         } else {
             rc = 0;
@@ -525,29 +542,32 @@ int cli_run(int argc, char **argv)
             log_debug("committed %u part(s), _counters.json and _SUCCESS to %s", spec.reduces, spec.out);
             double mb = (double)inputs.total_bytes / 1e6;
             printf("tally: %s done in %.2f s: %.1f MB at %.1f MB/s, %lld records in, %lld out, %lld skipped\n",
-                   job->name, secs, mb, secs > 0 ? mb / secs : 0.0, (long long)c.v[CNT_INPUT_RECORDS],
+                   job.name, secs, mb, secs > 0 ? mb / secs : 0.0, (long long)c.v[CNT_INPUT_RECORDS],
                    (long long)c.v[CNT_OUTPUT_RECORDS], (long long)c.v[CNT_RECORDS_SKIPPED]);
             fflush(stdout);
         }
         buf_free(&json);
         counters_free(&c);
     } else if (sj->state == SCHED_JOB_CANCELLED && run_interrupted) {
-        fprintf(stderr, "tally: job %s interrupted: nothing was written to %s\n", job->name, spec.out);
+        fprintf(stderr, "tally: job %s interrupted: nothing was written to %s\n", job.name, spec.out);
         rc = CLI_INTERRUPTED;
     } else {
-        fprintf(stderr, "tally: job %s failed: %s\n", job->name, sj->error ? sj->error : "unknown error");
+        fprintf(stderr, "tally: job %s failed: %s\n", job.name, sj->error ? sj->error : "unknown error");
     }
 
 done:
     if (have_out) output_abort(&out);
     output_free(&out);
+    if (pool) {
+        execpool_close(pool);
+        execpool_free(pool);
+    }
     claim_release(&work);
     free(owner);
-    ctx_fields_free(&required);
+    execpool_job_free(&job);
+    json_decref(spec_json);
     sched_job_free(sj);
     input_set_free(&inputs);
-    if (job) ctx_job_close(job, handle, state);
-    else jobreg_unload(handle);
     jobspec_free(&spec);
     return rc;
 }

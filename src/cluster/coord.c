@@ -59,9 +59,7 @@ typedef struct coord_job {
     char id[40];
     jobspec spec;
     json_t *spec_json;
-    char *job_name;           /* what the job's executor said of it (coord_describe) */
-    uint32_t job_flags;
-    char *columns;            /* for OUT/_columns, or NULL */
+    execpool_job desc;        /* what the describer executor said of the job */
     input_set inputs;
     output out;
     sched_job *sj;
@@ -88,7 +86,7 @@ typedef struct coord {
     char *token;
     http_server *srv;
     /* The coordinator never runs user code: a job is loaded and set up in this executor
-     * process (coord_describe), so a user job that crashes in setup() fails its submit only. */
+     * process (execpool_describe), so a user job that crashes in setup() fails its submit only. */
     execpool *describer;
     claim scratch;            /* its directory (the executor's shared page lives there) */
     /* metrics, counted as things happen so that they never go backwards */
@@ -203,8 +201,7 @@ static void coord_job_free(coord_job *j)
     output_free(&j->out);
     input_set_free(&j->inputs);
     sched_job_free(j->sj);
-    free(j->job_name);
-    free(j->columns);
+    execpool_job_free(&j->desc);
     json_decref(j->spec_json);
     jobspec_free(&j->spec);
     free(j);
@@ -228,7 +225,7 @@ static void coord_job_check(coord *c, coord_job *j)
         struct buf json = {0};
         counters_to_json(&cs, &json);
         struct err e = {0};
-        if (output_commit(&j->out, j->spec.reduces, j->columns, json.data, &e) != 0) {
+        if (output_commit(&j->out, j->spec.reduces, j->desc.columns, json.data, &e) != 0) {
             j->sj->state = SCHED_JOB_FAILED;
             free(j->sj->error);
             j->sj->error = xasprintf("committing output: %s", e.msg);
@@ -530,83 +527,35 @@ static void coord_maps(coord *c, const char *id, http_response *resp)
     json_decref(o);
 }
 
-/* Loads job j in the describer executor and runs its setup(): its name, flags, _columns line
- * and the fields it requires, or why it cannot run: -EINVAL for bad arguments (a usage error),
- * -EIO if the job crashed (a failure of the job, not of the command line). */
-static int coord_describe(coord *c, coord_job *j, ctx_fields *required, struct err *e)
-{
-    json_t *a = json_pack("{s:s, s:O}", "phase", "describe", "spec", j->spec_json), *r = NULL;
-    char *text = wire_dump(a);
-    json_decref(a);
-    int wstatus = -1;
-    execpool_exec *x = execpool_acquire(c->describer);
-    int rc = execpool_run(c->describer, x, text, &r, &wstatus, e);
-    json_t *crash = rc ? execpool_crash_result(NULL, execpool_live(x), wstatus) : NULL;
-    execpool_release(c->describer, x);
-    free(text);
-    if (rc) {
-        err_set(e, -EIO, "job %s could not be loaded: %s", j->spec.job, json_string_value(json_object_get(crash, "error")));
-        json_decref(crash);
-        return -EIO;
-    }
-    const char *name = NULL, *cols = NULL, *msg = NULL;
-    uint64_t flags = 0;
-    if (!json_is_true(json_object_get(r, "ok"))) {
-        rc = wire_get_str(r, "error", &msg, 0, e) == 0 && msg ? err_set(e, -EINVAL, "%s", msg)
-                                                              : err_set(e, -EINVAL, "job %s cannot run", j->spec.job);
-    } else if ((rc = wire_get_str(r, "name", &name, 1, e)) || (rc = wire_get_str(r, "columns", &cols, 0, e)) ||
-               (rc = wire_get_u64(r, "flags", UINT32_MAX, &flags, 1, e))) {
-        err_prefix(e, "describing job %s: ", j->spec.job);
-    } else {
-        j->job_name = xstrdup(name);
-        j->columns = cols ? xstrdup(cols) : NULL;
-        j->job_flags = (uint32_t)flags;
-        size_t i;
-        json_t *f;
-        json_array_foreach(json_object_get(r, "required"), i, f) {
-            const char *fn = json_string_value(json_object_get(f, "name"));
-            const char *fh = json_string_value(json_object_get(f, "hint"));
-            if (fn) {
-                tally_ctx ctx;
-                ctx_init(&ctx, NULL, NULL, NULL, NULL);
-                ctx.required = required;
-                tally_require_field(&ctx, fn, fh);
-            }
-        }
-    }
-    json_decref(r);
-    return rc;
-}
-
 static void coord_submit(coord *c, const http_request *req, http_response *resp)
 {
     struct err e = {0};
     json_t *b = NULL;
     coord_job *j = xcalloc(1, sizeof *j);
-    ctx_fields required = {0};
     int usage = 1;
     if (wire_parse_object(req->body, req->body_len, &b, &e) || wire_jobspec_decode(json_object_get(b, "spec"), &j->spec, &e))
         goto fail;
     /* Mistakes on the submitter's command line (bad job arguments, a missing input, an OUT
      * that overlaps an input or is in use) are usage errors: `submit` exits 2 for them. */
     j->spec_json = wire_jobspec_encode(&j->spec);
-    int drc = coord_describe(c, j, &required, &e);
+    int drc = execpool_describe(c->describer, j->spec_json, j->spec.job, &j->desc, &e);
     if (drc) {
         usage = drc != -EIO;
         goto fail;
     }
     if (input_expand(j->spec.inputs, j->spec.ninputs, j->spec.format_forced, j->spec.format, &j->inputs, &e))
         goto fail;
-    if (j->job_flags & TALLY_NEEDS_FIELDS) {
+    if (j->desc.flags & TALLY_NEEDS_FIELDS) {
         for (size_t i = 0; i < j->inputs.nfiles; i++) {
             if (j->inputs.files[i].format == FIELDS_TEXT) {
                 err_set(&e, -EINVAL, "%s: job %s needs CSV or JSON Lines input (name the file .csv/.jsonl or use --format)",
-                        j->inputs.files[i].path, j->job_name);
+                        j->inputs.files[i].path, j->desc.name);
                 goto fail;
             }
         }
     }
-    if (probe_fields(&j->inputs, required.names, required.hints, required.n, j->spec.max_record, &e)) goto fail;
+    const ctx_fields *need = &j->desc.required;
+    if (probe_fields(&j->inputs, need->names, need->hints, need->n, j->spec.max_record, &e)) goto fail;
     if (output_check_inputs(j->spec.out, j->spec.inputs, j->spec.ninputs, &j->inputs, &e)) goto fail;
     pthread_mutex_lock(&c->lock);
     uint64_t slots = 0;
@@ -636,7 +585,6 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     http_respond_json(resp, 200, "{\"id\":\"%s\"}", j->id);
     pthread_mutex_unlock(&c->lock);
     json_decref(b);
-    ctx_fields_free(&required);
     return;
 fail: {
     json_t *err = json_pack("{s:s, s:b}", "error", e.msg, "usage", usage);
@@ -646,7 +594,6 @@ fail: {
     json_decref(err);
 }
     json_decref(b);
-    ctx_fields_free(&required);
     coord_job_free(j);
 }
 

@@ -275,6 +275,60 @@ json_t *execpool_crash_result(const json_t *assignment, const task_live *live, i
                      "offset", (json_int_t)off);
 }
 
+int execpool_describe(execpool *p, const json_t *spec, const char *job, execpool_job *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    json_t *a = json_pack("{s:s, s:O}", "phase", "describe", "spec", spec), *r = NULL;
+    char *text = wire_dump(a);
+    json_decref(a);
+    int wstatus = -1;
+    execpool_exec *x = execpool_acquire(p);
+    int rc = execpool_run(p, x, text, &r, &wstatus, e);
+    json_t *crash = rc ? execpool_crash_result(NULL, execpool_live(x), wstatus) : NULL;
+    execpool_release(p, x);
+    free(text);
+    if (rc) {
+        err_set(e, -EIO, "job %s could not be loaded: %s", job, json_string_value(json_object_get(crash, "error")));
+        json_decref(crash);
+        return -EIO;
+    }
+    const char *name = NULL, *cols = NULL, *msg = NULL;
+    uint64_t flags = 0;
+    if (!json_is_true(json_object_get(r, "ok"))) {
+        rc = wire_get_str(r, "error", &msg, 0, e) == 0 && msg ? err_set(e, -EINVAL, "%s", msg)
+                                                              : err_set(e, -EINVAL, "job %s cannot run", job);
+    } else if ((rc = wire_get_str(r, "name", &name, 1, e)) || (rc = wire_get_str(r, "columns", &cols, 0, e)) ||
+               (rc = wire_get_u64(r, "flags", UINT32_MAX, &flags, 1, e))) {
+        err_prefix(e, "describing job %s: ", job);
+        rc = -EIO;
+    } else {
+        out->name = xstrdup(name);
+        out->columns = cols ? xstrdup(cols) : NULL;
+        out->flags = (uint32_t)flags;
+        /* tally_require_field() is how fields get into a ctx_fields: call it as setup() did. */
+        tally_ctx ctx;
+        ctx_init(&ctx, NULL, NULL, NULL, NULL);
+        ctx.required = &out->required;
+        size_t i;
+        json_t *f;
+        json_array_foreach(json_object_get(r, "required"), i, f) {
+            const char *fn = json_string_value(json_object_get(f, "name"));
+            if (fn) tally_require_field(&ctx, fn, json_string_value(json_object_get(f, "hint")));
+        }
+    }
+    json_decref(r);
+    if (rc) execpool_job_free(out);
+    return rc;
+}
+
+void execpool_job_free(execpool_job *d)
+{
+    free(d->name);
+    free(d->columns);
+    ctx_fields_free(&d->required);
+    memset(d, 0, sizeof *d);
+}
+
 /* Waits for x's result frame. If x dies, the read ends when nothing holds the pipe any more;
  * a process the job's code forked may still hold it, so a dead x's process group is killed
  * (x itself is left to be reaped). */

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "common/util.h"
+#include "exec/ctx.h"
 #include "exec/task.h"
 
 typedef struct execpool execpool;
@@ -54,5 +55,20 @@ task_live *execpool_live(execpool_exec *x);
  * not be started): the signal or exit status, and for a map the record its map() call was on
  * ("crash": {"file","offset"}), so that a record that keeps crashing attempts can be skipped. */
 json_t *execpool_crash_result(const json_t *assignment, const task_live *live, int wstatus);
+
+/* What an executor says of a job it loaded and set up (taskproc's "describe"). */
+typedef struct execpool_job {
+    char *name;           /* the job's name */
+    uint32_t flags;       /* TALLY_* job flags */
+    char *columns;        /* the _columns line, or NULL */
+    ctx_fields required;  /* the fields it requires (tally_require_field) */
+} execpool_job;
+
+/* Loads the job `spec` (a wire job spec) in one of p's executors and runs its setup() there,
+ * so that no user code runs in the caller. Returns 0 with *out (free with execpool_job_free),
+ * -EINVAL if setup() refused the arguments (a usage error), or -EIO if the job crashed or ran
+ * past the pool's limit; e names the job and why. */
+int execpool_describe(execpool *p, const json_t *spec, const char *job, execpool_job *out, struct err *e);
+void execpool_job_free(execpool_job *d);
 
 #endif

@@ -149,21 +149,14 @@ static void local_item_free(local_item *it)
     free(it);
 }
 
-int local_run(const task_env *env, sched_job *job, uint32_t slots, volatile sig_atomic_t *interrupted,
-              local_progress_fn progress, void *arg, struct err *e)
+int local_run(const task_env *env, execpool *exec, const json_t *spec, sched_job *job, uint32_t slots,
+              volatile sig_atomic_t *interrupted, local_progress_fn progress, void *arg, struct err *e)
 {
     if (slots == 0) slots = 1;
-    /* No more executors than attempts can ever run at once. */
-    uint32_t widest = job->nmaps > job->nreduces ? job->nmaps : job->nreduces;
-    if (slots > widest) slots = widest ? widest : 1;
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return err_set(e, -errno, "cannot find the tally binary to start executors: %s", strerror(errno));
-    exe[n] = '\0';
+    int rc = 0;
     local_pool p;
     memset(&p, 0, sizeof p);
-    int rc = execpool_new(&p.exec, exe, env->work_dir, slots, log_level_name(), e);
-    if (rc) return rc;
+    p.exec = exec;
     pthread_mutex_init(&p.lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -179,7 +172,6 @@ int local_run(const task_env *env, sched_job *job, uint32_t slots, volatile sig_
         sched_job_cancel(job, "cannot start a thread", time_wall_ms());
         rc = err_set(e, -EAGAIN, "cannot start a thread");
     }
-    json_t *spec = wire_jobspec_encode(env->spec);
     uint64_t t0 = time_mono_ms(), last_progress = 0, maps_bytes_done = 0;
     uint32_t running = 0;
     sched_job_start(job, time_wall_ms());
@@ -255,10 +247,7 @@ int local_run(const task_env *env, sched_job *job, uint32_t slots, volatile sig_
     pthread_cond_broadcast(&p.work_cv);
     pthread_mutex_unlock(&p.lock);
     for (uint32_t i = 0; i < nthreads; i++) pthread_join(threads[i], NULL);
-    execpool_close(p.exec);
-    execpool_free(p.exec);
     free(threads);
-    json_decref(spec);
     if (rc == 0 && !sched_job_done(job)) {
         /* Nothing running and nothing assignable: only a scheduler bug gets here. */
         sched_job_cancel(job, "internal error: no runnable task", time_wall_ms());

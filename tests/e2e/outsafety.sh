@@ -11,6 +11,7 @@ gen_ok readings --shards 2 --rows 3000 -o "$T/cp1"
 build_linelen linelen_slow -DLINELEN_SLOW
 build_linelen linelen_fail -DLINELEN_FAIL
 build_linelen linelen_segv -DLINELEN_SEGV
+build_linelen linelen_setup_segv -DLINELEN_SETUP_SEGV
 ref wordcount "$BOOK" >"$T/ref.txt"
 
 # tree_sum DIR: a checksum of every file below DIR (names and contents).
@@ -100,6 +101,12 @@ job_fails 1 "$T/linelen_segv.so" --max-attempts 2 -m 3 -o "$T/segv2" "$T/poison.
 assert_stderr_has "task process killed by signal"
 [ ! -e "$T/segv2" ] || fail "a failed job left its OUT $T/segv2: $(ls -A "$T/segv2")"
 job_ok "$T/linelen_segv.so" -m 3 -o "$T/segv2" "$T/poison.txt" # the rerun works
+
+step "a user job whose setup() crashes fails with a message, and writes nothing"
+job_fails 1 "$T/linelen_setup_segv.so" --job-arg crash=1 -o "$T/setupcrash" "$BOOK"
+assert_stderr_has "could not be loaded" "killed by signal"
+[ ! -e "$T/setupcrash" ] || fail "a job that crashed in setup() created its OUT"
+job_ok "$T/linelen_setup_segv.so" -o "$T/setupcrash" "$BOOK"
 
 step "a closed stdout or stderr does not kill the job"
 rc=0
