@@ -150,10 +150,13 @@ int input_plan(input_set *in, uint64_t m, uint64_t split_size, uint64_t min_spli
     if (m == 0) {
         m = split_size ? (plain + split_size - 1) / split_size : 1;
         if (m < min_splits) m = min_splits;
-        /* gz files bring their own splits; do not pad the plain ones beyond what they need. */
-        if (plain == 0) m = ngz ? 0 : 1;
-        if (m == 0 && ngz == 0) m = 1;
+        /* Nothing to cut: one split (reading nothing) rather than min_splits empty ones. */
+        if (plain == 0 || m == 0) m = 1;
     }
+    /* M counts the splits of the splittable bytes. When there are none, only the gz files bring
+     * splits (an empty split beside them would be a map task with nothing to read); a job whose
+     * files are all empty keeps its M splits, so that it still runs (and -m is still obeyed). */
+    if (plain == 0 && ngz > 0) m = 0;
     in->nsplits = (size_t)(m + ngz);
     in->splits = xcalloc(in->nsplits ? in->nsplits : 1, sizeof *in->splits);
     /* Split k owns the global byte range [k*plain/m, (k+1)*plain/m) of the concatenated plain

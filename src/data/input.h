@@ -50,9 +50,11 @@ typedef struct input_set {
 int input_expand(char *const *args, size_t nargs, int force, fields_format forced, input_set *out,
                  struct err *e);
 
-/* Cuts the splittable files into exactly `m` splits of about equal bytes (m >= 1), then adds one
- * split per gz file. m == 0 means the default: one split per `split_size` bytes, at least
- * `min_splits`. Returns 0. */
+/* Plans M map tasks over the splittable input, plus one per gz file: the plain (splittable)
+ * files are cut into exactly `m` splits of about equal bytes, then one whole split is added per
+ * gz file. m == 0 means the default: one split per `split_size` bytes, at least `min_splits`
+ * (and at least one). When there are gz files but no plain bytes, there are no plain splits at
+ * all, whatever `m` says: only the one per gz file. Returns 0. */
 int input_plan(input_set *in, uint64_t m, uint64_t split_size, uint64_t min_splits);
 
 void input_set_free(input_set *in);

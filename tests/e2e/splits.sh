@@ -61,6 +61,12 @@ compare "$T/gzout" "$T/ref-gz.txt"
 ref grep -e 'Gregor|Algernon' "${plain[0]}" | sed "s|^${plain[0]}:|${gz[0]}:|" >"$T/ref-gzgrep.txt"
 job_ok grep -e 'Gregor|Algernon' -m 4 -o "$T/gzgrep" "${gz[0]}"
 compare "$T/gzgrep" "$T/ref-gzgrep.txt"
+# -m counts the splits of the splittable (plain) input: with only .gz files there is none, so
+# one map task per .gz file and no empty ones.
+checked_job 1 --expect map_tasks=1 --expect input_records="$(lines_in "${plain[0]}")" -- \
+    wordcount -m 20 -o "$T/gz-m20" "${gz[0]}"
+checked_job 1 --expect map_tasks=2 -- wordcount -m 20 -o "$T/gz2-m20" "${gz[@]}"
+compare "$T/gz2-m20" "$T/ref-gz.txt"
 # Mixed: -m 3 cuts the plain file into 3 splits; each .gz file adds one.
 checked_job 1 --expect map_tasks=5 -- wordcount -m 3 -o "$T/mixed" "${plain[0]}" "${gz[1]}" "${BOOKS[2]}" "$T/gz/$(basename "${BOOKS[0]}").gz"
 ref wordcount "${plain[0]}" "${plain[1]}" "${BOOKS[2]}" "${plain[0]}" >"$T/ref-mixed.txt"

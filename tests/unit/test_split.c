@@ -791,13 +791,37 @@ static void test_plan_degenerate_inputs(void **state)
     check_plan(&in, 0);
     input_set_free(&in);
 
-    /* Empty plain files next to a gz file: no plain splits are padded in. */
+    /* Only gz files and an explicit M: -m counts the splits of the splittable bytes, and there
+     * are none, so one split per gz file and no empty map tasks (issue 7, item 7). */
+    for (uint64_t m = 1; m <= 20; m += 19) {
+        expand_one_dir(dir, &in);
+        assert_int_equal(input_plan(&in, m, 1000, 4), 0);
+        check_plan(&in, 0);
+        assert_int_equal(in.nsplits, 2);
+        input_set_free(&in);
+    }
+
+    /* Empty plain files next to a gz file: no plain splits are padded in, with or without M. */
     snprintf(path, sizeof path, "%s/c.txt", dir);
     write_file(path, "", 0);
     expand_one_dir(dir, &in);
     assert_int_equal(input_plan(&in, 0, 1000, 4), 0);
     check_plan(&in, 0);
     assert_int_equal(in.nsplits, 2);
+    input_set_free(&in);
+    expand_one_dir(dir, &in);
+    assert_int_equal(input_plan(&in, 20, 1000, 4), 0);
+    check_plan(&in, 0);
+    assert_int_equal(in.nsplits, 2);
+    input_set_free(&in);
+
+    /* Only empty plain files and an explicit M: M splits that read nothing, as -m says. */
+    fresh_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/e.txt", dir);
+    write_file(path, "", 0);
+    expand_one_dir(dir, &in);
+    assert_int_equal(input_plan(&in, 5, 1000, 1), 0);
+    check_plan(&in, 5);
     input_set_free(&in);
 }
 
