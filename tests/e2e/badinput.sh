@@ -26,11 +26,18 @@ compare "$T/bin" "$T/ref-bin.txt"
 ref grep -e '[a-z]{3}' "$T/random.bin" >"$T/ref-bingrep.txt"
 checked_job 1 -- grep -e '[a-z]{3}' -m 3 -o "$T/bingrep" "$T/random.bin"
 compare "$T/bingrep" "$T/ref-bingrep.txt"
+# Read as JSON Lines every random line is a bad record. The default --max-skipped-ratio (0.1)
+# refuses such a job, naming the first skipped record; with 1 the job runs and counts them all.
+job_fails 1 aggregate --format jsonl --group-by a --agg count -m 2 -o "$T/binjson-refused" "$T/random.bin"
+assert_failed_output "$T/binjson-refused"
+assert_stderr_has "--max-skipped-ratio" "$T/random.bin: offset "
 checked_job 1 --key-fields 1 --columns 2 --expect output_records=0 -- \
-    aggregate --format jsonl --group-by a --agg count -m 2 -o "$T/binjson" "$T/random.bin"
+    aggregate --format jsonl --group-by a --agg count -m 2 --max-skipped-ratio 1 -o "$T/binjson" "$T/random.bin"
 [ "$(counter "$T/binjson" records_skipped)" = "$(counter "$T/binjson" input_records)" ] ||
     fail "every random line read as JSON must be skipped"
-job_ok aggregate --format csv --group-by a --agg count -m 2 -o "$T/bincsv" "$T/random.bin"
+# Read as CSV under a header that names the field, random lines are mostly bad records too.
+{ printf 'a,b\n'; cat "$T/random.bin"; } >"$T/random.csv"
+job_ok aggregate --group-by a --agg count -m 2 --max-skipped-ratio 1 -o "$T/bincsv" "$T/random.csv"
 
 step "a 3 MB line with --max-record 1M is skipped and counted"
 {
@@ -40,12 +47,16 @@ step "a 3 MB line with --max-record 1M is skipped and counted"
     echo "bye world"
 } >"$T/longline.txt"
 printf '%s\n' "hello	1" "world	2" "bye	1" >"$T/want-long.txt"
+# One record of three is skipped, more than the default --max-skipped-ratio allows.
+job_fails 1 wordcount --max-record 1M -o "$T/long-refused" "$T/longline.txt"
+assert_failed_output "$T/long-refused"
+assert_stderr_has "$T/longline.txt: offset 12: record longer than --max-record"
 for m in 1 4; do
-    checked_job 1 --expect records_skipped=1 -- wordcount --max-record 1M -m $m -o "$T/long-$m" "$T/longline.txt"
+    checked_job 1 --expect records_skipped=1 -- wordcount --max-record 1M --max-skipped-ratio 1 -m $m -o "$T/long-$m" "$T/longline.txt"
     compare "$T/long-$m" "$T/want-long.txt"
 done
 ref grep -e . --max-record 1M "$T/longline.txt" >"$T/ref-long.txt"
-checked_job 2 --expect records_skipped=1 -- grep -e . --max-record 1M -m 2 -r 2 -o "$T/long-grep" "$T/longline.txt"
+checked_job 2 --expect records_skipped=1 -- grep -e . --max-record 1M --max-skipped-ratio 1 -m 2 -r 2 -o "$T/long-grep" "$T/longline.txt"
 compare "$T/long-grep" "$T/ref-long.txt"
 
 step "a 5 MB line within the default --max-record is one record"
@@ -70,7 +81,7 @@ malformed() {
     [ "$skipped" -gt 0 ] || fail "test bug: $file has nothing to skip"
     for m in 1 3; do
         checked_job 2 --key-fields 1 --columns 3 --expect records_skipped="$skipped" -- \
-            aggregate --group-by "$group" --agg "$agg" -m $m -r 2 -o "$T/mal-$m" "$file"
+            aggregate --group-by "$group" --agg "$agg" --max-skipped-ratio 1 -m $m -r 2 -o "$T/mal-$m" "$file"
         compare "$T/mal-$m" "$T/ref-mal.txt" --key-fields 1
         rm -rf "$T/mal-$m"
     done
