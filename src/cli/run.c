@@ -452,7 +452,7 @@ int cli_run(int argc, char **argv)
         goto done;
     }
     /* A missing or unreadable input is a mistake on the command line, like a bad option. */
-    if (input_expand(spec.inputs, spec.ninputs, spec.format_forced, spec.format, &inputs, &e) != 0) {
+    if (input_expand(spec.inputs, spec.ninputs, NULL, spec.format_forced, spec.format, &inputs, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
@@ -499,14 +499,14 @@ int cli_run(int argc, char **argv)
         for (size_t i = 0; i < inputs.nfiles; i++) {
             if (inputs.files[i].format == FIELDS_TEXT) {
                 fprintf(stderr, "tally: %s: job %s needs CSV or JSON Lines input (name the file .csv/.jsonl or use --format)\n",
-                        inputs.files[i].path, job.name);
+                        inputs.files[i].name, job.name);
                 goto done;
             }
         }
     }
     const ctx_fields *need = &job.required;
     if (probe_fields(&inputs, need->names, need->hints, need->n, spec.max_record, &e) != 0 ||
-        output_check_inputs(spec.out, spec.inputs, spec.ninputs, &inputs, &e) != 0) {
+        output_check_inputs(spec.out, spec.inputs, spec.ninputs, NULL, &inputs, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }

@@ -442,11 +442,10 @@ int coord_submit_main(int argc, char **argv)
         goto done;
     }
     if ((rc = client_open(&cl)) != 0) goto done;
-    for (size_t i = 0; i < spec.ninputs; i++) {
-        char *a = client_abs(spec.inputs[i]);
-        free(spec.inputs[i]);
-        spec.inputs[i] = a;
-    }
+    /* Inputs go as given, with the directory they are relative to: jobs see the paths the user
+     * typed (grep and index print them), as under tally run. */
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd)) spec.cwd = xstrdup(cwd);
     char *o = client_abs(spec.out);
     free(spec.out);
     spec.out = o;

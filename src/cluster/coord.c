@@ -543,20 +543,20 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
         usage = drc != -EIO;
         goto fail;
     }
-    if (input_expand(j->spec.inputs, j->spec.ninputs, j->spec.format_forced, j->spec.format, &j->inputs, &e))
+    if (input_expand(j->spec.inputs, j->spec.ninputs, j->spec.cwd, j->spec.format_forced, j->spec.format, &j->inputs, &e))
         goto fail;
     if (j->desc.flags & TALLY_NEEDS_FIELDS) {
         for (size_t i = 0; i < j->inputs.nfiles; i++) {
             if (j->inputs.files[i].format == FIELDS_TEXT) {
                 err_set(&e, -EINVAL, "%s: job %s needs CSV or JSON Lines input (name the file .csv/.jsonl or use --format)",
-                        j->inputs.files[i].path, j->desc.name);
+                        j->inputs.files[i].name, j->desc.name);
                 goto fail;
             }
         }
     }
     const ctx_fields *need = &j->desc.required;
     if (probe_fields(&j->inputs, need->names, need->hints, need->n, j->spec.max_record, &e)) goto fail;
-    if (output_check_inputs(j->spec.out, j->spec.inputs, j->spec.ninputs, &j->inputs, &e)) goto fail;
+    if (output_check_inputs(j->spec.out, j->spec.inputs, j->spec.ninputs, j->spec.cwd, &j->inputs, &e)) goto fail;
     pthread_mutex_lock(&c->lock);
     uint64_t slots = 0;
     for (size_t i = 0; i < c->nworkers; i++)

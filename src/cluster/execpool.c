@@ -267,7 +267,8 @@ json_t *execpool_crash_result(const json_t *assignment, const task_live *live, i
     json_t *files = json_object_get(json_object_get(assignment, "split"), "files");
     uint32_t fi = live->file;
     json_t *file = fi != UINT32_MAX ? json_array_get(files, fi) : NULL;
-    const char *path = file ? json_string_value(json_object_get(file, "path")) : NULL;
+    /* The name as given: what the skip list and the job's tally_record.file use. */
+    const char *path = file ? json_string_value(json_object_get(file, "name")) : NULL;
     if (!path) return json_pack("{s:b, s:s, s:b}", "ok", 0, "error", e.msg, "fatal", 0);
     uint64_t off = live->offset;
     err_prefix(&e, "%s: offset %" PRIu64 ": ", path, off);

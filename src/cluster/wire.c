@@ -61,14 +61,14 @@ json_t *wire_jobspec_encode(const jobspec *s)
     for (size_t i = 0; i < s->nargs; i++) json_object_set_new(args, s->arg_names[i], json_string(s->arg_values[i]));
     json_t *inputs = json_array();
     for (size_t i = 0; i < s->ninputs; i++) json_array_append_new(inputs, json_string(s->inputs[i]));
-    return json_pack("{s:s, s:o, s:o, s:s, s:I, s:I, s:b, s:i, s:I, s:I, s:I, s:b, s:b, s:I, s:f}",
+    return json_pack("{s:s, s:o, s:o, s:s, s:I, s:I, s:b, s:i, s:I, s:I, s:I, s:b, s:b, s:I, s:f, s:s?}",
                      "job", s->job, "args", args, "inputs", inputs, "out", s->out ? s->out : "",
                      "maps", (json_int_t)s->maps, "reduces", (json_int_t)s->reduces,
                      "format_forced", s->format_forced, "format", (int)s->format,
                      "sort_buffer", (json_int_t)s->sort_buffer, "max_record", (json_int_t)s->max_record,
                      "split_size", (json_int_t)s->split_size, "strict", s->strict,
                      "overwrite", s->overwrite, "max_attempts", (json_int_t)s->max_attempts,
-                     "max_skipped_ratio", s->max_skipped_ratio);
+                     "max_skipped_ratio", s->max_skipped_ratio, "cwd", s->cwd);
 }
 
 int wire_jobspec_decode(const json_t *j, jobspec *s, struct err *e)
@@ -132,6 +132,10 @@ int wire_jobspec_decode(const json_t *j, jobspec *s, struct err *e)
     if (msr && (!json_is_number(msr) || !(json_number_value(msr) >= 0 && json_number_value(msr) <= 1)))
         return err_set(e, -EINVAL, "field 'max_skipped_ratio' must be a number from 0 to 1");
     if (msr) s->max_skipped_ratio = json_number_value(msr);
+    const char *cwd = NULL;
+    if ((rc = wire_get_str(j, "cwd", &cwd, 0, e))) return rc;
+    if (cwd && cwd[0] != '/') return err_set(e, -EINVAL, "field 'cwd' must be an absolute path");
+    if (cwd) s->cwd = xstrdup(cwd);
     return 0;
 }
 
@@ -168,7 +172,7 @@ json_t *wire_split_encode(const input_set *in, size_t split)
     const input_split *s = &in->splits[split];
     for (size_t i = 0; i < s->nsegs; i++) {
         const input_file *f = &in->files[s->segs[i].file];
-        json_array_append_new(files, json_pack("{s:s, s:I, s:i, s:b}", "path", f->path, "size",
+        json_array_append_new(files, json_pack("{s:s, s:s, s:I, s:i, s:b}", "name", f->name, "path", f->path, "size",
                                                (json_int_t)f->size, "format", (int)f->format, "gz", f->gz));
         json_array_append_new(segs, json_pack("{s:i, s:I, s:I}", "file", (int)i, "start",
                                               (json_int_t)s->segs[i].start, "end", (json_int_t)s->segs[i].end));
@@ -209,13 +213,14 @@ int wire_split_decode(const json_t *j, input_set *out, struct err *e)
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         json_t *f = json_array_get(files, i), *s = json_array_get(segs, i);
-        const char *path;
+        const char *path, *name = NULL;
         uint64_t size = 0, fmt = 0, gz = 0, file = 0, start = 0, end = 0;
         if (!json_is_object(f) || !json_is_object(s)) {
             rc = err_set(e, -EINVAL, "split entry %zu is not an object", i);
             break;
         }
-        if ((rc = wire_get_str(f, "path", &path, 1, e)) || (rc = wire_get_u64(f, "size", UINT64_MAX >> 1, &size, 1, e)) ||
+        if ((rc = wire_get_str(f, "path", &path, 1, e)) || (rc = wire_get_str(f, "name", &name, 0, e)) ||
+            (rc = wire_get_u64(f, "size", UINT64_MAX >> 1, &size, 1, e)) ||
             (rc = wire_get_u64(f, "format", FIELDS_JSONL, &fmt, 1, e)) || (rc = wire_get_u64(f, "gz", 1, &gz, 0, e)) ||
             (rc = wire_get_u64(s, "file", n - 1, &file, 1, e)) || (rc = wire_get_u64(s, "start", size, &start, 1, e)) ||
             (rc = wire_get_u64(s, "end", size, &end, 1, e)))
@@ -224,7 +229,8 @@ int wire_split_decode(const json_t *j, input_set *out, struct err *e)
             rc = err_set(e, -EINVAL, "segment %zu: start after end", i);
             break;
         }
-        out->files[i] = (input_file){.path = xstrdup(path), .size = size, .format = (fields_format)fmt, .gz = (int)gz};
+        out->files[i] = (input_file){.name = xstrdup(name ? name : path), .path = xstrdup(path), .size = size,
+                                     .format = (fields_format)fmt, .gz = (int)gz};
         out->nfiles = i + 1;
         out->splits[0].segs[i] = (input_segment){.file = (uint32_t)file, .start = start, .end = end};
         out->splits[0].nsegs = i + 1;

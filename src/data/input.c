@@ -9,7 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int input_add_file(input_set *in, size_t *cap, const char *path, uint64_t size, int force,
+/* Paths come in pairs: `name` as the user gave it (what jobs and messages show) and `path`, the
+ * same resolved against the submitter's directory when the coordinator expands them. */
+static int input_add_file(input_set *in, size_t *cap, const char *name, const char *path, uint64_t size, int force,
                           fields_format forced)
 {
     if (in->nfiles == *cap) {
@@ -17,9 +19,10 @@ static int input_add_file(input_set *in, size_t *cap, const char *path, uint64_t
         in->files = xrealloc(in->files, *cap * sizeof *in->files);
     }
     input_file *f = &in->files[in->nfiles++];
+    f->name = xstrdup(name);
     f->path = xstrdup(path);
     f->size = size;
-    f->format = input_format_for(path, &f->gz);
+    f->format = input_format_for(name, &f->gz);
     if (force) f->format = forced;
     in->total_bytes += size;
     return 0;
@@ -32,15 +35,20 @@ static int input_cmp_str(const void *a, const void *b)
 
 static int input_cmp_file(const void *a, const void *b)
 {
-    return strcmp(((const input_file *)a)->path, ((const input_file *)b)->path);
+    return strcmp(((const input_file *)a)->name, ((const input_file *)b)->name);
+}
+
+static char *input_join(const char *dir, const char *name)
+{
+    return xasprintf("%s%s%s", dir, dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/", name);
 }
 
 /* Walks a directory tree, adding every regular file; the caller sorts them by full path. */
-static int input_walk(input_set *in, size_t *cap, const char *dir, int force, fields_format forced,
+static int input_walk(input_set *in, size_t *cap, const char *dirname, const char *dir, int force, fields_format forced,
                       struct err *e)
 {
     DIR *d = opendir(dir);
-    if (!d) return err_set(e, -errno, "%s: %s", dir, strerror(errno));
+    if (!d) return err_set(e, -errno, "%s: %s", dirname, strerror(errno));
     char **names = NULL;
     size_t n = 0, ncap = 0;
     struct dirent *de;
@@ -56,17 +64,18 @@ static int input_walk(input_set *in, size_t *cap, const char *dir, int force, fi
     if (n) qsort(names, n, sizeof *names, input_cmp_str);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        char *path = xasprintf("%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", names[i]);
+        char *name = input_join(dirname, names[i]), *path = input_join(dir, names[i]);
         struct stat st;
         if (rc == 0) {
             if (stat(path, &st) != 0) {
-                rc = err_set(e, -errno, "%s: %s", path, strerror(errno));
+                rc = err_set(e, -errno, "%s: %s", name, strerror(errno));
             } else if (S_ISDIR(st.st_mode)) {
-                rc = input_walk(in, cap, path, force, forced, e);
+                rc = input_walk(in, cap, name, path, force, forced, e);
             } else if (S_ISREG(st.st_mode)) {
-                rc = input_add_file(in, cap, path, (uint64_t)st.st_size, force, forced);
+                rc = input_add_file(in, cap, name, path, (uint64_t)st.st_size, force, forced);
             }
         }
+        free(name);
         free(path);
         free(names[i]);
     }
@@ -74,44 +83,51 @@ static int input_walk(input_set *in, size_t *cap, const char *dir, int force, fi
     return rc;
 }
 
-static int input_add_arg(input_set *in, size_t *cap, const char *arg, int force,
+static int input_add_arg(input_set *in, size_t *cap, const char *base, const char *arg, int force,
                          fields_format forced, struct err *e)
 {
+    char *path = base && arg[0] != '/' ? input_join(base, arg) : xstrdup(arg);
     struct stat st;
-    if (stat(arg, &st) == 0) {
+    int rc = 0;
+    if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode)) {
             size_t before = in->nfiles;
-            int rc = input_walk(in, cap, arg, force, forced, e);
-            if (rc) return rc;
-            if (in->nfiles == before) return err_set(e, -ENOENT, "%s: directory has no input files", arg);
-            qsort(in->files + before, in->nfiles - before, sizeof *in->files, input_cmp_file);
-            return 0;
+            rc = input_walk(in, cap, arg, path, force, forced, e);
+            if (rc == 0 && in->nfiles == before) rc = err_set(e, -ENOENT, "%s: directory has no input files", arg);
+            if (rc == 0) qsort(in->files + before, in->nfiles - before, sizeof *in->files, input_cmp_file);
+        } else if (!S_ISREG(st.st_mode)) {
+            rc = err_set(e, -EINVAL, "%s: not a regular file or directory", arg);
+        } else {
+            rc = input_add_file(in, cap, arg, path, (uint64_t)st.st_size, force, forced);
         }
-        if (!S_ISREG(st.st_mode)) return err_set(e, -EINVAL, "%s: not a regular file or directory", arg);
-        return input_add_file(in, cap, arg, (uint64_t)st.st_size, force, forced);
+        free(path);
+        return rc;
     }
     int saved = errno;
     if (strpbrk(arg, "*?[")) {
         glob_t g;
-        int grc = glob(arg, 0, NULL, &g);
-        if (grc == GLOB_NOMATCH) return err_set(e, -ENOENT, "%s: no input matches this pattern", arg);
-        if (grc != 0) return err_set(e, -EIO, "%s: cannot expand pattern", arg);
-        int rc = 0;
-        for (size_t i = 0; i < g.gl_pathc && rc == 0; i++)
-            rc = input_add_arg(in, cap, g.gl_pathv[i], force, forced, e);
-        globfree(&g);
+        int grc = glob(path, 0, NULL, &g);
+        if (grc == GLOB_NOMATCH) rc = err_set(e, -ENOENT, "%s: no input matches this pattern", arg);
+        else if (grc != 0) rc = err_set(e, -EIO, "%s: cannot expand pattern", arg);
+        /* Matches are named as the pattern was: relative to the same directory. */
+        size_t strip = base && arg[0] != '/' ? strlen(path) - strlen(arg) : 0;
+        for (size_t i = 0; grc == 0 && i < g.gl_pathc && rc == 0; i++)
+            rc = input_add_arg(in, cap, base, g.gl_pathv[i] + strip, force, forced, e);
+        if (grc == 0) globfree(&g);
+        free(path);
         return rc;
     }
+    free(path);
     return err_set(e, -saved, "%s: %s", arg, strerror(saved));
 }
 
-int input_expand(char *const *args, size_t nargs, int force, fields_format forced, input_set *out,
+int input_expand(char *const *args, size_t nargs, const char *base, int force, fields_format forced, input_set *out,
                  struct err *e)
 {
     memset(out, 0, sizeof *out);
     size_t cap = 0;
     for (size_t i = 0; i < nargs; i++) {
-        int rc = input_add_arg(out, &cap, args[i], force, forced, e);
+        int rc = input_add_arg(out, &cap, base, args[i], force, forced, e);
         if (rc) {
             input_set_free(out);
             return rc;
@@ -121,7 +137,7 @@ int input_expand(char *const *args, size_t nargs, int force, fields_format force
     for (size_t i = 0; i < out->nfiles; i++) {
         FILE *f = fopen(out->files[i].path, "rb");
         if (!f) {
-            int rc = err_set(e, -errno, "%s: %s", out->files[i].path, strerror(errno));
+            int rc = err_set(e, -errno, "%s: %s", out->files[i].name, strerror(errno));
             input_set_free(out);
             return rc;
         }
@@ -191,7 +207,10 @@ int input_plan(input_set *in, uint64_t m, uint64_t split_size, uint64_t min_spli
 
 void input_set_free(input_set *in)
 {
-    for (size_t i = 0; i < in->nfiles; i++) free(in->files[i].path);
+    for (size_t i = 0; i < in->nfiles; i++) {
+        free(in->files[i].path);
+        free(in->files[i].name);
+    }
     free(in->files);
     for (size_t i = 0; i < in->nsplits; i++) free(in->splits[i].segs);
     free(in->splits);

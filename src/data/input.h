@@ -16,7 +16,10 @@
 #include "data/fields.h"
 
 typedef struct input_file {
-    char *path;           /* as the user gave it (or as found under a given directory) */
+    char *name;           /* as the user gave it (or as found under a given directory): what
+                           * jobs see as tally_record.file and messages show */
+    char *path;           /* what to open: name, or name resolved against the submitter's
+                           * directory when a coordinator expanded it */
     uint64_t size;        /* bytes on disk */
     fields_format format;
     int gz;               /* gzip-compressed: read whole, one split */
@@ -46,8 +49,10 @@ typedef struct input_set {
  * (as Hadoop does, so a previous job's OUT can be an input); an argument that does not exist
  * but contains *, ? or [ is a glob. `forced` is the --format value or FIELDS_TEXT with
  * `force` 0 to detect the format from the name (.csv, .jsonl, .json, each optionally .gz).
- * Fills `out` (caller frees with input_set_free). Errors name the offending path. */
-int input_expand(char *const *args, size_t nargs, int force, fields_format forced, input_set *out,
+ * Relative arguments are relative to `base` (the directory `tally submit` ran in) or, when base
+ * is NULL, to this process's. Fills `out` (caller frees with input_set_free). Errors name the
+ * offending path as given. */
+int input_expand(char *const *args, size_t nargs, const char *base, int force, fields_format forced, input_set *out,
                  struct err *e);
 
 /* Plans M map tasks over the splittable input, plus one per gz file: the plain (splittable)

@@ -302,7 +302,8 @@ static int output_overlap(const char *out_arg, const char *out, const char *in_a
                                "the input, and a job must not read its own output)", out_arg, how, in_arg);
 }
 
-int output_check_inputs(const char *out, char *const *args, size_t nargs, const input_set *in, struct err *e)
+int output_check_inputs(const char *out, char *const *args, size_t nargs, const char *base, const input_set *in,
+                        struct err *e)
 {
     char *cout = fs_canonical(out);
     if (!cout) return err_set(e, -errno, "%s: cannot resolve: %s", out, strerror(errno));
@@ -310,20 +311,22 @@ int output_check_inputs(const char *out, char *const *args, size_t nargs, const 
     for (size_t i = 0; i < nargs && rc == 0; i++) {
         struct stat st;
         glob_t g = {0};
-        int globbed = stat(args[i], &st) != 0 && strpbrk(args[i], "*?[") && glob(args[i], 0, NULL, &g) == 0;
+        char *arg = base && args[i][0] != '/' ? xasprintf("%s/%s", base, args[i]) : xstrdup(args[i]);
+        int globbed = stat(arg, &st) != 0 && strpbrk(arg, "*?[") && glob(arg, 0, NULL, &g) == 0;
         size_t n = globbed ? g.gl_pathc : 1;
         for (size_t k = 0; k < n && rc == 0; k++) {
-            const char *p = globbed ? g.gl_pathv[k] : args[i];
+            const char *p = globbed ? g.gl_pathv[k] : arg;
             char *c = fs_canonical(p);
-            if (c) rc = output_overlap(out, cout, p, c, e);
+            if (c) rc = output_overlap(out, cout, globbed ? p : args[i], c, e);
             free(c);
         }
         if (globbed) globfree(&g);
+        free(arg);
     }
     /* Files reached through symbolic links may still lie inside OUT. */
     for (size_t i = 0; in && i < in->nfiles && rc == 0; i++) {
         char *c = fs_canonical(in->files[i].path);
-        if (c && fs_path_within(c, cout)) rc = output_overlap(out, cout, in->files[i].path, c, e);
+        if (c && fs_path_within(c, cout)) rc = output_overlap(out, cout, in->files[i].name, c, e);
         free(c);
     }
     free(cout);

@@ -57,7 +57,9 @@ void output_free(output *o);
 /* Refuses (-EINVAL, a usage error) an OUT that equals, contains or lies inside an input: the
  * input arguments `args` (directories, files, globs) and the expanded files of `in`, all
  * compared after resolving symbolic links and "..", so that --overwrite can never delete an
- * input and a job never reads its own output. */
-int output_check_inputs(const char *out, char *const *args, size_t nargs, const input_set *in, struct err *e);
+ * input and a job never reads its own output. Relative arguments are relative to `base`
+ * (NULL: this process's directory), as for input_expand(). */
+int output_check_inputs(const char *out, char *const *args, size_t nargs, const char *base, const input_set *in,
+                        struct err *e);
 
 #endif

@@ -50,7 +50,7 @@ static int probe_missing(const input_file *f, const char *where, const char *nam
     probe_list(&b, have, nhave);
     buf_putc(&b, '\0');
     err_set(e, -EINVAL, "field '%s'%s%s%s is not in %s %s; its fields are: %s", name, hint ? " (" : "", hint ? hint : "",
-            hint ? ")" : "", where, f->path, b.data);
+            hint ? ")" : "", where, f->name, b.data);
     buf_free(&b);
     return -EINVAL;
 }

@@ -29,6 +29,7 @@ void jobspec_free(jobspec *s)
     free(s->arg_values);
     for (size_t i = 0; i < s->ninputs; i++) free(s->inputs[i]);
     free(s->inputs);
+    free(s->cwd);
     free(s->out);
     free(s->work_dir);
     memset(s, 0, sizeof *s);

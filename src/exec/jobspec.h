@@ -34,6 +34,8 @@ typedef struct jobspec {
     uint32_t max_attempts;
     double max_skipped_ratio; /* --max-skipped-ratio: 0..1; 1 accepts any number of skipped records */
     char *work_dir;         /* --work-dir: parent of the job's own intermediate directory */
+    char *cwd;              /* the directory relative inputs are relative to (tally submit's);
+                             * NULL: this process's */
 } jobspec;
 
 void jobspec_init(jobspec *s);

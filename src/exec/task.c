@@ -340,18 +340,19 @@ static int task_map_split(map_state *ms, const input_split *split, tally_ctx *ct
         reader *r = NULL;
         rc = reader_open(&r, f, seg, env->spec->max_record, e);
         if (rc) {
-            ms->res->fatal = rc == -ENOENT || rc == -EACCES;
+            /* -EBADMSG: the input itself is bad (a damaged .gz); another attempt cannot help. */
+            ms->res->fatal = rc == -ENOENT || rc == -EACCES || rc == -EBADMSG;
             break;
         }
         if (f->format != FIELDS_TEXT && !fc) fc = fields_cache_new();
-        tally_record rec = {.file = f->path, .fields = f->format != FIELDS_TEXT ? fc : NULL};
+        tally_record rec = {.file = f->name, .fields = f->format != FIELDS_TEXT ? fc : NULL};
         const char *data;
         size_t len;
         uint64_t off, n = 0;
         int k;
         while ((k = reader_next(r, &data, &len, &off, e)) > 0) {
             if (k == READER_TOO_LONG) {
-                tally_record big = {.data = "", .len = 0, .file = f->path, .offset = off};
+                tally_record big = {.data = "", .len = 0, .file = f->name, .offset = off};
                 rc = tally_skip(ctx, &big, "record longer than --max-record");
                 if (rc) break;
                 continue;
@@ -368,7 +369,7 @@ static int task_map_split(map_state *ms, const input_split *split, tally_ctx *ct
                 }
                 fields_cache_reset(fc, f->format, reader_header(r), data, len);
             }
-            if (env->nskip && task_should_skip(env, f->path, off)) {
+            if (env->nskip && task_should_skip(env, f->name, off)) {
                 rc = tally_skip(ctx, &rec, "skipped: crashed the job in earlier attempts");
                 if (rc) break;
                 continue;
@@ -390,10 +391,14 @@ static int task_map_split(map_state *ms, const input_split *split, tally_ctx *ct
                 }
             }
         }
-        if (k < 0 && rc == 0) rc = k;
-        else if (rc && rc != -ECANCELED && e->code != rc) {
+        if (k < 0 && rc == 0) {
+            rc = k;
+            /* -EBADMSG from the reader: corrupt input (a truncated or damaged .gz, a CSV split
+             * edge inside a misjudged quoted field); retrying cannot help. */
+            if (k == -EBADMSG) ms->res->fatal = 1;
+        } else if (rc && rc != -ECANCELED && e->code != rc) {
             if (ctx->err.msg[0]) *e = ctx->err;
-            else err_set(e, rc, "%s: offset %llu: map failed (code %d)", f->path,
+            else err_set(e, rc, "%s: offset %llu: map failed (code %d)", f->name,
                          (unsigned long long)rec.offset, rc);
             /* --strict failures are about the data: another attempt would fail the same way. */
             if (ctx->strict && rc == -EBADMSG) ms->res->fatal = 1;

@@ -68,6 +68,23 @@ for ((i = 0; i < 5; i++)); do
     [ ! -e "$out/_temporary" ] || fail "round $i: $out/_temporary left behind"
 done
 
+step "grep and index show inputs as given, relative ones too, under submit as under run"
+mkdir -p "$T/rel/books"
+cp "${BOOKS[0]}" "${BOOKS[1]}" "$T/rel/books/"
+for job in "grep -e Ernest" index; do
+    # shellcheck disable=SC2086 # the job and its options are words
+    (cd "$T/rel" && "$TALLY" submit --coordinator "$CL_COORD" --token-file "$CL_TOKEN_FILE" -q $job -m 3 \
+        -o "$T/sub-${job%% *}" books/ >/dev/null 2>"$T/stderr") || fail "submit $job failed: $(cat "$T/stderr")"
+    # shellcheck disable=SC2086
+    (cd "$T/rel" && "$TALLY" run -q $job -m 3 --work-dir "$WORK" -o "$T/run-${job%% *}" books/ >/dev/null 2>"$T/stderr") ||
+        fail "run $job failed: $(cat "$T/stderr")"
+    cmp "$T/sub-${job%% *}/part-00000" "$T/run-${job%% *}/part-00000" ||
+        fail "$job: submit and run disagree: $(diff "$T/sub-${job%% *}/part-00000" "$T/run-${job%% *}/part-00000" | head -3)"
+    grep -q "books/$(basename "${BOOKS[0]}")" "$T/run-${job%% *}/part-00000" ||
+        fail "$job output does not name books/$(basename "${BOOKS[0]}"): $(head -2 "$T/run-${job%% *}/part-00000")"
+    ! grep -q "$T" "$T/sub-${job%% *}/part-00000" || fail "$job under submit printed absolute paths"
+done
+
 step "a coordinator SIGKILLed mid-job: the next job on that OUT takes the stale claim over"
 id=$("$TALLY" submit --coordinator "$CL_COORD" --token-file "$CL_TOKEN_FILE" --detach "$T/linelen_slow.so" -m 4 \
     -o "$T/lost" "${BOOKS[@]}") || fail "submit --detach failed"

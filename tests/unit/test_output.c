@@ -337,18 +337,18 @@ static void test_output_check_inputs(void **state)
     char *file = xasprintf("%s/a.csv", in);
     char *args[] = {in};
     input_set set = {0};
-    input_file f = {.path = file};
+    input_file f = {.name = file, .path = file};
     set.files = &f;
     set.nfiles = 1;
     char *out_same = xasprintf("%s/./in/", d), *out_parent = xstrdup(d), *out_inside = xasprintf("%s/out", in),
          *out_ok = xasprintf("%s/elsewhere", d);
-    assert_int_equal(output_check_inputs(out_same, args, 1, &set, &e), -EINVAL);
+    assert_int_equal(output_check_inputs(out_same, args, 1, NULL, &set, &e), -EINVAL);
     assert_non_null(strstr(e.msg, "same directory"));
-    assert_int_equal(output_check_inputs(out_parent, args, 1, &set, &e), -EINVAL);
+    assert_int_equal(output_check_inputs(out_parent, args, 1, NULL, &set, &e), -EINVAL);
     assert_non_null(strstr(e.msg, "contains"));
-    assert_int_equal(output_check_inputs(out_inside, args, 1, &set, &e), -EINVAL);
+    assert_int_equal(output_check_inputs(out_inside, args, 1, NULL, &set, &e), -EINVAL);
     assert_non_null(strstr(e.msg, "lies inside"));
-    assert_int_equal(output_check_inputs(out_ok, args, 1, &set, &e), 0);
+    assert_int_equal(output_check_inputs(out_ok, args, 1, NULL, &set, &e), 0);
     /* A file reached through a link into OUT. */
     char *link = xasprintf("%s/link.csv", out_ok);
     assert_int_equal(mkdir(out_ok, 0755), 0);
@@ -357,9 +357,9 @@ static void test_output_check_inputs(void **state)
     char *outside = xasprintf("%s/outside.csv", d);
     assert_int_equal(symlink(target, outside), 0);
     char *args2[] = {outside};
-    input_file f2 = {.path = outside};
+    input_file f2 = {.name = outside, .path = outside};
     set.files = &f2;
-    assert_int_equal(output_check_inputs(out_ok, args2, 1, &set, &e), -EINVAL);
+    assert_int_equal(output_check_inputs(out_ok, args2, 1, NULL, &set, &e), -EINVAL);
     free(link);
     free(target);
     free(outside);
