@@ -1,28 +1,47 @@
 #!/usr/bin/env bash
 # cluster.sh - a local tally cluster in the background: one coordinator and N workers.
 #
-#   scripts/cluster.sh up [--workers N] [--dir DIR]   start (coordinator on 127.0.0.1:$TALLY_PORT,
-#                                                     default 7070) and print the export lines
-#   scripts/cluster.sh env [--dir DIR]                print the export lines again
-#   scripts/cluster.sh status [--dir DIR]             tally status of the cluster
-#   scripts/cluster.sh down [--dir DIR]               stop everything `up` started
+#   scripts/cluster.sh up [--workers N]   start (coordinator on 127.0.0.1:$TALLY_PORT, default
+#                                         7070; 0 picks a free port) and print the export lines
+#   scripts/cluster.sh env                print the export lines again
+#   scripts/cluster.sh status             tally status of the cluster
+#   scripts/cluster.sh down               stop everything `up` started
 #
-# DIR (default ./.tally-cluster) holds the generated token, the pid files and the logs. TALLY
-# picks the binary (default build/tally beside this script).
+# The cluster's state lives in one place whatever the current directory, so that every command
+# finds the cluster `up` started: $TALLY_CLUSTER_DIR, default $HOME/.tally-cluster (--dir DIR
+# overrides both). It holds the generated token, the address, the pid files, the workers' work
+# dirs and the logs; `up` appends to the logs of earlier runs, after a line saying when it
+# started. TALLY picks the binary (default build/tally beside this script).
 set -euo pipefail
 
 TALLY=${TALLY:-$(cd "$(dirname "$0")/.." && pwd)/build/tally}
 cmd=${1:-}
 [ $# -gt 0 ] && shift
-dir=./.tally-cluster workers=2
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+usage() {
+    echo "usage: scripts/cluster.sh up [--workers N] | env | status | down   [--dir DIR]" >&2
+    echo "       (state in \$TALLY_CLUSTER_DIR, default \$HOME/.tally-cluster)" >&2
+    exit 2
+}
+if [ -n "${TALLY_CLUSTER_DIR:-}" ]; then
+    dir=$TALLY_CLUSTER_DIR
+elif [ -n "${HOME:-}" ]; then
+    dir=$HOME/.tally-cluster
+else
+    dir=""
+fi
+workers=2
 while [ $# -gt 0 ]; do
     case $1 in
-    --workers) workers=$2; shift 2 ;;
-    --dir) dir=$2; shift 2 ;;
-    *) echo "cluster.sh: unknown option $1" >&2; exit 2 ;;
+    --workers) [ $# -ge 2 ] || usage; workers=$2; shift 2 ;;
+    --dir) [ $# -ge 2 ] || usage; dir=$2; shift 2 ;;
+    -h | --help) usage ;;
+    *) echo "cluster.sh: unknown option $1" >&2; usage ;;
     esac
 done
-die() { echo "cluster.sh: $*" >&2; exit 1; }
+[ -n "$dir" ] || die "neither TALLY_CLUSTER_DIR nor HOME is set: say where the cluster's state goes"
+# Absolute, so that the printed paths work from anywhere.
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
 
 # until_ok SECONDS WHAT CMD...: polls CMD until it succeeds, or dies after SECONDS.
 until_ok() {
@@ -33,33 +52,56 @@ until_ok() {
         sleep 0.05
     done
 }
-running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-exports() {
-    [ -s "$dir/address" ] || die "no cluster in $dir (scripts/cluster.sh up)"
-    echo "export TALLY_COORDINATOR=$(cat "$dir/address")"
-    echo "export TALLY_TOKEN_FILE=$(cd "$dir" && pwd)/token"
+# running PIDFILE: the process of PIDFILE runs and is ours: its command line names this state
+# dir's token (the pid of a process gone since, a reboot say, may belong to anyone by now).
+running() {
+    local pid
+    [ -s "$1" ] && pid=$(cat "$1") && kill -0 "$pid" 2>/dev/null || return 1
+    ps -o args= -p "$pid" 2>/dev/null | grep -qF -- "--token-file $dir/token"
 }
+# live_pids: the pid files of processes that still run.
+live_pids() {
+    local f
+    for f in "$dir"/coordinator.pid "$dir"/w*.pid; do
+        [ -e "$f" ] && running "$f" && echo "$f"
+    done
+    return 0
+}
+need_cluster() {
+    running "$dir/coordinator.pid" && [ -s "$dir/address" ] ||
+        die "no cluster is running (state in $dir; start one with scripts/cluster.sh up)"
+}
+exports() {
+    echo "export TALLY_COORDINATOR=$(cat "$dir/address")"
+    echo "export TALLY_TOKEN_FILE=$dir/token"
+}
+# log_header FILE: appends the line that starts this run's part of a log.
+log_header() { echo "==== cluster.sh up at $(date '+%Y-%m-%d %H:%M:%S') (pid $$) ====" >>"$1"; }
 
 case $cmd in
 up)
     [[ $workers =~ ^[1-9][0-9]*$ ]] || die "--workers takes a positive number"
     [ -x "$TALLY" ] || die "no tally binary at $TALLY (run make, or set TALLY)"
     mkdir -p "$dir"
-    running "$dir/coordinator.pid" && die "a cluster already runs from $dir (scripts/cluster.sh down first)"
+    [ -z "$(live_pids)" ] || die "a cluster already runs from $dir (scripts/cluster.sh down first)"
     rm -f "$dir"/*.pid "$dir/address"
     (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/token")
+    log_header "$dir/coordinator.log"
     # setsid: each process leads its own group, so `down` also reaches a worker's task processes.
     setsid "$TALLY" coordinator --listen "127.0.0.1:${TALLY_PORT:-7070}" --token-file "$dir/token" \
-        </dev/null >"$dir/coordinator.out" 2>"$dir/coordinator.log" &
+        </dev/null >"$dir/coordinator.out" 2>>"$dir/coordinator.log" &
     echo $! >"$dir/coordinator.pid"
-    printed() { running "$dir/coordinator.pid" || die "the coordinator exited: $(tail -n 2 "$dir/coordinator.log")"
-        grep -q '^coordinator listening on ' "$dir/coordinator.out"; }
+    printed() {
+        running "$dir/coordinator.pid" || die "the coordinator exited: $(tail -n 2 "$dir/coordinator.log")"
+        grep -q '^coordinator listening on ' "$dir/coordinator.out"
+    }
     until_ok 20 "the coordinator" printed
     addr=$(sed -n 's/^coordinator listening on //p' "$dir/coordinator.out")
     echo "$addr" >"$dir/address"
     for i in $(seq 1 "$workers"); do
+        log_header "$dir/w$i.log"
         setsid "$TALLY" worker --coordinator "$addr" --token-file "$dir/token" --name "w$i" \
-            --work-dir "$dir/w$i.work" </dev/null >"$dir/w$i.out" 2>"$dir/w$i.log" &
+            --work-dir "$dir" </dev/null >"$dir/w$i.out" 2>>"$dir/w$i.log" &
         echo $! >"$dir/w$i.pid"
     done
     all_alive() {
@@ -68,29 +110,39 @@ up)
         [ "$n" -ge "$workers" ]
     }
     until_ok 30 "$workers workers to be alive" all_alive
-    echo "cluster up: coordinator $addr, $workers workers, logs in $dir" >&2
+    echo "cluster up: coordinator $addr, $workers workers, state and logs in $dir" >&2
     exports
     ;;
-env) exports ;;
+env)
+    need_cluster
+    exports
+    ;;
 status)
-    eval "$(exports)"
-    exec "$TALLY" status
+    need_cluster
+    exec "$TALLY" status --coordinator "$(cat "$dir/address")" --token-file "$dir/token"
     ;;
 down)
-    for f in "$dir"/w*.pid "$dir"/coordinator.pid; do
-        if [ -s "$f" ]; then kill -TERM "$(cat "$f")" 2>/dev/null || true; fi
+    live=$(live_pids)
+    if [ -z "$live" ]; then
+        rm -f "$dir"/*.pid "$dir/address"
+        die "no cluster is running (state in $dir): nothing to stop"
+    fi
+    what="" nw=0
+    for f in $live; do
+        kill -TERM "$(cat "$f")" 2>/dev/null || true
+        case $f in */coordinator.pid) what="the coordinator" ;; *) nw=$((nw + 1)) ;; esac
     done
-    gone() { for f in "$dir"/*.pid; do [ -e "$f" ] && running "$f" && return 1; done; return 0; }
+    gone() { [ -z "$(live_pids)" ]; }
     end=$((SECONDS + 5))
     until gone || [ $SECONDS -ge $end ]; do sleep 0.05; done
-    for f in "$dir"/*.pid; do # leftovers, and task processes in the workers' groups
-        if [ -s "$f" ]; then kill -KILL -- "-$(cat "$f")" 2>/dev/null || true; fi
+    # Leftovers, and task processes in the workers' groups (only groups that were ours just now:
+    # the pid of a process that died long ago may belong to someone else by now).
+    for f in $live; do
+        kill -KILL -- "-$(cat "$f")" 2>/dev/null || true
     done
     rm -f "$dir"/*.pid "$dir/address"
-    echo "cluster in $dir stopped" >&2
+    [ $nw = 0 ] || what="${what:+$what and }$nw worker$([ $nw = 1 ] || echo s)"
+    echo "cluster.sh: stopped $what (state and logs in $dir)" >&2
     ;;
-*)
-    echo "usage: scripts/cluster.sh up [--workers N] [--dir DIR] | env | status | down [--dir DIR]" >&2
-    exit 2
-    ;;
+*) usage ;;
 esac
