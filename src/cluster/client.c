@@ -327,7 +327,8 @@ static int client_wait(const client *cl, const char *id, const jobspec *spec, in
         json_t *job = NULL;
         client_answer a;
         if (client_get_job(cl, id, wait_ms, version, !tty, timeout_ms, &job, &a) != 0) {
-            if (a.rc == 0 && a.status == 401) {
+            if (a.rc == 0 && a.status != 404 && a.status < 500) {
+                /* A refusal (the token, say) that asking again will not change. */
                 rc = client_explain(cl, &a, id);
                 client_answer_free(&a);
                 return rc;
