@@ -18,10 +18,15 @@ TALLY=${TALLY:-$(cd "$(dirname "$0")/.." && pwd)/build/tally}
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 die() { echo "cluster.sh: $*" >&2; exit 1; }
+# usage [CODE]: the usage, on stdout for --help (CODE 0), else on stderr with exit 2.
 usage() {
-    echo "usage: scripts/cluster.sh up [--workers N] | env | status | down   [--dir DIR]" >&2
-    echo "       (state in \$TALLY_CLUSTER_DIR, default \$HOME/.tally-cluster)" >&2
-    exit 2
+    local code=${1:-2}
+    {
+        echo "usage: scripts/cluster.sh up [--workers N] | env | status | down   [--dir DIR]"
+        echo "       (state in \$TALLY_CLUSTER_DIR, default \$HOME/.tally-cluster; TALLY_PORT: the"
+        echo "       coordinator's port, default 7070, 0 for any free one)"
+    } >&$((code == 0 ? 1 : 2))
+    exit "$code"
 }
 if [ -n "${TALLY_CLUSTER_DIR:-}" ]; then
     dir=$TALLY_CLUSTER_DIR
@@ -35,7 +40,7 @@ while [ $# -gt 0 ]; do
     case $1 in
     --workers) [ $# -ge 2 ] || usage; workers=$2; shift 2 ;;
     --dir) [ $# -ge 2 ] || usage; dir=$2; shift 2 ;;
-    -h | --help) usage ;;
+    -h | --help) usage 0 ;;
     *) echo "cluster.sh: unknown option $1" >&2; usage ;;
     esac
 done
@@ -68,8 +73,9 @@ live_pids() {
     return 0
 }
 need_cluster() {
-    running "$dir/coordinator.pid" && [ -s "$dir/address" ] ||
+    if ! running "$dir/coordinator.pid" || [ ! -s "$dir/address" ]; then
         die "no cluster is running (state in $dir; start one with scripts/cluster.sh up)"
+    fi
 }
 exports() {
     echo "export TALLY_COORDINATOR=$(cat "$dir/address")"
@@ -79,6 +85,7 @@ exports() {
 log_header() { echo "==== cluster.sh up at $(date '+%Y-%m-%d %H:%M:%S') (pid $$) ====" >>"$1"; }
 
 case $cmd in
+-h | --help | help) usage 0 ;;
 up)
     [[ $workers =~ ^[1-9][0-9]*$ ]] || die "--workers takes a positive number"
     [ -x "$TALLY" ] || die "no tally binary at $TALLY (run make, or set TALLY)"
@@ -110,7 +117,7 @@ up)
         [ "$n" -ge "$workers" ]
     }
     until_ok 30 "$workers workers to be alive" all_alive
-    echo "cluster up: coordinator $addr, $workers workers, state and logs in $dir" >&2
+    echo "cluster up: coordinator $addr, $workers worker$([ "$workers" = 1 ] || echo s), state and logs in $dir" >&2
     exports
     ;;
 env)
