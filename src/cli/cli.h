@@ -9,6 +9,10 @@
 #define CLI_UNREACHABLE 3 /* cannot reach the coordinator, or it refused our token */
 #define CLI_INTERRUPTED 130 /* stopped by Ctrl-C / SIGTERM (128 + SIGINT, as shells report it) */
 
+#include <stdio.h>
+
+#include <tally/tally.h>
+
 #include "common/util.h"
 #include "exec/jobspec.h"
 
@@ -17,5 +21,7 @@ int cli_run(int argc, char **argv);
 /* Parses `JOB [job options] [engine options] -o OUT INPUT...` (argv[1] is JOB) into spec, as
  * `tally run` and `tally submit` both accept it. Returns 0 or -EINVAL with a message. */
 int cli_run_parse(int argc, char **argv, jobspec *spec, int *quiet, int *help, struct err *e);
+/* Prints a job's own options ("Options of JOB:"), for tally run's and tally submit's --help. */
+void cli_job_options_usage(FILE *out, const tally_job *job);
 
 #endif

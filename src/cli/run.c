@@ -249,16 +249,20 @@ static void run_usage(FILE *out, const tally_job *job)
         fprintf(out, "  %-26s %s%s%s%s\n", flag, s->help, s->env ? " [env " : "", s->env ? s->env : "",
                 s->env ? "]" : "");
     }
-    if (job && job->options) {
-        fprintf(out, "\nOptions of %s:\n", job->name);
-        for (const tally_option *o = job->options; o->name; o++) {
-            char flag[64];
-            if (o->short_name)
-                snprintf(flag, sizeof flag, "-%c, --%s%s", o->short_name, o->name, o->has_value ? " VALUE" : "");
-            else
-                snprintf(flag, sizeof flag, "    --%s%s", o->name, o->has_value ? " VALUE" : "");
-            fprintf(out, "  %-26s %s\n", flag, o->help ? o->help : "");
-        }
+    cli_job_options_usage(out, job);
+}
+
+void cli_job_options_usage(FILE *out, const tally_job *job)
+{
+    if (!job || !job->options) return;
+    fprintf(out, "\nOptions of %s:\n", job->name);
+    for (const tally_option *o = job->options; o->name; o++) {
+        char flag[64];
+        if (o->short_name)
+            snprintf(flag, sizeof flag, "-%c, --%s%s", o->short_name, o->name, o->has_value ? " VALUE" : "");
+        else
+            snprintf(flag, sizeof flag, "    --%s%s", o->name, o->has_value ? " VALUE" : "");
+        fprintf(out, "  %-26s %s\n", flag, o->help ? o->help : "");
     }
 }
 
@@ -361,6 +365,16 @@ int cli_run_parse(int argc, char **argv, jobspec *spec, int *quiet, int *help, s
     const tally_job *job = NULL;
     void *handle = NULL;
     int rc = 0, i = 1;
+    /* The environment first, so that the command line wins (the same for run and submit). */
+    for (size_t k = 0; k < RUN_NSETTINGS; k++) {
+        const run_setting *st = &run_settings[k];
+        const char *v = st->env ? getenv(st->env) : NULL;
+        if (v && *v && st->apply(spec, &flags, v, e) != 0) {
+            size_t n = strlen(e->msg);
+            snprintf(e->msg + n, sizeof e->msg - n, " (from %s)", st->env);
+            return e->code ? e->code : -EINVAL;
+        }
+    }
     /* Engine options may come before the job's name (`tally run -q wordcount ...`); the job's
      * own options only after it, since the job says what they are. */
     for (; i < argc && rc == 0 && argv[i][0] == '-' && argv[i][1]; i++) {
@@ -423,14 +437,6 @@ int cli_run(int argc, char **argv)
     util_catch_stop_signals(run_on_signal);
     signal(SIGHUP, run_on_signal);
     ifile_fault_init();
-    for (size_t k = 0; k < RUN_NSETTINGS; k++) {
-        const run_setting *st = &run_settings[k];
-        const char *v = st->env ? getenv(st->env) : NULL;
-        if (v && *v && st->apply(&spec, &flags, v, &e) != 0) {
-            fprintf(stderr, "tally: %s (from %s)\n", e.msg, st->env);
-            goto done;
-        }
-    }
     if (argc < 2) {
         run_usage(stderr, NULL);
         goto done;

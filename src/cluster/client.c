@@ -224,22 +224,13 @@ static void client_submit_usage(FILE *out, const tally_job *job)
     fprintf(out, "usage: tally submit [submit options] %s [options of %s] [options] -o OUT INPUT...\n\n", name, name);
     if (job) fprintf(out, "%s\n\n", job->description ? job->description : "");
     fprintf(out, "Runs the job on the cluster and waits for it, with tally run's progress line. Paths are\n"
-                 "as the workers see them (relative ones are made absolute here). Exit status: 0 OUT/_SUCCESS\n"
+                 "as the workers see them (relative ones are relative to this directory). Exit status: 0 OUT/_SUCCESS\n"
                  "exists, 1 the job failed or was cancelled, 2 a usage error (also the coordinator's: a\n"
                  "missing input, an unusable OUT, a field no input has), 3 cannot reach the coordinator or\n"
                  "it refused the token (also: lost it while waiting), 130 interrupted: the job goes on.\n\n");
     cli_opts_list(out, "Options of submit (anywhere before or among the job's)", client_submit_opts,
                   CLIENT_N(client_submit_opts));
-    if (job && job->options) {
-        fprintf(out, "\nOptions of %s:\n", job->name);
-        for (const tally_option *o = job->options; o->name; o++) {
-            char flag[64];
-            char shortf[8] = "    ";
-            if (o->short_name) snprintf(shortf, sizeof shortf, "-%c, ", o->short_name);
-            snprintf(flag, sizeof flag, "%s--%s%s", shortf, o->name, o->has_value ? " VALUE" : "");
-            fprintf(out, "  %-34s %s\n", flag, o->help ? o->help : "");
-        }
-    }
+    cli_job_options_usage(out, job);
     fprintf(out, "\nThe other options are tally run's (tally run --help): -m, -r, --format, --sort-buffer,\n"
                  "--max-record, --split-size, --max-attempts, --max-skipped-ratio, --strict, --overwrite,\n"
                  "--job-arg, -q; -w and --work-dir do not apply (each worker has its own).%s\n",

@@ -97,7 +97,9 @@ static double worker_rand(worker *w)
 /* Job ids come from the network: only [A-Za-z0-9_-] may become a path component. */
 static int worker_valid_id(const char *s)
 {
-    if (!s || !*s || strlen(s) > 48) return 0;
+    /* It starts with a letter or digit: never "_owner" (the worker's claim file) or "-x". */
+    if (!s || !*s || strlen(s) > 48 || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+        return 0;
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
             return 0;
