@@ -4,11 +4,13 @@
  * fields_cache_reset(), which only remembers the record; the record is parsed on the first
  * fields_get() for it, so jobs that never look at fields pay nothing.
  *
- * CSV (RFC 4180 subset): a record is one line; fields are separated by commas; a field may be
- * enclosed in double quotes, inside which commas are literal and "" is one quote. A quote that
- * is never closed, or text after a closing quote, makes the record malformed (TALLY_EBADREC).
- * The first line of each file is its header: the field names. A record with fewer fields than
- * the header lacks the missing ones (TALLY_ENOFIELD); one with more is malformed.
+ * CSV (RFC 4180 subset): a record is what the reader hands over (data/reader.h), newlines of
+ * quoted fields included; fields are separated by commas; a field may be enclosed in double
+ * quotes, inside which commas and newlines are literal and "" is one quote (a quote elsewhere
+ * is an ordinary character). A quote that is never closed, or text after a closing quote, makes
+ * the record malformed (TALLY_EBADREC). The first record of each file is its header: the field
+ * names. A record with fewer fields than the header lacks the missing ones (TALLY_ENOFIELD);
+ * one with more is malformed.
  *
  * JSON Lines: each record is one JSON object (parsed with jansson). A name with dots
  * ("meta.device.id") walks nested objects. A string yields its unescaped bytes; numbers, true

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # badinput.sh - input that is empty, binary, huge or malformed never crashes tally: it is
 # processed, or skipped and counted in records_skipped, or (--strict) fails the job with the file
-# and byte offset named.
+# and byte offset named; a damaged .gz file fails the job, naming it.
 . "$(dirname "$0")/lib.sh"
 
 step "an empty file: R empty parts and _SUCCESS"
@@ -35,9 +35,75 @@ checked_job 1 --key-fields 1 --columns 2 --expect output_records=0 -- \
     aggregate --format jsonl --group-by a --agg count -m 2 --max-skipped-ratio 1 -o "$T/binjson" "$T/random.bin"
 [ "$(counter "$T/binjson" records_skipped)" = "$(counter "$T/binjson" input_records)" ] ||
     fail "every random line read as JSON must be skipped"
-# Read as CSV under a header that names the field, random lines are mostly bad records too.
+# Read as CSV under a header that names the field, random records are mostly bad too; read
+# whole, it reads the records the reference reads. Cut into splits, random quotes may mislead
+# the scan for CSV split edges: then the job fails naming the file; otherwise it reads the same
+# records, once each. It never crashes or double-counts. (Keys of random bytes come out escaped,
+# so the counts are compared, not the output.)
 { printf 'a,b\n'; cat "$T/random.bin"; } >"$T/random.csv"
-job_ok aggregate --group-by a --agg count -m 2 --max-skipped-ratio 1 -o "$T/bincsv" "$T/random.csv"
+ref aggregate --group-by a --agg count --stats "$T/bincsv.json" "$T/random.csv" >/dev/null
+bin_records=$(stat_of "$T/bincsv.json" input_records)
+bin_skipped=$(stat_of "$T/bincsv.json" records_skipped)
+checked_job 1 --key-fields 1 --columns 2 --expect input_records="$bin_records" --expect records_skipped="$bin_skipped" -- \
+    aggregate --group-by a --agg count -m 1 --max-skipped-ratio 1 -o "$T/bincsv" "$T/random.csv"
+bin_out=$(counter "$T/bincsv" output_records)
+for m in 2 5; do
+    job_try aggregate --group-by a --agg count -m $m --max-skipped-ratio 1 -o "$T/bincsv-$m" "$T/random.csv"
+    assert_workdir_clean
+    if [ "$RC" = 0 ]; then
+        check_out "$T/bincsv-$m" 1 --key-fields 1 --columns 2 --expect input_records="$bin_records" \
+            --expect records_skipped="$bin_skipped" --expect output_records="$bin_out"
+    else
+        assert_eq "$RC" 1 "exit of a random CSV in $m splits"
+        assert_stderr_has "$T/random.csv: offset" "split edges"
+        assert_failed_output "$T/bincsv-$m"
+    fi
+done
+
+step "a damaged .gz file fails the job at once, naming the file: cut short, a bad CRC, not gzip"
+mkdir -p "$T/gz"
+cp "${BOOKS[0]}" "$T/gz/book.txt"
+gzip -c "$T/gz/book.txt" >"$T/gz/ok.txt.gz"
+gz_size=$(wc -c <"$T/gz/ok.txt.gz")
+head -c $((gz_size / 2)) "$T/gz/ok.txt.gz" >"$T/gz/cut.txt.gz"
+head -c $((gz_size - 4)) "$T/gz/ok.txt.gz" >"$T/gz/notrailer.txt.gz"
+"$PYTHON" -c '
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+d[-7] ^= 0x40  # a bit of the CRC-32 in the trailer
+open(sys.argv[2], "wb").write(d)' "$T/gz/ok.txt.gz" "$T/gz/crc.txt.gz"
+cp "$T/gz/book.txt" "$T/gz/text.txt.gz"
+gzip -c "$DATA/edge/crlf.csv" | head -c 20 >"$T/gz/header.csv.gz"
+for bad in cut notrailer crc text; do
+    for strict in "" --strict; do
+        job_fails 1 wordcount $strict -m 3 -o "$T/gzbad" "$T/gz/$bad.txt.gz"
+        assert_failed_output "$T/gzbad"
+        assert_stderr_has "$T/gz/$bad.txt.gz: "
+        # Data errors are fatal: the one attempt, not --max-attempts of them.
+        attempts=$(grep -c 'task=m00000 attempt=a[0-9]* failed' "$T/stderr" || true)
+        assert_eq "$attempts" 1 "failed attempts of the map reading $bad.txt.gz"
+    done
+done
+job_fails 1 wordcount -o "$T/gzbad" "$T/gz/cut.txt.gz"
+assert_stderr_has "uncompressed offset" "ends early"
+job_fails 1 wordcount -o "$T/gzbad" "$T/gz/crc.txt.gz"
+assert_stderr_has "incorrect data check"
+job_fails 1 wordcount -o "$T/gzbad" "$T/gz/text.txt.gz"
+assert_stderr_has "not in gzip format"
+# A damaged file among good ones fails the whole job; so does a CSV whose header is cut off.
+job_fails 1 wordcount -m 2 -o "$T/gzbad" "$T/gz/book.txt" "$T/gz/ok.txt.gz" "$T/gz/cut.txt.gz"
+assert_failed_output "$T/gzbad"
+assert_stderr_has "$T/gz/cut.txt.gz: "
+job_fails 1 aggregate --group-by k --agg count -o "$T/gzbad" "$T/gz/header.csv.gz"
+assert_failed_output "$T/gzbad"
+assert_stderr_has "$T/gz/header.csv.gz: "
+
+step "concatenated gzip members (cat a.gz b.gz) are one valid stream"
+cat "$T/gz/ok.txt.gz" "$T/gz/ok.txt.gz" >"$T/gz/twice.txt.gz"
+ref wordcount "$T/gz/book.txt" "$T/gz/book.txt" >"$T/ref-twice.txt"
+checked_job 1 --expect input_records="$(lines_in "$T/gz/book.txt" "$T/gz/book.txt")" -- \
+    wordcount -o "$T/twice" "$T/gz/twice.txt.gz"
+compare "$T/twice" "$T/ref-twice.txt"
 
 step "a 3 MB line with --max-record 1M is skipped and counted"
 {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # splits.sh - how input is cut and found: every record exactly once for any number of splits
-# (including more splits than lines and more than bytes), CRLF, no final newline, .gz,
-# directories, globs, and a previous job's OUT as input.
+# (including more splits than lines and more than bytes), CRLF, no final newline, CSV records
+# whose quoted fields hold newlines, .gz, directories, globs, and a previous job's OUT as input.
 . "$(dirname "$0")/lib.sh"
 
 # A file with every awkward line shape: empty lines, CRLF, a CR inside a line, long and short
@@ -71,6 +71,60 @@ compare "$T/gz2-m20" "$T/ref-gz.txt"
 checked_job 1 --expect map_tasks=5 -- wordcount -m 3 -o "$T/mixed" "${plain[0]}" "${gz[1]}" "${BOOKS[2]}" "$T/gz/$(basename "${BOOKS[0]}").gz"
 ref wordcount "${plain[0]}" "${plain[1]}" "${BOOKS[2]}" "${plain[0]}" >"$T/ref-mixed.txt"
 compare "$T/mixed" "$T/ref-mixed.txt"
+
+step "CSV records with quoted newlines, commas, \"\" and CRLF: the reference's result for every M"
+# multiline.csv has a quoted field with a comma and a newline, fields that are only newlines,
+# "" escapes next to newlines, CRLF inside quotes and as terminators, group names with commas
+# and quotes, bad records, and no final newline; M runs past its number of records and bytes,
+# so a split edge falls on every byte.
+ml=$DATA/edge/multiline.csv
+ref aggregate --group-by group --agg 'count,sum(value)' --stats "$T/ml-stats.json" "$ml" >"$T/ref-ml.txt"
+ml_records=$(stat_of "$T/ml-stats.json" input_records)
+ml_skipped=$(stat_of "$T/ml-stats.json" records_skipped)
+assert_eq "$ml_records" 15 "test bug: records the reference finds in multiline.csv"
+ml_size=$(wc -c <"$ml")
+if slow; then
+    ms="1 2 5 16 $ml_size"
+else
+    ms="$(seq 1 40) $ml_size"
+fi
+for m in $ms; do
+    checked_job 2 --key-fields 1 --columns 3 --expect map_tasks="$m" --expect input_records="$ml_records" \
+        --expect records_skipped="$ml_skipped" -- \
+        aggregate --group-by group --agg 'count,sum(value)' --max-skipped-ratio 1 -m "$m" -r 2 -o "$T/ml-$m" "$ml"
+    compare "$T/ml-$m" "$T/ref-ml.txt" --key-fields 1
+    rm -rf "$T/ml-$m"
+done
+
+step "a generated CSV with multi-line quoted fields, plain and .gz, for several M"
+"$PYTHON" - "$T/quoted.csv" <<'PY'
+import random, sys
+rnd = random.Random(14)
+pieces = ["word", "two words", ",", "\n", "\r\n", '""', "a, b", "\n\n", " "]
+with open(sys.argv[1], "w", newline="") as f:
+    f.write('id,group,"the\ntext",value\r\n')  # the header is a record too
+    for i in range(30000):
+        group = rnd.choice(["g1", '"g,2"', '"g ""3"""', "g4"])
+        if rnd.random() < 0.5:
+            text = '"' + "".join(rnd.choice(pieces) for _ in range(rnd.randrange(6))) + '"'
+        else:
+            text = "plain%d" % rnd.randrange(100)
+        f.write("%d,%s,%s,%d%s" % (i, group, text, rnd.randrange(1000), rnd.choice(["\n", "\r\n"])))
+PY
+ref aggregate --group-by group --agg 'count,sum(value),max(id)' --stats "$T/q-stats.json" "$T/quoted.csv" >"$T/ref-q.txt"
+assert_eq "$(stat_of "$T/q-stats.json" input_records)" 30000 "test bug: records the reference finds in quoted.csv"
+assert_eq "$(stat_of "$T/q-stats.json" records_skipped)" 0 "test bug: skipped records in quoted.csv"
+gzip -c "$T/quoted.csv" >"$T/quoted-gz.csv.gz"
+for m in 1 2 3 7 16 50; do
+    checked_job 2 --key-fields 1 --columns 4 --expect map_tasks="$m" --expect input_records=30000 \
+        --expect records_skipped=0 -- \
+        aggregate --group-by group --agg 'count,sum(value),max(id)' -m "$m" -r 2 -o "$T/q-$m" "$T/quoted.csv"
+    compare "$T/q-$m" "$T/ref-q.txt" --key-fields 1
+    rm -rf "$T/q-$m"
+done
+checked_job 1 --key-fields 1 --columns 4 --expect map_tasks=1 --expect input_records=30000 -- \
+    aggregate --group-by group --agg 'count,sum(value),max(id)' -m 5 -o "$T/q-gz" "$T/quoted-gz.csv.gz"
+compare "$T/q-gz" "$T/ref-q.txt" --key-fields 1
 
 step "directory input: every regular file below it, recursively"
 mkdir -p "$T/dir/a/b" "$T/dir/c"

@@ -40,7 +40,8 @@ class RawNumber(str):
 
 
 def csv_split(line):
-    """Splits a CSV line (RFC 4180 subset, one line per record). Raises Skip when malformed."""
+    """Splits a CSV record (RFC 4180 subset: quoted fields may hold commas, newlines and "").
+    Raises Skip when malformed."""
     fields, i, n = [], 0, len(line)
     while True:
         if i < n and line[i:i + 1] == b'"':
@@ -308,9 +309,10 @@ def main():
     groups = {}
     header = {}
     for path, offset, line in refinput.records(refinput.expand(a.inputs),
-                                               refinput.parse_size(a.max_record), stats,
-                                               lambda p: fmt_of(p) == "csv"):
-        if offset is None:  # the CSV header of a new file
+                                               refinput.parse_size(a.max_record), stats, fmt_of):
+        if offset is None:  # the CSV header of a new file (a byte-order mark is not a name)
+            if line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
             try:
                 header[path] = csv_split(line)
             except Skip:

@@ -7,6 +7,11 @@ engine plans or reads its input. What they share with the engine is only the spe
   * an INPUT is a file, a directory (every regular file below it, recursively, in byte order of
     path, skipping names that start with '.' or '_'), or, if it does not exist, a glob;
   * a record is a line without its terminator (\n or \r\n); a last line without \n is a record;
+  * except in CSV files, where a record ends at a newline outside double quotes (RFC 4180: a
+    quote opens a quoted field at the start of a field, "" inside one is a quote), so a quoted
+    field may hold newlines; a quote that is never closed ends its record at the first newline
+    after it; the first record is the header; blank records of CSV and JSON Lines files are
+    not records at all;
   * a .gz file is read decompressed (offsets are in the decompressed bytes);
   * a record longer than --max-record bytes is skipped and counted.
 
@@ -53,6 +58,57 @@ def read_bytes(path):
     return data
 
 
+def csv_records(data):
+    """Yields (offset, record) for every CSV record of data, terminator (and a \r before it)
+    removed: a record ends at a newline outside quotes; a quote never closed ends its record at
+    the first newline after it (or at the end). Walked byte by byte, except over lines without
+    quotes."""
+    i, n = 0, len(data)
+    while i < n:
+        start = i
+        if start == 0 and data.startswith(b"\xef\xbb\xbf"):
+            i = 3  # a byte-order mark comes before the first field
+        state, qopen, end = "field", None, None
+        while i < n:
+            if state in ("field", "unquoted"):
+                nl = data.find(b"\n", i)
+                stop = n if nl < 0 else nl
+                if data.find(b'"', i, stop) < 0:  # no quote before the newline: plain sailing
+                    if nl >= 0:
+                        end = nl
+                        break
+                    i = n
+                    break
+            c = data[i:i + 1]
+            if state == "quoted":
+                if c == b'"':
+                    state = "quote seen"
+            elif state == "quote seen":
+                if c == b"\n":
+                    end = i
+                    break
+                state = {b'"': "quoted", b",": "field"}.get(c, "unquoted")
+            else:
+                if c == b"\n":
+                    end = i
+                    break
+                if c == b'"' and state == "field":
+                    state, qopen = "quoted", i
+                else:
+                    state = "field" if c == b"," else "unquoted"
+            i += 1
+        if end is None and state == "quoted":
+            nl = data.find(b"\n", qopen)
+            end = nl if nl >= 0 else None
+        if end is None:
+            end = n
+        record = data[start:end]
+        if record.endswith(b"\r"):
+            record = record[:-1]
+        yield start, record
+        i = end + 1
+
+
 def lines(data):
     """Yields (offset, line) for every line of data, terminators removed."""
     offset = 0
@@ -86,19 +142,24 @@ class Stats:
                 json.dump(self.__dict__, f)
 
 
-def records(paths, max_record, stats, skip_first_line=lambda path: False):
+def records(paths, max_record, stats, fmt=lambda path: "text"):
     """Yields (path, offset, record) over all files; over-long records are skipped and counted.
 
-    skip_first_line(path) says whether the file's first line is a header rather than a record;
-    a header is yielded as (path, None, line), not counted as a record.
+    fmt(path) is the file's format: "text", "csv" or "jsonl". A CSV file's first record is its
+    header, yielded as (path, None, record) and not counted as a record; blank CSV and JSON
+    Lines records are neither yielded nor counted.
     """
     for path in paths:
         stats.input_files += 1
-        first = skip_first_line(path)
-        for offset, line in lines(read_bytes(path)):
+        kind = fmt(path)
+        first = kind == "csv"
+        data = read_bytes(path)
+        for offset, line in csv_records(data) if kind == "csv" else lines(data):
             if first:
                 first = False
                 yield path, None, line  # the header: offset None marks it
+                continue
+            if kind != "text" and line == b"":
                 continue
             stats.input_records += 1
             if len(line) > max_record:
