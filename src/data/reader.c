@@ -49,8 +49,9 @@
 #define READER_GZ_IN (256u * 1024)
 /* How far past a split edge csv_boundary() looks for evidence (see there). */
 #define READER_CSV_WINDOW (256u * 1024)
-/* The violation count of a hypothesis that is still inside a quoted field when the boundary
- * scan stops: heavier than any count of misplaced quotes within the window. */
+/* What csv_boundary() charges a hypothesis that cannot hold (a quoted field of its own running
+ * into the end of the file, or one open for half the window): more than any count of misplaced
+ * quotes within the window. */
 #define READER_CSV_INSIDE_AT_END (UINT64_C(1) << 40)
 
 /* Where the scan of a CSV record stands after a byte. */
@@ -403,18 +404,33 @@ static ssize_t reader_peek(reader *r, uint64_t off, uint64_t want, struct err *e
  * outside quotes. Under B the answer is the first record end of B's machine after c1. A wrong
  * guess is caught by the reader of the previous split, which parses exactly and must end its
  * last record at the answer. */
+/* The file offset of the first newline at or after `from` (UINT64_MAX if none) in *at. */
+static int reader_find_newline(reader *r, uint64_t from, uint64_t *at, struct err *e)
+{
+    for (;;) {
+        ssize_t n = reader_peek(r, from, 64 * 1024, e);
+        if (n < 0) return (int)n;
+        if (n == 0) {
+            *at = UINT64_MAX;
+            return 0;
+        }
+        const char *nl = memchr(r->buf, '\n', (size_t)n);
+        if (nl) {
+            *at = from + (uint64_t)(nl - r->buf);
+            return 0;
+        }
+        from += (uint64_t)n;
+    }
+}
+
 static int csv_boundary(reader *r, uint64_t s, uint64_t *out, struct err *e)
 {
     *out = UINT64_MAX;
     /* c1: just after the first newline at or after s - 1. */
-    uint64_t at = s - 1, c1 = UINT64_MAX;
-    while (c1 == UINT64_MAX) {
-        ssize_t n = reader_peek(r, at, 64 * 1024, e);
-        if (n <= 0) return (int)n;
-        const char *nl = memchr(r->buf, '\n', (size_t)n);
-        if (nl) c1 = at + (uint64_t)(nl - r->buf) + 1;
-        else at += (uint64_t)n;
-    }
+    uint64_t c1;
+    int rc = reader_find_newline(r, s - 1, &c1, e);
+    if (rc < 0 || c1 == UINT64_MAX) return rc;
+    c1++;
 
     int sa = CSV_FIELD, sb = CSV_QUOTED, ends, a_ends;
     uint64_t va = 0, vb = 0, b1 = UINT64_MAX; /* b1: B's first record start after c1 */
@@ -484,33 +500,31 @@ static int csv_boundary(reader *r, uint64_t s, uint64_t *out, struct err *e)
     }
     /* B, and its first record end lies beyond the evidence: follow its machine to it. */
     int st = sb;
-    uint64_t qopen = UINT64_MAX, qnl = UINT64_MAX;
+    uint64_t qopen = qb; /* where B's current quoted field opened, if it is in one */
     for (;;) {
         ssize_t got = reader_peek(r, p, UINT64_MAX, e);
         if (got < 0) return (int)got;
         if (got == 0) break;
         size_t qo = SIZE_MAX;
         size_t k = csv_scan(r->buf, (size_t)got, &st, &qo);
-        if (qo != SIZE_MAX) {
-            qopen = p + qo;
-            qnl = UINT64_MAX;
-        }
+        if (qo != SIZE_MAX) qopen = p + qo;
         if (k < (size_t)got) {
             *out = p + k + 1 < r->file->size ? p + k + 1 : UINT64_MAX;
             return 0;
         }
-        if (st == CSV_QUOTED && qopen != UINT64_MAX && qnl == UINT64_MAX) {
-            size_t lo = qopen > p ? (size_t)(qopen - p) : 0;
-            const char *nl = memchr(r->buf + lo, '\n', (size_t)got - lo);
-            if (nl) qnl = p + (uint64_t)(nl - r->buf);
-        }
         p += (uint64_t)got;
     }
     if (st == CSV_QUOTED) {
-        /* Unterminated: a quote B opened ends its record at the next newline; B's own opening
-         * quote (before c1) cannot be unterminated with c1 inside it, so B was wrong after all. */
-        if (qopen == UINT64_MAX) *out = c1 < r->file->size ? c1 : UINT64_MAX;
-        else if (qnl != UINT64_MAX && qnl + 1 < r->file->size) *out = qnl + 1;
+        /* Unterminated: the record ends at the first newline after its opening quote. If that
+         * is B's own quote, from before c1, B was wrong after all (the reader would have ended
+         * that record before c1). */
+        if (qopen == UINT64_MAX) {
+            *out = c1 < r->file->size ? c1 : UINT64_MAX;
+            return 0;
+        }
+        uint64_t nl;
+        if ((rc = reader_find_newline(r, qopen, &nl, e)) < 0) return rc;
+        if (nl != UINT64_MAX && nl + 1 < r->file->size) *out = nl + 1;
     }
     return 0;
 }
