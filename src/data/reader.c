@@ -705,15 +705,19 @@ static int reader_take_header(reader *r, struct err *e)
     int k = reader_record(r, &p, &n, &off, e);
     if (k < 0) return k;
     if (k == READER_TOO_LONG)
-        return err_set(e, -EINVAL, "%s: offset 0: CSV header longer than --max-record", r->file->name);
+        return err_set(e, -EBADMSG, "%s: offset 0: CSV header longer than --max-record", r->file->name);
     if (k == READER_END || n == 0) return 0; /* no header: every record will lack its fields */
     /* A UTF-8 byte-order mark is not part of the first column's name. */
     if (n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
         p += 3;
         n -= 3;
     }
+    /* A bad header is the data's fault: -EBADMSG, so that the attempt is not retried. */
     int rc = fields_header_parse(p, n, &r->header, e);
-    if (rc) err_prefix(e, "%s: offset 0: ", r->file->name);
+    if (rc) {
+        err_prefix(e, "%s: offset 0: ", r->file->name);
+        rc = e->code = -EBADMSG;
+    }
     return rc;
 }
 

@@ -171,6 +171,13 @@ step "--strict on clean input succeeds"
 checked_job 1 --key-fields 1 --columns 2 --expect records_skipped=0 -- \
     aggregate --strict --group-by k --agg 'sum(v)' -o "$T/clean" "$DATA/edge/crlf.csv"
 
+step "a CSV header that does not parse fails the job at once (one attempt), naming the file"
+printf '"a,b\nx,y\n' >"$T/badheader.csv"
+job_fails 1 aggregate --group-by a --agg count -o "$T/badheader" "$T/badheader.csv"
+assert_stderr_has "badheader.csv" "CSV header"
+assert_eq "$(grep -c 'attempt=a[0-9]* failed' "$T/stderr" || true)" 1 "failed attempts of a map with a bad CSV header"
+assert_failed_output "$T/badheader"
+
 step "wordcount over every text edge file at once"
 edge=("$DATA"/edge/*.txt)
 ref wordcount "${edge[@]}" "$T/random.bin" >"$T/ref-edge.txt"
