@@ -17,7 +17,9 @@ set -euo pipefail
 TALLY=${TALLY:-$(cd "$(dirname "$0")/.." && pwd)/build/tally}
 cmd=${1:-}
 [ $# -gt 0 ] && shift
-die() { echo "cluster.sh: $*" >&2; exit 1; }
+# fd 4 is the real stderr, also inside until_ok's conditions, whose output goes to /dev/null.
+exec 4>&2
+die() { echo "cluster.sh: $*" >&4; exit 1; }
 # usage [CODE]: the usage, on stdout for --help (CODE 0), else on stderr with exit 2.
 usage() {
     local code=${1:-2}
@@ -99,7 +101,9 @@ up)
         </dev/null >"$dir/coordinator.out" 2>>"$dir/coordinator.log" &
     echo $! >"$dir/coordinator.pid"
     printed() {
-        running "$dir/coordinator.pid" || die "the coordinator exited: $(tail -n 2 "$dir/coordinator.log")"
+        # Alive, not `running`: for a moment after the fork its command line is not yet tally's.
+        kill -0 "$(cat "$dir/coordinator.pid")" 2>/dev/null ||
+            die "the coordinator exited: $(tail -n 2 "$dir/coordinator.log")"
         grep -q '^coordinator listening on ' "$dir/coordinator.out"
     }
     until_ok 20 "the coordinator" printed
