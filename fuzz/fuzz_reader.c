@@ -74,7 +74,10 @@ static int fuzz_read(const char *path, uint64_t m, uint64_t max_record, fuzz_rec
             reader_close(r);
         }
     }
-    if (rc < 0 && rc != -EBADMSG && rc != -EINVAL) abort(); /* -EINVAL: CSV header too long */
+    if (rc < 0 && rc != -EBADMSG) abort();
+    /* A CSV header that is too long or does not parse is bad data whatever M is: told apart
+     * from a misjudged split edge, which only M > 1 can meet. */
+    if (rc == -EBADMSG && strstr(e.msg, "CSV header")) rc = -EINVAL;
     input_set_free(&in);
     return rc;
 }
