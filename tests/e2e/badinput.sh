@@ -175,7 +175,7 @@ step "a CSV header that does not parse fails the job at once (one attempt), nami
 printf '"a,b\nx,y\n' >"$T/badheader.csv"
 job_fails 1 aggregate --group-by a --agg count -o "$T/badheader" "$T/badheader.csv"
 assert_stderr_has "badheader.csv" "CSV header"
-assert_eq "$(grep -c 'attempt=a[0-9]* failed' "$T/stderr" || true)" 1 "failed attempts of a map with a bad CSV header"
+assert_eq "$(grep -c 'task=m00000 attempt=a[0-9]* failed' "$T/stderr" || true)" 1 "failed attempts of map 0 with a bad CSV header"
 assert_failed_output "$T/badheader"
 
 step "wordcount over every text edge file at once"
