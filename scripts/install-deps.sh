@@ -6,6 +6,7 @@ pkgs=(
   build-essential clang libclang-rt-14-dev pkg-config
   zlib1g-dev libxxhash-dev libjansson-dev libcmocka-dev
   libmicrohttpd-dev libcurl4-openssl-dev
+  libzookeeper-mt-dev zookeeper default-jre-headless
   python3 time prometheus
 )
 missing=()

@@ -26,6 +26,7 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cluster/execpool.h"
+#include "cluster/state.h"
 #include "cluster/wire.h"
 #include "common/claim.h"
 #include "common/fsutil.h"
@@ -67,6 +68,10 @@ typedef struct coord_job {
     int finished;             /* output committed or rolled back */
     uint64_t preempt_ms;      /* monotonic ms of its last preemption (coord_preempt) */
     uint64_t finished_mono;
+    int created;              /* output_prepare() made OUT (journaled: the rollback needs it) */
+    int adopted;              /* j->out holds OUT's claim (a resumed job: once output_adopt()ed) */
+    int out_committed;        /* a resumed job whose OUT was committed before the takeover */
+    int adopt_warned;
     struct coord_job *next;
 } coord_job;
 
@@ -97,6 +102,12 @@ typedef struct coord {
     uint64_t jobs_total[5];                 /* by terminal state */
     uint64_t fetch_failures, workers_lost, max_heartbeat_gap;
     int64_t records_in, records_out, shuffle_bytes;
+    /* State that outlives the process (cluster/state.h), or NULL: jobs die with it. */
+    state *st;
+    uint64_t epoch;                         /* this term's: on every answer to a worker */
+    uint64_t jobs_resumed, attempts_adopted, elections, leader_since;
+    char advertise[160];                    /* the address others reach this coordinator on */
+    int deposed;                            /* a newer term exists: this one decides nothing */
 } coord;
 
 static volatile sig_atomic_t coord_stop;
@@ -156,13 +167,118 @@ static void coord_count_attempt(coord *c, sched_job *sj, uint32_t id)
     c->duration_count[ph]++;
 }
 
+/* ---- State: scheduler events, their records and their replay ----------------------------- */
+
+/* Every change to a job's scheduler state goes through coord_event(): the change is applied
+ * by coord_apply(), the one function a replay calls too, and recorded (cluster/state.h). Only
+ * the scheduler's inputs are recorded, never its derived state, so the replayed job is the
+ * same job: the same attempt ids, the same queues, the same counters. */
+
+static coord_job *coord_find_job(coord *c, const char *id);
+
+static void coord_record(coord *c, const coord_job *j, json_t *rec)
+{
+    if (c->st) {
+        if (j) json_object_set_new(rec, "j", json_string(j->id));
+        state_append(c->st, j ? j->id : NULL, rec);
+    }
+    json_decref(rec);
+}
+
+static int coord_rec_int(const json_t *rec, const char *key, int64_t min, int64_t max, int64_t *out, struct err *e)
+{
+    json_t *v = json_object_get(rec, key);
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return err_set(e, -EBADMSG, "field '%s' must be an integer from %lld to %lld", key, (long long)min,
+                       (long long)max);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static const char *coord_rec_str(const json_t *rec, const char *key)
+{
+    const char *v = json_string_value(json_object_get(rec, key));
+    return v ? v : "";
+}
+
+/* Applies the event `rec` ("ok", "fail", "kill", "lost", "blocked", "cancel", "abort") to j. */
+static int coord_apply(coord_job *j, const json_t *rec, struct err *e)
+{
+    sched_job *sj = j->sj;
+    const char *t = coord_rec_str(rec, "t");
+    int64_t a = 0, m = 0, ms = 0;
+    int rc = coord_rec_int(rec, "ms", 0, INT64_MAX, &ms, e);
+    if (rc == 0 && json_object_get(rec, "a")) rc = coord_rec_int(rec, "a", 0, (int64_t)sj->nattempts - 1, &a, e);
+    if (rc == 0 && json_object_get(rec, "m")) rc = coord_rec_int(rec, "m", 0, (int64_t)sj->nmaps - 1, &m, e);
+    if (rc) return rc;
+    const char *why = json_string_value(json_object_get(rec, "e"));
+    if (strcmp(t, "ok") == 0) {
+        counters cs;
+        if ((rc = wire_counters_decode(json_object_get(rec, "c"), &cs, e)) != 0) return rc;
+        const char *skip = json_string_value(json_object_get(rec, "skip"));
+        if (skip) sched_note_skip(sj, skip);
+        sched_attempt_succeeded(sj, (uint32_t)a, &cs, (uint64_t)ms);
+        counters_free(&cs);
+    } else if (strcmp(t, "fail") == 0) {
+        const char *cf = json_string_value(json_object_get(rec, "crash_file"));
+        int64_t off = 0;
+        if (cf && (rc = coord_rec_int(rec, "crash_offset", 0, INT64_MAX, &off, e)) != 0) return rc;
+        if (cf && sj->tasks[sj->attempts[a].task].phase == SCHED_MAP)
+            sched_note_crash(sj, sj->tasks[sj->attempts[a].task].index, cf, (uint64_t)off);
+        sched_attempt_failed(sj, (uint32_t)a, why, json_is_true(json_object_get(rec, "fatal")), (uint64_t)ms);
+    } else if (strcmp(t, "kill") == 0) {
+        sched_attempt_killed(sj, (uint32_t)a, why, (uint64_t)ms);
+    } else if (strcmp(t, "lost") == 0) {
+        sched_map_lost(sj, (uint32_t)m);
+    } else if (strcmp(t, "blocked") == 0) {
+        sched_reduce_blocked(sj, (uint32_t)a, (uint32_t)m);
+    } else if (strcmp(t, "cancel") == 0) {
+        sched_job_cancel(sj, why, (uint64_t)ms);
+    } else if (strcmp(t, "abort") == 0) {
+        sched_job_fail(sj, why, (uint64_t)ms);
+    } else {
+        return err_set(e, -EBADMSG, "unknown record type '%s'", t);
+    }
+    return 0;
+}
+
+/* Applies and records an event (rec is taken). */
+static void coord_event(coord *c, coord_job *j, json_t *rec)
+{
+    struct err e = {0};
+    if (!json_object_get(rec, "ms")) json_object_set_new(rec, "ms", json_integer((json_int_t)time_wall_ms()));
+    if (coord_apply(j, rec, &e) != 0) log_error("job=%s: internal: event not applied: %s", j->id, e.msg);
+    coord_record(c, j, rec);
+}
+
+static json_t *coord_ev(const char *type, uint32_t attempt, const char *why)
+{
+    return json_pack("{s:s, s:I, s:s?}", "t", type, "a", (json_int_t)attempt, "e", why);
+}
+
+/* Makes every record so far durable; a coordinator whose term is over steps down here. */
+static void coord_step_down(coord *c, const char *why);
+static int coord_sync(coord *c, struct err *e)
+{
+    if (!c->st) return 0;
+    int rc = state_sync(c->st, e);
+    if (rc == -ESTALE) coord_step_down(c, e->msg);
+    else if (rc) log_error("writing the job state failed: %s", e->msg);
+    return rc;
+}
+
+static void coord_record_worker(coord *c, const coord_worker *w)
+{
+    coord_record(c, NULL, json_pack("{s:s, s:s, s:s, s:s, s:i}", "t", "worker", "name", w->name, "inc",
+                                    w->incarnation, "addr", w->address, "slots", (int)w->slots));
+}
+
 static void coord_job_check(coord *c, coord_job *j);
 
 /* Everything `w` held is gone: its running attempts are killed and its committed map outputs
  * are lost for every job that still needs them. */
 static void coord_worker_lost(coord *c, coord_worker *w, const char *why)
 {
-    uint64_t now = time_wall_ms();
     c->workers_lost++;
     for (coord_job *j = c->jobs; j; j = j->next) {
         if (sched_job_done(j->sj)) continue;
@@ -170,7 +286,7 @@ static void coord_worker_lost(coord *c, coord_worker *w, const char *why)
             sched_attempt *a = &j->sj->attempts[i];
             if (strcmp(a->worker, w->name) != 0) continue;
             if (a->state == SCHED_ATTEMPT_RUNNING) {
-                sched_attempt_killed(j->sj, a->id, why, now);
+                coord_event(c, j, coord_ev("kill", a->id, why));
                 coord_count_attempt(c, j->sj, a->id);
             }
         }
@@ -179,7 +295,7 @@ static void coord_worker_lost(coord *c, coord_worker *w, const char *why)
                 sched_task *t = &j->sj->tasks[m];
                 if (t->committed >= 0 && strcmp(j->sj->attempts[t->committed].worker, w->name) == 0) {
                     log_warn("job=%s task=m%05u: output lost with worker %s (%s); re-running", j->id, m, w->name, why);
-                    sched_map_lost(j->sj, m);
+                    coord_event(c, j, json_pack("{s:s, s:i}", "t", "lost", "m", (int)m));
                 }
             }
         }
@@ -207,16 +323,49 @@ static void coord_job_free(coord_job *j)
     free(j);
 }
 
-/* Commits or rolls back the output of a job that reached a terminal state. */
-static void coord_job_check(coord *c, coord_job *j)
+/* Keeps a bounded history of finished jobs (a job history server's): the oldest go first, and
+ * the state store drops their records. Called from the tick only, where no loop over the jobs
+ * is in progress. */
+static void coord_trim_history(coord *c)
 {
-    if (j->finished || !sched_job_done(j->sj)) return;
+    size_t finished = 0;
+    for (coord_job *j = c->jobs; j; j = j->next) finished += j->finished;
+    for (coord_job **p = &c->jobs; *p && finished > COORD_KEEP_FINISHED;) {
+        if ((*p)->finished) {
+            finished--;
+            coord_job *old = *p;
+            *p = old->next;
+            if (c->st) state_forget(c->st, old->id);
+            coord_job_free(old);
+        } else {
+            p = &(*p)->next;
+        }
+    }
+}
+
+/* The job is over: its end is journaled, the waiting clients told, the metrics counted. */
+static void coord_job_ended(coord *c, coord_job *j)
+{
     j->finished = 1;
-    /* The attempts the end of the job killed go into the metrics too. */
     for (size_t i = 0; i < j->sj->nattempts; i++) coord_count_attempt(c, j->sj, (uint32_t)i);
     j->version++;
     pthread_cond_broadcast(&c->job_cv);
     j->finished_mono = time_mono_ms();
+    c->jobs_total[j->sj->state]++;
+    coord_record(c, j, json_pack("{s:s, s:s, s:s?, s:I}", "t", "end", "state", sched_job_state_name(j->sj->state),
+                                 "e", j->sj->error, "ms", (json_int_t)time_wall_ms()));
+    log_info("job=%s %s%s%s", j->id, sched_job_state_name(j->sj->state), j->sj->error ? ": " : "",
+             j->sj->error ? j->sj->error : "");
+}
+
+/* Commits or rolls back the output of a job that reached a terminal state. The outcome is
+ * durable before OUT shows it (a coordinator that takes over mid-commit finishes the commit,
+ * never rolls back a job whose _SUCCESS may exist); a resumed job waits until it holds OUT. */
+static void coord_job_check(coord *c, coord_job *j)
+{
+    if (j->finished || !sched_job_done(j->sj) || !j->adopted) return;
+    struct err se = {0};
+    if (coord_sync(c, &se) != 0) return; /* tried again at the next tick */
     if (j->sj->state == SCHED_JOB_SUCCEEDED) {
         counters cs;
         sched_job_counters(j->sj, &cs);
@@ -225,7 +374,7 @@ static void coord_job_check(coord *c, coord_job *j)
         struct buf json = {0};
         counters_to_json(&cs, &json);
         struct err e = {0};
-        if (output_commit(&j->out, j->spec.reduces, j->desc.columns, json.data, &e) != 0) {
+        if (!j->out_committed && output_commit(&j->out, j->spec.reduces, j->desc.columns, json.data, &e) != 0) {
             j->sj->state = SCHED_JOB_FAILED;
             free(j->sj->error);
             j->sj->error = xasprintf("committing output: %s", e.msg);
@@ -239,20 +388,7 @@ static void coord_job_check(coord *c, coord_job *j)
     } else {
         output_abort(&j->out);
     }
-    c->jobs_total[j->sj->state]++;
-    log_info("job=%s %s%s%s", j->id, sched_job_state_name(j->sj->state), j->sj->error ? ": " : "",
-             j->sj->error ? j->sj->error : "");
-    /* Keep a bounded history of finished jobs. */
-    size_t kept = 0;
-    for (coord_job **p = &c->jobs; *p;) {
-        if ((*p)->finished && ++kept > COORD_KEEP_FINISHED) {
-            coord_job *old = *p;
-            *p = old->next;
-            coord_job_free(old);
-        } else {
-            p = &(*p)->next;
-        }
-    }
+    coord_job_ended(c, j);
 }
 
 /* Where every map's committed output is: [{"index","address","attempt"}] (wire_maps_decode). */
@@ -284,7 +420,10 @@ static void coord_fill(coord *c, coord_worker *w, coord_job *j, unsigned mask, u
     while (*running < w->slots) {
         int64_t id = sched_assign(j->sj, w->name, mask, time_wall_ms());
         if (id < 0) break;
-        j->sj->attempts[id].tag = seq;
+        sched_attempt *a = &j->sj->attempts[id];
+        a->tag = seq;
+        coord_record(c, j, json_pack("{s:s, s:I, s:I, s:s, s:I}", "t", "start", "a", (json_int_t)id, "task",
+                                     (json_int_t)a->task, "w", w->name, "ms", (json_int_t)a->start_ms));
         json_array_append_new(tasks, coord_task_json(c, j, (uint32_t)id));
         (*running)++;
     }
@@ -335,14 +474,18 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
         log_warn("worker=%s restarted (new incarnation): what it held is lost", name);
         coord_worker_lost(c, w, "worker restarted");
         snprintf(w->incarnation, sizeof w->incarnation, "%s", inc);
+        w->heartbeats = 0; /* recorded below with its new incarnation */
     } else if (w->state == COORD_WORKER_ALIVE && w->last_answered && now - w->last_answered > c->max_heartbeat_gap) {
         c->max_heartbeat_gap = now - w->last_answered;
     }
     if (w->state == COORD_WORKER_DEAD) log_info("worker=%s is back", name);
     w->state = COORD_WORKER_ALIVE;
     w->last_seen = now;
-    w->slots = hb.slots;
-    snprintf(w->address, sizeof w->address, "%s", hb.address);
+    if (strcmp(w->address, hb.address) != 0 || w->slots != hb.slots || w->heartbeats == 0) {
+        w->slots = hb.slots;
+        snprintf(w->address, sizeof w->address, "%s", hb.address);
+        coord_record_worker(c, w);
+    }
     /* Attempts the worker runs that are no longer wanted (superseded, cancelled, job over). */
     json_t *kill = json_array();
     for (size_t i = 0; i < hb.nrunning; i++) {
@@ -356,6 +499,13 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
         /* Progress and counters so far: shown by status, and the basis for telling a slow
          * attempt from a stuck one. */
         if (r->has_progress) sched_attempt_progress(j->sj, r->attempt, r->progress, r->counters.v, time_wall_ms());
+        if (j->sj->attempts[r->attempt].tag == 0) {
+            /* Started under an earlier term (restored from the state): the worker still runs
+             * it, so it goes on and its result will count. */
+            j->sj->attempts[r->attempt].tag = w->heartbeats + 1;
+            c->attempts_adopted++;
+            log_info("job=%s attempt=a%u worker=%s: adopted (started before the takeover)", j->id, r->attempt, name);
+        }
     }
     /* Attempts handed to this worker in the answer to an earlier heartbeat must be in this
      * one's list (the worker reads an answer before it sends the next heartbeat, and keeps an
@@ -373,7 +523,7 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
             if (listed) continue;
             log_warn("job=%s attempt=a%u worker=%s: not in the worker's heartbeat (answer lost?); running it again",
                      j->id, a->id, name);
-            sched_attempt_killed(j->sj, a->id, "lost: the worker does not have it", time_wall_ms());
+            coord_event(c, j, coord_ev("kill", a->id, "lost: the worker does not have it"));
             coord_count_attempt(c, j->sj, a->id);
             j->version++;
         }
@@ -400,9 +550,21 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
     }
     w = coord_find_worker(c, name);
     if (w && strcmp(w->incarnation, inc) == 0) w->last_answered = time_mono_ms();
+    /* What the answer carries (attempts started or killed) is durable before the worker acts
+     * on it: a coordinator that takes over knows every attempt a worker may be running. */
+    if (coord_sync(c, &e) != 0) {
+        pthread_mutex_unlock(&c->lock);
+        json_decref(tasks);
+        json_decref(kill);
+        json_decref(finished);
+        http_respond_error(resp, 503, "the coordinator cannot write its state: try again");
+        wire_heartbeat_free(&hb);
+        return;
+    }
+    uint64_t epoch = c->epoch;
     pthread_mutex_unlock(&c->lock);
-    json_t *out = json_pack("{s:I, s:o, s:o, s:o}", "heartbeat_ms", (json_int_t)c->heartbeat_ms, "tasks", tasks,
-                            "kill", kill, "finished_jobs", finished);
+    json_t *out = json_pack("{s:I, s:o, s:o, s:o, s:I}", "heartbeat_ms", (json_int_t)c->heartbeat_ms, "tasks", tasks,
+                            "kill", kill, "finished_jobs", finished, "epoch", (json_int_t)epoch);
     resp->status = 200;
     resp->body = wire_dump(out);
     resp->body_len = strlen(resp->body);
@@ -433,38 +595,54 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
         sched_job *sj = j->sj;
         sched_attempt *a = &sj->attempts[att];
         sched_task *t = &sj->tasks[a->task];
-        uint64_t now = time_wall_ms();
         int was_running = a->state == SCHED_ATTEMPT_RUNNING;
-        if (was_running && ok) sched_note_skip(sj, rep.skip_example);
+        json_t *okrec = NULL;
+        if (was_running && ok) {
+            okrec = json_pack("{s:s, s:I, s:o}", "t", "ok", "a", (json_int_t)a->id, "c", wire_counters_encode(cs));
+            if (rep.skip_example && *rep.skip_example) json_object_set_new(okrec, "skip", json_string(rep.skip_example));
+        }
         if (!was_running) {
             /* A late result from a superseded or lost attempt: ignored by design. */
         } else if (ok && t->phase == SCHED_REDUCE && t->state != SCHED_TASK_SUCCEEDED && !sched_job_done(sj)) {
-            /* Task commit: exactly one attempt's part file becomes the task's. */
+            /* Task commit: exactly one attempt's part file becomes the task's (a rename inside
+             * _temporary, idempotent, then journaled: see docs/design.md, "Commit"). */
             struct err ce = {0};
-            if (output_commit_task(j->spec.out, j->id, a->id, t->index, &ce) == 0)
-                sched_attempt_succeeded(sj, a->id, cs, now);
-            else
-                sched_attempt_failed(sj, a->id, ce.msg, 0, now);
+            if (output_commit_task(j->spec.out, j->id, a->id, t->index, &ce) == 0) {
+                coord_event(c, j, okrec);
+            } else {
+                json_decref(okrec);
+                coord_event(c, j, coord_ev("fail", a->id, ce.msg));
+            }
+            okrec = NULL;
         } else if (ok) {
-            sched_attempt_succeeded(sj, a->id, cs, now);
+            coord_event(c, j, okrec);
+            okrec = NULL;
         } else if (rep.fetch_failed_map >= 0) {
             /* The reducer reported each failure as it happened (/v1/fetch-failure, which re-ran
              * the map) and has now given up: its failure counts, so a reducer that cannot fetch
              * anything cannot keep a job going for ever. */
             log_warn("job=%s attempt=a%u worker=%s gave up fetching map %" PRId64 ": %s", j->id, a->id, name,
                      rep.fetch_failed_map, error);
-            sched_attempt_failed(sj, a->id, *error ? error : "fetch failure", 0, now);
+            coord_event(c, j, coord_ev("fail", a->id, *error ? error : "fetch failure"));
         } else {
-            if (t->phase == SCHED_MAP && rep.crash_file) sched_note_crash(sj, t->index, rep.crash_file, rep.crash_offset);
             log_warn("job=%s attempt=a%u worker=%s failed: %s", j->id, a->id, name, error);
-            sched_attempt_failed(sj, a->id, *error ? error : "failed", fatal, now);
+            json_t *rec = coord_ev("fail", a->id, *error ? error : "failed");
+            json_object_set_new(rec, "fatal", json_boolean(fatal));
+            if (t->phase == SCHED_MAP && rep.crash_file) {
+                json_object_set_new(rec, "crash_file", json_string(rep.crash_file));
+                json_object_set_new(rec, "crash_offset", json_integer((json_int_t)rep.crash_offset));
+            }
+            coord_event(c, j, rec);
         }
+        json_decref(okrec);
         if (was_running) coord_count_attempt(c, sj, a->id);
         coord_job_check(c, j);
         j->version++;
         pthread_cond_broadcast(&c->work_cv);
         pthread_cond_broadcast(&c->job_cv);
-        http_respond_json(resp, 200, "{}");
+        /* The worker forgets the attempt once answered: its outcome must be durable first. */
+        if (coord_sync(c, &e) == 0) http_respond_json(resp, 200, "{}");
+        else http_respond_error(resp, 503, "the coordinator cannot write its state: report again");
     }
     pthread_mutex_unlock(&c->lock);
     wire_report_free(&rep);
@@ -497,13 +675,15 @@ static void coord_fetch_failure(coord *c, const http_request *req, http_response
         if (t->committed >= 0 && t->committed == f.map_attempt) {
             log_warn("job=%s task=m%05u: attempt a%u could not fetch its output (%s); re-running it", j->id,
                      (unsigned)map, (unsigned)att, error);
-            sched_map_lost(j->sj, (uint32_t)map);
+            coord_event(c, j, json_pack("{s:s, s:i}", "t", "lost", "m", (int)map));
             j->version++;
             pthread_cond_broadcast(&c->work_cv);
         }
         /* It waits for the map now (unless the map has already committed again). */
-        sched_reduce_blocked(j->sj, att, map);
-        http_respond_json(resp, 200, "{}");
+        if (j->sj->tasks[map].state != SCHED_TASK_SUCCEEDED)
+            coord_event(c, j, json_pack("{s:s, s:I, s:i}", "t", "blocked", "a", (json_int_t)att, "m", (int)map));
+        if (coord_sync(c, &e) == 0) http_respond_json(resp, 200, "{}");
+        else http_respond_error(resp, 503, "the coordinator cannot write its state: try again");
     }
     pthread_mutex_unlock(&c->lock);
     wire_fetch_failure_free(&f);
@@ -571,14 +751,31 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     free(owner);
     if (prc) goto fail;
     usage = 0;
+    j->created = j->out.created;
+    j->adopted = 1;
     j->sj = sched_job_new((uint32_t)j->inputs.nsplits, j->spec.reduces, j->spec.max_attempts, time_wall_ms());
     j->sj->max_skipped_ratio = j->spec.max_skipped_ratio;
-    sched_job_start(j->sj, time_wall_ms());
+    sched_job_start(j->sj, j->sj->submit_ms);
     pthread_mutex_lock(&c->lock);
+    if (c->st) {
+        /* The job with its plan, before anyone hears of it: a coordinator that takes over
+         * runs it on, from the same splits. */
+        coord_record(c, j, json_pack("{s:s, s:O, s:o, s:o, s:b, s:I}", "t", "job", "spec", j->spec_json, "desc",
+                                     wire_desc_encode(&j->desc), "plan", wire_plan_encode(&j->inputs), "created",
+                                     j->created, "ms", (json_int_t)j->sj->submit_ms));
+        if (coord_sync(c, &e) != 0) {
+            pthread_mutex_unlock(&c->lock);
+            output_abort(&j->out);
+            err_prefix(&e, "the coordinator cannot record the job: ");
+            usage = 0;
+            goto fail;
+        }
+    }
     coord_job **p = &c->jobs;
     while (*p) p = &(*p)->next;
     *p = j;
     coord_job_check(c, j); /* a job with no tasks is done at once */
+    coord_sync(c, &e);
     pthread_cond_broadcast(&c->work_cv);
     log_info("job=%s submitted: %s, %u map%s, %u reduce%s, output %s", j->id, j->spec.job, j->sj->nmaps,
              j->sj->nmaps == 1 ? "" : "s", j->sj->nreduces, j->sj->nreduces == 1 ? "" : "s", j->spec.out);
@@ -712,9 +909,12 @@ static void coord_cancel(coord *c, const char *id, http_response *resp)
     if (!j) {
         http_respond_error(resp, 404, "no such job");
     } else {
-        sched_job_cancel(j->sj, "cancelled by request", time_wall_ms());
+        if (!sched_job_done(j->sj))
+            coord_event(c, j, json_pack("{s:s, s:s}", "t", "cancel", "e", "cancelled by request"));
         coord_job_check(c, j);
-        http_respond_json(resp, 200, "{\"id\":\"%s\",\"state\":\"%s\"}", j->id, sched_job_state_name(j->sj->state));
+        struct err e = {0};
+        if (coord_sync(c, &e) != 0) http_respond_error(resp, 503, "the coordinator cannot write its state: try again");
+        else http_respond_json(resp, 200, "{\"id\":\"%s\",\"state\":\"%s\"}", j->id, sched_job_state_name(j->sj->state));
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -783,10 +983,27 @@ static void coord_metrics(coord *c, http_response *resp)
     http_respond_metrics(resp, &b, "coordinator");
 }
 
+/* A coordinator that is not the leader answers every API call with 421 and where the leader
+ * is, if it knows: {"error": "...", "leader": "HOST:PORT"} (clients and workers follow it). */
+static int coord_not_leader(coord *c, http_response *resp)
+{
+    pthread_mutex_lock(&c->lock);
+    int deposed = c->deposed;
+    pthread_mutex_unlock(&c->lock);
+    if (!deposed) return 0;
+    json_t *o = json_pack("{s:s}", "error", "not the leader: this coordinator's term is over");
+    resp->status = 421;
+    resp->body = wire_dump(o);
+    resp->body_len = strlen(resp->body);
+    json_decref(o);
+    return 1;
+}
+
 static void coord_http(void *arg, const http_request *req, http_response *resp)
 {
     coord *c = arg;
     const char *m = req->method, *p = req->path;
+    if (strcmp(p, "/metrics") != 0 && strcmp(p, "/healthz") != 0 && coord_not_leader(c, resp)) return;
     if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/heartbeat") == 0) coord_heartbeat(c, req, resp);
     else if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/report") == 0) coord_report(c, req, resp);
     else if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/jobs") == 0) coord_submit(c, req, resp);
@@ -807,6 +1024,189 @@ static void coord_http(void *arg, const http_request *req, http_response *resp)
     } else if (strcmp(m, "GET") == 0 && strcmp(p, "/metrics") == 0) coord_metrics(c, resp);
     else if (strcmp(m, "GET") == 0 && strcmp(p, "/healthz") == 0) http_respond_json(resp, 200, "{\"ok\":true}");
     else http_respond_error(resp, 404, "no such endpoint");
+}
+
+/* ---- Taking over: replaying the state, resuming the jobs ---------------------------------- */
+
+static int coord_replay_job(coord *c, const json_t *rec, struct err *e)
+{
+    const char *id = coord_rec_str(rec, "j");
+    if (!wire_valid_name(id)) return err_set(e, -EBADMSG, "a job record without a valid job id");
+    if (coord_find_job(c, id)) return err_set(e, -EBADMSG, "job %s is submitted twice", id);
+    coord_job *j = xcalloc(1, sizeof *j);
+    snprintf(j->id, sizeof j->id, "%s", id);
+    int64_t ms = 0;
+    int rc = coord_rec_int(rec, "ms", 0, INT64_MAX, &ms, e);
+    if (rc == 0) rc = wire_jobspec_decode(json_object_get(rec, "spec"), &j->spec, e);
+    if (rc == 0) rc = wire_desc_decode(json_object_get(rec, "desc"), &j->desc, e);
+    if (rc == 0) rc = wire_plan_decode(json_object_get(rec, "plan"), &j->inputs, e);
+    if (rc) {
+        err_prefix(e, "job %s: ", id);
+        coord_job_free(j);
+        return rc;
+    }
+    j->spec_json = wire_jobspec_encode(&j->spec);
+    j->created = json_is_true(json_object_get(rec, "created"));
+    j->sj = sched_job_new((uint32_t)j->inputs.nsplits, j->spec.reduces, j->spec.max_attempts, (uint64_t)ms);
+    j->sj->max_skipped_ratio = j->spec.max_skipped_ratio;
+    sched_job_start(j->sj, (uint64_t)ms);
+    /* Keep new ids after the replayed ones ("jSECONDS-N"). */
+    const char *dash = strrchr(id, '-');
+    uint64_t n = 0;
+    if (dash && util_parse_u64(dash + 1, 0, UINT64_MAX, &n) == 0 && n > c->next_id) c->next_id = n;
+    coord_job **p = &c->jobs;
+    while (*p) p = &(*p)->next;
+    *p = j;
+    return 0;
+}
+
+static int coord_replay_worker(coord *c, const json_t *rec, struct err *e)
+{
+    const char *name = coord_rec_str(rec, "name"), *inc = coord_rec_str(rec, "inc"), *addr = coord_rec_str(rec, "addr");
+    int64_t slots = 0;
+    if (!wire_valid_name(name) || !*inc || coord_rec_int(rec, "slots", 1, 1 << 16, &slots, e))
+        return err_set(e, -EBADMSG, "a worker record without a valid name, incarnation or slots");
+    coord_worker *w = coord_find_worker(c, name);
+    if (!w) {
+        if (c->nworkers == COORD_MAX_WORKERS) return err_set(e, -EBADMSG, "more than %d workers", COORD_MAX_WORKERS);
+        w = &c->workers[c->nworkers++];
+        memset(w, 0, sizeof *w);
+        snprintf(w->name, sizeof w->name, "%s", name);
+    }
+    snprintf(w->incarnation, sizeof w->incarnation, "%s", inc);
+    snprintf(w->address, sizeof w->address, "%s", addr);
+    w->slots = (uint32_t)slots;
+    w->state = COORD_WORKER_ALIVE;
+    return 0;
+}
+
+/* Replays an attempt start: the scheduler, in the same state as when it chose, must choose the
+ * same task again (the same FIFO), under the same id. */
+static int coord_replay_start(coord_job *j, const json_t *rec, struct err *e)
+{
+    sched_job *sj = j->sj;
+    int64_t a = 0, task = 0, ms = 0;
+    const char *w = coord_rec_str(rec, "w");
+    int rc = coord_rec_int(rec, "a", 0, UINT32_MAX, &a, e);
+    if (rc == 0) rc = coord_rec_int(rec, "task", 0, (int64_t)sj->nmaps + sj->nreduces - 1, &task, e);
+    if (rc == 0) rc = coord_rec_int(rec, "ms", 0, INT64_MAX, &ms, e);
+    if (rc) return rc;
+    int64_t got = sched_assign(sj, w, 1u << sj->tasks[task].phase, (uint64_t)ms);
+    if (got != a || sj->attempts[got].task != (uint32_t)task)
+        return err_set(e, -EBADMSG, "attempt a%lld of task %lld does not replay (the scheduler %s): the records are "
+                                    "out of order or from another version", (long long)a, (long long)task,
+                       got < 0 ? "had nothing to run" : "chose another task or id");
+    sj->attempts[got].tag = 0; /* restored: adopted once its worker lists it (coord_heartbeat) */
+    return 0;
+}
+
+static int coord_replay(void *arg, const json_t *rec, const char *where, struct err *e)
+{
+    coord *c = arg;
+    const char *t = coord_rec_str(rec, "t"), *jid = coord_rec_str(rec, "j");
+    int rc;
+    if (strcmp(t, "job") == 0) {
+        rc = coord_replay_job(c, rec, e);
+    } else if (strcmp(t, "worker") == 0) {
+        rc = coord_replay_worker(c, rec, e);
+    } else {
+        coord_job *j = coord_find_job(c, jid);
+        if (!j) {
+            rc = err_set(e, -EBADMSG, "a '%s' record of job '%s', which was never submitted", t, jid);
+        } else if (strcmp(t, "start") == 0) {
+            rc = coord_replay_start(j, rec, e);
+        } else if (strcmp(t, "end") == 0) {
+            const char *st = coord_rec_str(rec, "state");
+            int k = SCHED_JOB_SUCCEEDED;
+            while (k <= SCHED_JOB_CANCELLED && strcmp(st, sched_job_state_name((sched_job_state)k)) != 0) k++;
+            if (k > SCHED_JOB_CANCELLED) {
+                rc = err_set(e, -EBADMSG, "job %s ends in an unknown state '%s'", jid, st);
+            } else {
+                /* The job's own end may differ from the scheduler's (its commit failed). */
+                if (!sched_job_done(j->sj)) sched_job_fail(j->sj, "ended", j->sj->submit_ms);
+                j->sj->state = (sched_job_state)k;
+                free(j->sj->error);
+                const char *why = json_string_value(json_object_get(rec, "e"));
+                j->sj->error = why ? xstrdup(why) : NULL;
+                j->finished = 1;
+                j->finished_mono = time_mono_ms();
+                rc = 0;
+            }
+        } else {
+            rc = coord_apply(j, rec, e);
+        }
+    }
+    if (rc) err_prefix(e, "%s: ", where);
+    return rc;
+}
+
+/* A resumed job takes over its OUT claim (output_adopt). Returns 0 when it holds it or the job
+ * is over, -EAGAIN while the previous coordinator still holds it. */
+static int coord_job_adopt(coord *c, coord_job *j)
+{
+    if (j->adopted) return 0;
+    struct err e = {0};
+    char *what = xasprintf("coordinator job=%s", j->id);
+    char *owner = claim_owner_text(what);
+    free(what);
+    int rc = output_adopt(&j->out, j->spec.out, owner, j->created, &e);
+    free(owner);
+    if (rc == -EAGAIN) {
+        if (!j->adopt_warned++) log_warn("job=%s: waiting for OUT: %s", j->id, e.msg);
+        return rc;
+    }
+    j->adopted = 1;
+    if (rc == 1) {
+        /* Committed by the coordinator before this one, which died before journaling it. */
+        j->out_committed = 1;
+        if (!sched_job_done(j->sj)) {
+            log_warn("job=%s: %s has _SUCCESS but the job's tasks are not all committed here", j->id, j->spec.out);
+            coord_event(c, j, json_pack("{s:s, s:s}", "t", "abort", "e",
+                                        "the output was committed by a coordinator whose last records were lost"));
+        }
+    } else if (rc < 0) {
+        log_error("job=%s cannot go on: %s", j->id, e.msg);
+        char *why = xasprintf("resuming after a coordinator change: %s", e.msg);
+        coord_event(c, j, json_pack("{s:s, s:s}", "t", "abort", "e", why));
+        free(why);
+    }
+    coord_job_check(c, j);
+    return 0;
+}
+
+/* After the replay: every job that is not over goes on. Reduce tasks committed by the previous
+ * coordinator get their part renamed if it died between journaling and renaming (the rename
+ * is idempotent); attempts that were running stay running until their worker's first
+ * heartbeat says whether it still has them; the known workers count as alive until they have
+ * been silent for --worker-timeout-ms from now. */
+static void coord_resume(coord *c)
+{
+    uint64_t now = time_mono_ms();
+    for (size_t i = 0; i < c->nworkers; i++) {
+        c->workers[i].last_seen = now;
+        c->workers[i].heartbeats = 0;
+    }
+    for (coord_job *j = c->jobs; j; j = j->next) {
+        if (j->finished) continue;
+        sched_job *sj = j->sj;
+        uint32_t running = 0;
+        for (size_t i = 0; i < sj->nattempts; i++) running += sj->attempts[i].state == SCHED_ATTEMPT_RUNNING;
+        for (uint32_t r = 0; r < sj->nreduces && !sched_job_done(sj); r++) {
+            const sched_task *t = &sj->tasks[sj->nmaps + r];
+            struct err e = {0};
+            if (t->committed >= 0 && output_commit_task(j->spec.out, j->id, (uint32_t)t->committed, r, &e) != 0) {
+                char *why = xasprintf("reduce task %u was committed but its part is gone: %s", r, e.msg);
+                coord_event(c, j, json_pack("{s:s, s:s}", "t", "abort", "e", why));
+                free(why);
+            }
+        }
+        c->jobs_resumed++;
+        log_info("job=%s resumed: %u/%u maps and %u/%u reduces committed (not run again), %u attempt%s running "
+                 "(adopted when their workers confirm them)", j->id, sj->maps_done, sj->nmaps, sj->reduces_done,
+                 sj->nreduces, running, running == 1 ? "" : "s");
+        coord_job_adopt(c, j);
+    }
+    coord_trim_history(c);
 }
 
 /* ---- The periodic tick: every timeout and retry is driven from here ---------------------- */
@@ -838,11 +1238,26 @@ static int coord_preempt(coord *c, coord_job *j, uint64_t now)
     if (!victim) return 0;
     log_warn("job=%s attempt=a%u worker=%s: waiting reduce preempted, its slot is needed to re-run map %" PRId64,
              j->id, victim->id, victim->worker, victim->blocked_on);
-    sched_attempt_killed(sj, victim->id, "preempted: its slot was needed to re-run a lost map", time_wall_ms());
+    coord_event(c, j, coord_ev("kill", victim->id, "preempted: its slot was needed to re-run a lost map"));
     coord_count_attempt(c, sj, victim->id);
     j->preempt_ms = now;
     j->version++;
     return 1;
+}
+
+static void coord_free_jobs(coord *c)
+{
+    while (c->jobs) {
+        coord_job *j = c->jobs;
+        c->jobs = j->next;
+        coord_job_free(j);
+    }
+}
+
+static void coord_step_down(coord *c, const char *why)
+{
+    log_error("stepping down: %s", why);
+    c->deposed = 1;
 }
 
 static void coord_tick(coord *c)
@@ -850,6 +1265,7 @@ static void coord_tick(coord *c)
     pthread_mutex_lock(&c->lock);
     uint64_t now = time_mono_ms();
     int changed = 0;
+    coord_trim_history(c);
     for (size_t i = 0; i < c->nworkers; i++) {
         coord_worker *w = &c->workers[i];
         if (w->state == COORD_WORKER_ALIVE && now - w->last_seen > c->timeout_ms) {
@@ -860,20 +1276,26 @@ static void coord_tick(coord *c)
         }
     }
     for (coord_job *j = c->jobs; j; j = j->next) {
+        if (!j->adopted && coord_job_adopt(c, j) == 0) changed = 1;
         coord_job_check(c, j);
         changed |= coord_preempt(c, j, now);
     }
+    struct err e = {0};
+    coord_sync(c, &e);
     if (changed) pthread_cond_broadcast(&c->work_cv);
     pthread_mutex_unlock(&c->lock);
 }
 
-static const char *coord_o_listen, *coord_o_token, *coord_o_hb, *coord_o_timeout, *coord_o_log;
+static const char *coord_o_listen, *coord_o_token, *coord_o_hb, *coord_o_timeout, *coord_o_log, *coord_o_state;
 
 static const cli_opt coord_opts[] = {
     {"listen", 0, "HOST:PORT", "TALLY_LISTEN", "127.0.0.1:7070", "address to serve the API on", &coord_o_listen},
     {"token-file", 0, "FILE", "TALLY_TOKEN_FILE", NULL, "file holding the shared secret (required)", &coord_o_token},
     {"heartbeat-ms", 0, "MS", "TALLY_HEARTBEAT_MS", "250", "worker heartbeat interval", &coord_o_hb},
     {"worker-timeout-ms", 0, "MS", "TALLY_WORKER_TIMEOUT_MS", "2000", "silence after which a worker is dead", &coord_o_timeout},
+    {"state-dir", 0, "DIR", "TALLY_STATE_DIR", NULL,
+     "keep a journal of the jobs in DIR: a coordinator restarted on DIR resumes them (default: none, jobs "
+     "die with the coordinator)", &coord_o_state},
     {"log-level", 0, "LEVEL", "TALLY_LOG_LEVEL", "info", "debug, info, warn, error", &coord_o_log},
 };
 
@@ -942,8 +1364,23 @@ int coord_main(int argc, char **argv)
         free(c);
         return CLI_FAILED;
     }
-    if (http_server_start(&c->srv, host, (uint16_t)port, c->token, COORD_MAX_BODY, coord_http, c, &e) != 0) {
+    if (prc == 0 && coord_o_state) {
+        prc = state_open_journal(&c->st, coord_o_state, &e);
+        if (prc == 0) {
+            c->epoch = c->st->epoch;
+            prc = state_load(c->st, coord_replay, c, &e);
+        }
+        if (prc == 0) {
+            coord_resume(c);
+            prc = coord_sync(c, &e);
+            log_info("state: %s, epoch %" PRIu64 ", %" PRIu64 " unfinished job%s resumed", coord_o_state, c->epoch,
+                     c->jobs_resumed, c->jobs_resumed == 1 ? "" : "s");
+        }
+    }
+    if (prc != 0 || http_server_start(&c->srv, host, (uint16_t)port, c->token, COORD_MAX_BODY, coord_http, c, &e) != 0) {
         fprintf(stderr, "tally coordinator: %s\n", e.msg);
+        coord_free_jobs(c);
+        state_close(c->st);
         execpool_close(c->describer);
         execpool_free(c->describer);
         claim_release(&c->scratch);
@@ -970,12 +1407,12 @@ int coord_main(int argc, char **argv)
     pthread_cond_broadcast(&c->job_cv);
     pthread_mutex_unlock(&c->lock);
     http_server_stop(c->srv);
-    while (c->jobs) {
-        coord_job *j = c->jobs;
-        c->jobs = j->next;
+    /* Without a state store the unfinished jobs end with the process: roll back their output.
+     * With one, they go on when a coordinator starts on the state again. */
+    for (coord_job *j = c->jobs; j && !c->st; j = j->next)
         if (!j->finished) output_abort(&j->out);
-        coord_job_free(j);
-    }
+    coord_free_jobs(c);
+    state_close(c->st);
     execpool_close(c->describer);
     execpool_free(c->describer);
     claim_release(&c->scratch);

@@ -434,3 +434,123 @@ int wire_fetch_failure_decode(const char *body, size_t len, wire_fetch_failure *
     if (rc) wire_fetch_failure_free(f);
     return rc;
 }
+
+/* ---- What a coordinator keeps of a job (cluster/state.h) ---------------------------------- */
+
+json_t *wire_plan_encode(const input_set *in)
+{
+    json_t *files = json_array(), *splits = json_array();
+    for (size_t i = 0; i < in->nfiles; i++) {
+        const input_file *f = &in->files[i];
+        json_array_append_new(files, json_pack("[s, s, I, i, b]", f->name, f->path, (json_int_t)f->size,
+                                               (int)f->format, f->gz));
+    }
+    /* Splits as flat [file, start, end, file, start, end, ...]: a plan of 100000 splits stays
+     * a few MB (ZooKeeper chunks what is larger than a znode). */
+    for (size_t i = 0; i < in->nsplits; i++) {
+        json_t *s = json_array();
+        for (size_t k = 0; k < in->splits[i].nsegs; k++) {
+            const input_segment *g = &in->splits[i].segs[k];
+            json_array_append_new(s, json_integer((json_int_t)g->file));
+            json_array_append_new(s, json_integer((json_int_t)g->start));
+            json_array_append_new(s, json_integer((json_int_t)g->end));
+        }
+        json_array_append_new(splits, s);
+    }
+    return json_pack("{s:o, s:o}", "files", files, "splits", splits);
+}
+
+int wire_plan_decode(const json_t *j, input_set *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    json_t *files = json_object_get(j, "files"), *splits = json_object_get(j, "splits");
+    if (!json_is_array(files) || !json_is_array(splits) || json_array_size(files) > 10000000 ||
+        json_array_size(splits) > 10000000)
+        return err_set(e, -EINVAL, "plan: expected arrays 'files' and 'splits'");
+    size_t nf = json_array_size(files), ns = json_array_size(splits);
+    out->files = xcalloc(nf ? nf : 1, sizeof *out->files);
+    out->splits = xcalloc(ns ? ns : 1, sizeof *out->splits);
+    int rc = 0;
+    for (size_t i = 0; i < nf && rc == 0; i++) {
+        json_t *f = json_array_get(files, i);
+        const char *name = NULL, *path = NULL;
+        json_int_t size = -1;
+        int fmt = -1, gz = 0;
+        if (json_unpack(f, "[s, s, I, i, b]", &name, &path, &size, &fmt, &gz) != 0 || size < 0 || fmt < 0 ||
+            fmt > FIELDS_JSONL) {
+            rc = err_set(e, -EINVAL, "plan: files[%zu] is not [name, path, size, format, gz]", i);
+            break;
+        }
+        out->files[i] = (input_file){.name = xstrdup(name), .path = xstrdup(path), .size = (uint64_t)size,
+                                     .format = (fields_format)fmt, .gz = gz};
+        out->nfiles = i + 1;
+        out->total_bytes += (uint64_t)size;
+    }
+    for (size_t i = 0; i < ns && rc == 0; i++) {
+        json_t *s = json_array_get(splits, i);
+        size_t n = json_is_array(s) ? json_array_size(s) : 1;
+        if (!json_is_array(s) || n % 3 != 0) {
+            rc = err_set(e, -EINVAL, "plan: splits[%zu] is not a list of (file, start, end)", i);
+            break;
+        }
+        input_split *sp = &out->splits[i];
+        sp->segs = xcalloc(n / 3 ? n / 3 : 1, sizeof *sp->segs);
+        out->nsplits = i + 1;
+        for (size_t k = 0; k < n / 3; k++) {
+            json_t *fv = json_array_get(s, 3 * k), *sv = json_array_get(s, 3 * k + 1), *ev = json_array_get(s, 3 * k + 2);
+            if (!json_is_integer(fv) || !json_is_integer(sv) || !json_is_integer(ev) || json_integer_value(fv) < 0 ||
+                (size_t)json_integer_value(fv) >= nf || json_integer_value(sv) < 0 ||
+                json_integer_value(ev) < json_integer_value(sv) ||
+                (uint64_t)json_integer_value(ev) > out->files[json_integer_value(fv)].size) {
+                rc = err_set(e, -EINVAL, "plan: splits[%zu] segment %zu is not a range of one of the files", i, k);
+                break;
+            }
+            sp->segs[k] = (input_segment){.file = (uint32_t)json_integer_value(fv),
+                                          .start = (uint64_t)json_integer_value(sv),
+                                          .end = (uint64_t)json_integer_value(ev)};
+            sp->nsegs = k + 1;
+            sp->bytes += sp->segs[k].end - sp->segs[k].start;
+        }
+    }
+    if (rc) input_set_free(out);
+    return rc;
+}
+
+json_t *wire_desc_encode(const execpool_job *d)
+{
+    json_t *req = json_array();
+    for (size_t i = 0; i < d->required.n; i++)
+        json_array_append_new(req, json_pack("[s, s]", d->required.names[i], d->required.hints[i] ? d->required.hints[i] : ""));
+    json_t *o = json_pack("{s:s, s:I, s:o}", "name", d->name ? d->name : "", "flags", (json_int_t)d->flags,
+                          "required", req);
+    if (d->columns) json_object_set_new(o, "columns", json_string(d->columns));
+    return o;
+}
+
+int wire_desc_decode(const json_t *j, execpool_job *d, struct err *e)
+{
+    memset(d, 0, sizeof *d);
+    const char *name = NULL, *columns = NULL;
+    json_int_t flags = 0;
+    json_t *req = NULL;
+    if (json_unpack((json_t *)j, "{s:s, s:I, s?s, s:o}", "name", &name, "flags", &flags, "columns", &columns,
+                    "required", &req) != 0 || !json_is_array(req) || flags < 0 || flags > UINT32_MAX)
+        return err_set(e, -EINVAL, "job description: expected name, flags, columns and required");
+    d->name = xstrdup(name);
+    d->flags = (uint32_t)flags;
+    d->columns = columns ? xstrdup(columns) : NULL;
+    size_t n = json_array_size(req);
+    d->required.names = xcalloc(n ? n : 1, sizeof(char *));
+    d->required.hints = xcalloc(n ? n : 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        const char *fname = NULL, *hint = NULL;
+        if (json_unpack(json_array_get(req, i), "[s, s]", &fname, &hint) != 0) {
+            execpool_job_free(d);
+            return err_set(e, -EINVAL, "job description: required[%zu] is not [field, hint]", i);
+        }
+        d->required.names[i] = xstrdup(fname);
+        d->required.hints[i] = *hint ? xstrdup(hint) : NULL; /* "" stands for no hint */
+        d->required.n = i + 1;
+    }
+    return 0;
+}

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "cluster/execpool.h"
 #include "common/util.h"
 #include "data/input.h"
 #include "exec/counters.h"
@@ -110,5 +111,14 @@ int wire_get_u64(const json_t *obj, const char *key, uint64_t max, uint64_t *out
 int wire_parse_object(const char *body, size_t len, json_t **out, struct err *e);
 /* Serialises compactly; caller frees. */
 char *wire_dump(const json_t *j);
+
+/* What a coordinator journals of a job (cluster/state.h): its plan (files and splits) and the
+ * describer's answer, so that a coordinator that takes over needs neither the inputs listed
+ * again nor the job's setup() run again. The decoders validate everything (a damaged record
+ * is an error, never a wrong job). */
+json_t *wire_plan_encode(const input_set *in);
+int wire_plan_decode(const json_t *j, input_set *out, struct err *e);
+json_t *wire_desc_encode(const execpool_job *d);
+int wire_desc_decode(const json_t *j, execpool_job *d, struct err *e);
 
 #endif

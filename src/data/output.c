@@ -211,8 +211,10 @@ int output_commit(output *o, uint32_t nparts, const char *columns, const char *c
     for (uint32_t i = 0; i < nparts && rc == 0; i++) {
         char *from = xasprintf("%s/part-%05u", o->tmp, i);
         char *to = xasprintf("%s/part-%05u", o->dir, i);
-        if (rename(from, to) != 0) rc = err_set(e, -errno, "committing %s: %s", to, strerror(errno));
-        else o->committed++;
+        struct stat st;
+        /* Already moved by an earlier run of this commit (a coordinator that took over). */
+        if (rename(from, to) == 0 || (errno == ENOENT && stat(to, &st) == 0)) o->committed++;
+        else rc = err_set(e, -errno, "committing %s: %s", to, strerror(errno));
         free(from);
         free(to);
     }
@@ -241,6 +243,56 @@ int output_commit(output *o, uint32_t nparts, const char *columns, const char *c
     return rc;
 }
 
+int output_adopt(output *o, const char *dir, const char *owner, int created, struct err *e)
+{
+    memset(o, 0, sizeof *o);
+    o->claim.fd = -1;
+    o->dir = xstrdup(dir);
+    o->tmp = xasprintf("%s/_temporary", dir);
+    o->owner = xstrndup(owner, strcspn(owner, "\n"));
+    o->created = created;
+    /* The job's mark in the owner text, "job=ID" up to the next space. */
+    const char *mark = strstr(o->owner, "job=");
+    char *tag = mark ? xstrndup(mark, strcspn(mark, " ")) : xstrdup(o->owner);
+    char *text = xasprintf("%s phase=running\n", o->owner);
+    char *succ = xasprintf("%s/_SUCCESS", dir);
+    struct stat st;
+    int rc = claim_acquire(&o->claim, o->tmp, text, e);
+    if (rc == 0 && !o->claim.took_over) {
+        /* Nobody held it: the job had committed (the claim goes last), or OUT was cleared. */
+        claim_release(&o->claim);
+        rc = stat(succ, &st) == 0 ? 1
+             : err_set(e, -ENOENT, "%s: the job's output in progress (_temporary) is gone: it was removed while "
+                                   "no coordinator ran", dir);
+    } else if (rc == 0) {
+        const char *prev = o->claim.previous;
+        const char *pm = strstr(prev, tag);
+        if (!pm || (pm[strlen(tag)] != ' ' && pm[strlen(tag)] != '\0' && pm[strlen(tag)] != '\n')) {
+            rc = err_set(e, -EBUSY, "%s: claimed by another job since (%s)", dir, prev);
+            claim_drop(&o->claim);
+        } else if (strstr(prev, "phase=committed")) {
+            claim_release(&o->claim);
+            rc = 1;
+        } else if (strstr(prev, "phase=committing")) {
+            o->committing = 1;
+            if (output_set_phase(o, "committing") != 0) log_warn("%s: cannot record the phase", o->tmp);
+        }
+    } else if (rc == -EBUSY) {
+        char holder[256];
+        claim_probe(o->tmp, holder, sizeof holder);
+        const char *pm = strstr(holder, tag);
+        rc = pm ? err_set(e, -EAGAIN, "%s: still held by the coordinator before this one (%s)", dir, holder)
+                : err_set(e, -EBUSY, "%s: claimed by another job since (%s)", dir, holder);
+    } else if (rc == -EEXIST) {
+        err_set(e, -EEXIST, "%s/_temporary is no longer a claim (changed by hand?)", dir);
+    }
+    free(succ);
+    free(text);
+    free(tag);
+    if (rc < 0) output_free(o);
+    return rc;
+}
+
 char *output_attempt_dir(const char *out, const char *job_id, uint32_t attempt)
 {
     return xasprintf("%s/_temporary/%s.a%u", out, job_id, attempt);
@@ -250,7 +302,12 @@ int output_commit_task(const char *out, const char *job_id, uint32_t attempt, ui
 {
     char *dir = output_attempt_dir(out, job_id, attempt);
     char *from = xasprintf("%s/part-%05u", dir, part), *to = xasprintf("%s/_temporary/part-%05u", out, part);
-    int rc = rename(from, to) == 0 ? 0 : err_set(e, -errno, "committing %s: %s", to, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    /* Idempotent: a coordinator that took over may commit again what its predecessor renamed
+     * but had not journaled; the attempt's own part is gone then, and the task's is there. */
+    if (rename(from, to) != 0 && !(errno == ENOENT && stat(to, &st) == 0))
+        rc = err_set(e, -errno, "committing %s: %s", to, strerror(errno));
     if (rc == 0) rmdir(dir);
     free(from);
     free(to);

@@ -43,6 +43,13 @@ int output_prepare(output *o, const char *dir, int overwrite, const char *owner,
 /* Job commit: parts 0..nparts-1 must be in OUT/_temporary. columns may be NULL. */
 int output_commit(output *o, uint32_t nparts, const char *columns, const char *counters_json,
                   struct err *e);
+/* A coordinator that takes a job over from one that died (or was deposed) takes its claim
+ * over as it stands, without the rollback output_prepare() does: `owner` is the text the job
+ * was prepared with, `created` whether it made OUT. Returns 0 (held now; o->committing if the
+ * job commit had begun, which output_commit() then finishes), 1 if the job had committed
+ * (nothing is held), -EAGAIN if the previous coordinator still holds it (a paused process:
+ * try again later), or another negative code with a message. */
+int output_adopt(output *o, const char *dir, const char *owner, int created, struct err *e);
 /* Where reduce attempt `attempt` of job `job_id` writes its part file: OUT/_temporary/
  * JOB.aN (malloc'd). Named by the job too, so that a late attempt of an earlier job on the
  * same OUT can never be mistaken for one of this job's. */

@@ -286,6 +286,14 @@ void sched_job_cancel(sched_job *j, const char *why, uint64_t now)
     sched_finish_job(j, SCHED_JOB_CANCELLED, now);
 }
 
+void sched_job_fail(sched_job *j, const char *why, uint64_t now)
+{
+    if (sched_job_done(j)) return;
+    free(j->error);
+    j->error = xstrdup(why ? why : "failed");
+    sched_finish_job(j, SCHED_JOB_FAILED, now);
+}
+
 void sched_note_crash(sched_job *j, uint32_t map_index, const char *file, uint64_t offset)
 {
     size_t per_map = 0;

@@ -11,6 +11,7 @@
  *                                 sched_attempt_succeeded(): the last map commits and the maps
  *                                 skipped more than max_skipped_ratio of their records
  *           QUEUED/RUNNING -> CANCELLED  sched_job_cancel()
+ *           QUEUED/RUNNING -> FAILED     sched_job_fail()
  * Task:     PENDING -> RUNNING    sched_assign() starts an attempt (maps first; reduces only
  *                                 once every map has succeeded; a reduce keeps running if a
  *                                 map output is lost later, and waits for its re-run)
@@ -135,6 +136,9 @@ int sched_reduce_blocked(sched_job *j, uint32_t attempt, uint32_t map_index);
 /* A committed map's output was lost: the map must run again. Returns 1 if it was committed. */
 int sched_map_lost(sched_job *j, uint32_t map_index);
 void sched_job_cancel(sched_job *j, const char *why, uint64_t now);
+/* The job cannot go on for a reason outside its tasks (its output directory was taken away
+ * while no coordinator ran): RUNNING -> FAILED with `why` as its error. */
+void sched_job_fail(sched_job *j, const char *why, uint64_t now);
 /* An attempt that is about to be reported succeeded skipped records; `example` names the first
  * ("file: offset N: why"), kept for the message if the job fails for skipping too many. */
 void sched_note_skip(sched_job *j, const char *example);
