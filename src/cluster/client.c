@@ -25,6 +25,7 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cluster/coord.h"
+#include "cluster/leader.h"
 #include "cluster/wire.h"
 #include "common/claim.h"
 #include "exec/jobreg.h"
@@ -61,6 +62,7 @@ static const cli_opt client_cancel_opts[] = {CLIENT_OPT_COORD, CLIENT_OPT_TOKEN}
 
 typedef struct client {
     const char *coordinator;
+    leader ldr;             /* follows the leader among the --coordinator addresses */
     const char *token_file;
     char *token;
 } client;
@@ -88,6 +90,10 @@ static int client_open(client *cl)
 {
     struct err e = {0};
     cl->coordinator = client_o_coord;
+    if (leader_init(&cl->ldr, cl->coordinator, &e) != 0) {
+        fprintf(stderr, "tally: --coordinator: %s\n", e.msg);
+        return CLI_USAGE;
+    }
     cl->token_file = client_o_token;
     if (!cl->token_file) {
         fprintf(stderr, "tally: --token-file FILE (or TALLY_TOKEN_FILE) is required: the file holding the "
@@ -105,7 +111,7 @@ static void client_call(const client *cl, const char *method, const char *path, 
                         client_answer *a)
 {
     memset(a, 0, sizeof *a);
-    a->rc = http_call(cl->coordinator, method, path, cl->token, body, timeout_ms, &a->status, &a->text, &a->e);
+    a->rc = leader_call((leader *)&cl->ldr, method, path, cl->token, body, timeout_ms, &a->status, &a->text, &a->e);
     if (a->rc == 0 && a->text) {
         struct err ignored = {0};
         if (wire_parse_object(a->text, strlen(a->text), &a->body, &ignored) != 0) a->body = NULL;
@@ -266,6 +272,11 @@ static void client_lost_claim(const char *out, const char *id)
         fprintf(stderr, "tally: a live process still holds %s (%.*s): the job may still be running; check with "
                         "tally status %s once the coordinator answers\n",
                 tmp, (int)strcspn(owner, "\n"), owner, id);
+    } else if (live == 0 && owner[0] && client_owner_names(owner, id) && strstr(owner, " resumable")) {
+        /* Its coordinator keeps the job's state (--state-dir, --zookeeper): the next one
+         * resumes it from this very claim, so nothing here is the client's to remove. */
+        fprintf(stderr, "tally: job %s is kept by its coordinators' state: it goes on when a coordinator takes over; "
+                        "follow it with tally status %s\n", id, id);
     } else if (live == 0 && owner[0] && client_owner_names(owner, id)) {
         int fd = open(ofile, O_RDWR | O_CLOEXEC);
         int locked = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;

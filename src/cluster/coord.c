@@ -107,7 +107,11 @@ typedef struct coord {
     uint64_t epoch;                         /* this term's: on every answer to a worker */
     uint64_t jobs_resumed, attempts_adopted, elections, leader_since;
     char advertise[160];                    /* the address others reach this coordinator on */
-    int deposed;                            /* a newer term exists: this one decides nothing */
+    int deposed;                            /* not the leader (a follower, or its term is over) */
+    int zk;                                 /* elected through ZooKeeper (--zookeeper) */
+    int reset;                              /* stepped down: drop the state, campaign again */
+    char leader_hint[160];                  /* the leader ZooKeeper names (refreshed by the main loop) */
+    json_t *members;                        /* the coordinators [{address, role}], likewise */
 } coord;
 
 static volatile sig_atomic_t coord_stop;
@@ -445,6 +449,8 @@ static json_t *coord_assign(coord *c, coord_worker *w, uint64_t seq)
 
 /* ---- HTTP handlers ----------------------------------------------------------------------- */
 
+static int coord_not_leader(coord *c, http_response *resp);
+
 static void coord_heartbeat(coord *c, const http_request *req, http_response *resp)
 {
     struct err e = {0};
@@ -547,6 +553,15 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
         if (!w || strcmp(w->incarnation, inc) != 0 || w->state != COORD_WORKER_ALIVE) break;
         json_decref(tasks);
         tasks = coord_assign(c, w, seq);
+    }
+    if (c->deposed) {
+        pthread_mutex_unlock(&c->lock);
+        json_decref(tasks);
+        json_decref(kill);
+        json_decref(finished);
+        wire_heartbeat_free(&hb);
+        coord_not_leader(c, resp);
+        return;
     }
     w = coord_find_worker(c, name);
     if (w && strcmp(w->incarnation, inc) == 0) w->last_answered = time_mono_ms();
@@ -744,7 +759,8 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     snprintf(j->id, sizeof j->id, "j%" PRIu64 "-%" PRIu64, time_wall_ms() / 1000, ++c->next_id);
     pthread_mutex_unlock(&c->lock);
     input_plan(&j->inputs, j->spec.maps, j->spec.split_size, slots ? slots : 1);
-    char *what = xasprintf("coordinator job=%s", j->id);
+    /* "resumable": a client that lost this coordinator must leave the claim to the next one. */
+    char *what = xasprintf("coordinator job=%s%s", j->id, c->st ? " resumable" : "");
     char *owner = claim_owner_text(what);
     free(what);
     int prc = output_prepare(&j->out, j->spec.out, j->spec.overwrite, owner, &e);
@@ -871,7 +887,14 @@ static void coord_status(coord *c, const char *only, const http_request *req, ht
             uint64_t now = time_mono_ms();
             if (now >= deadline) break;
             coord_wait(c, &c->job_cv, deadline - now);
+            if (c->deposed) break;
         }
+    }
+    if (c->deposed) {
+        /* Stepped down while the request waited: the jobs are the next leader's now. */
+        pthread_mutex_unlock(&c->lock);
+        coord_not_leader(c, resp);
+        return;
     }
     json_t *workers = json_array();
     for (size_t i = 0; i < c->nworkers; i++) {
@@ -895,7 +918,24 @@ static void coord_status(coord *c, const char *only, const http_request *req, ht
         http_respond_error(resp, 404, "no such job");
         return;
     }
-    json_t *o = json_pack("{s:o, s:o}", "workers", workers, "jobs", jobs);
+    pthread_mutex_lock(&c->lock);
+    json_t *members = c->members ? json_deep_copy(c->members) : json_array();
+    json_t *me = json_pack("{s:s, s:s, s:I, s:s}", "address", c->advertise, "role", c->deposed ? "follower" : "leader",
+                           "epoch", (json_int_t)c->epoch, "state", !c->st ? "none" : c->zk ? "zookeeper" : "journal");
+    pthread_mutex_unlock(&c->lock);
+    size_t k;
+    json_t *m;
+    int listed = 0;
+    json_array_foreach(members, k, m) {
+        const char *a = json_string_value(json_object_get(m, "address"));
+        if (a && strcmp(a, c->advertise) == 0) {
+            json_object_update(m, me);
+            listed = 1;
+        }
+    }
+    if (!listed) json_array_append(members, me);
+    json_decref(me);
+    json_t *o = json_pack("{s:o, s:o, s:o}", "workers", workers, "jobs", jobs, "coordinators", members);
     resp->status = 200;
     resp->body = wire_dump(o);
     resp->body_len = strlen(resp->body);
@@ -991,7 +1031,12 @@ static int coord_not_leader(coord *c, http_response *resp)
     int deposed = c->deposed;
     pthread_mutex_unlock(&c->lock);
     if (!deposed) return 0;
-    json_t *o = json_pack("{s:s}", "error", "not the leader: this coordinator's term is over");
+    char addr[160];
+    pthread_mutex_lock(&c->lock);
+    snprintf(addr, sizeof addr, "%s", c->leader_hint);
+    pthread_mutex_unlock(&c->lock);
+    json_t *o = json_pack("{s:s}", "error", addr[0] ? "not the leader: ask the leader" : "not the leader, and no leader is known now: try again shortly");
+    if (addr[0] && strcmp(addr, c->advertise) != 0) json_object_set_new(o, "leader", json_string(addr));
     resp->status = 421;
     resp->body = wire_dump(o);
     resp->body_len = strlen(resp->body);
@@ -1146,7 +1191,7 @@ static int coord_job_adopt(coord *c, coord_job *j)
 {
     if (j->adopted) return 0;
     struct err e = {0};
-    char *what = xasprintf("coordinator job=%s", j->id);
+    char *what = xasprintf("coordinator job=%s resumable", j->id);
     char *owner = claim_owner_text(what);
     free(what);
     int rc = output_adopt(&j->out, j->spec.out, owner, j->created, &e);
@@ -1254,15 +1299,51 @@ static void coord_free_jobs(coord *c)
     }
 }
 
+/* Called with the lock held: from now on this coordinator decides nothing (every API call
+ * is answered 421); the main loop then drops its jobs (their OUT claims are dropped, never
+ * rolled back: the next leader goes on with them) and campaigns again. */
 static void coord_step_down(coord *c, const char *why)
 {
-    log_error("stepping down: %s", why);
+    if (c->deposed) return;
+    log_error("stepping down (epoch %" PRIu64 "): %s", c->epoch, why);
     c->deposed = 1;
+    c->reset = 1;
+    pthread_cond_broadcast(&c->work_cv);
+    pthread_cond_broadcast(&c->job_cv);
+}
+
+/* Becomes the leader: replays the state, resumes the jobs. Returns non-zero if the state
+ * cannot be loaded (the error names what is wrong). */
+static int coord_take_over(coord *c, struct err *e)
+{
+    pthread_mutex_lock(&c->lock);
+    uint64_t t0 = time_mono_ms();
+    c->epoch = c->st->epoch;
+    c->jobs_resumed = 0;
+    int rc = state_load(c->st, coord_replay, c, e);
+    if (rc == 0) {
+        coord_resume(c);
+        rc = coord_sync(c, e);
+    }
+    if (rc == 0) {
+        c->deposed = 0;
+        c->elections++;
+        c->leader_since = time_mono_ms();
+        log_info("leader now (epoch %" PRIu64 "), state loaded in %" PRIu64 " ms: %" PRIu64 " unfinished job%s resumed, "
+                 "%zu workers known", c->epoch, time_mono_ms() - t0, c->jobs_resumed, c->jobs_resumed == 1 ? "" : "s",
+                 c->nworkers);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
 }
 
 static void coord_tick(coord *c)
 {
     pthread_mutex_lock(&c->lock);
+    if (c->deposed) {
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
     uint64_t now = time_mono_ms();
     int changed = 0;
     coord_trim_history(c);
@@ -1286,7 +1367,8 @@ static void coord_tick(coord *c)
     pthread_mutex_unlock(&c->lock);
 }
 
-static const char *coord_o_listen, *coord_o_token, *coord_o_hb, *coord_o_timeout, *coord_o_log, *coord_o_state;
+static const char *coord_o_listen, *coord_o_token, *coord_o_hb, *coord_o_timeout, *coord_o_log, *coord_o_state,
+    *coord_o_zk, *coord_o_adv, *coord_o_session;
 
 static const cli_opt coord_opts[] = {
     {"listen", 0, "HOST:PORT", "TALLY_LISTEN", "127.0.0.1:7070", "address to serve the API on", &coord_o_listen},
@@ -1296,6 +1378,13 @@ static const cli_opt coord_opts[] = {
     {"state-dir", 0, "DIR", "TALLY_STATE_DIR", NULL,
      "keep a journal of the jobs in DIR: a coordinator restarted on DIR resumes them (default: none, jobs "
      "die with the coordinator)", &coord_o_state},
+    {"zookeeper", 0, "HOST:PORT[,...][/CHROOT]", "TALLY_ZOOKEEPER", NULL,
+     "elect the leader among several coordinators through ZooKeeper, and keep the jobs' state there",
+     &coord_o_zk},
+    {"advertise", 0, "HOST:PORT", "TALLY_ADVERTISE", NULL,
+     "the address workers and clients reach this coordinator on (default: the --listen address)", &coord_o_adv},
+    {"zk-session-ms", 0, "MS", "TALLY_ZK_SESSION_MS", "4000",
+     "ZooKeeper session timeout: how soon a dead leader is replaced", &coord_o_session},
     {"log-level", 0, "LEVEL", "TALLY_LOG_LEVEL", "info", "debug, info, warn, error", &coord_o_log},
 };
 
@@ -1364,6 +1453,8 @@ int coord_main(int argc, char **argv)
         free(c);
         return CLI_FAILED;
     }
+    if (prc == 0 && coord_o_state && coord_o_zk)
+        prc = err_set(&e, -EINVAL, "--state-dir and --zookeeper exclude each other: the state lives in one place");
     if (prc == 0 && coord_o_state) {
         prc = state_open_journal(&c->st, coord_o_state, &e);
         if (prc == 0) {
@@ -1388,6 +1479,26 @@ int coord_main(int argc, char **argv)
         free(c);
         return CLI_FAILED;
     }
+    snprintf(c->advertise, sizeof c->advertise, "%s", coord_o_adv ? coord_o_adv : "");
+    if (!c->advertise[0]) snprintf(c->advertise, sizeof c->advertise, "%s:%u", host, http_server_port(c->srv));
+    uint64_t session_ms = 4000;
+    if (coord_o_zk) {
+        c->zk = 1;
+        c->deposed = 1; /* a follower until elected */
+        if (util_parse_u64(coord_o_session, 1000, 600000, &session_ms) != 0)
+            prc = err_set(&e, -EINVAL, "--zk-session-ms takes milliseconds (1000 to 600000)");
+        if (prc == 0) prc = state_open_zk(&c->st, coord_o_zk, c->advertise, session_ms, &e);
+        if (prc != 0) {
+            fprintf(stderr, "tally coordinator: %s\n", e.msg);
+            http_server_stop(c->srv);
+            execpool_close(c->describer);
+            execpool_free(c->describer);
+            claim_release(&c->scratch);
+            free(c->token);
+            free(c);
+            return CLI_FAILED;
+        }
+    }
     util_catch_stop_signals(coord_on_signal);
     signal(SIGPIPE, SIG_IGN);
     log_info("listening on %s:%u (heartbeat %" PRIu64 " ms, worker timeout %" PRIu64 " ms)", host,
@@ -1397,8 +1508,61 @@ int coord_main(int argc, char **argv)
     /* The tick bounds how late a dead worker is noticed: keep it a small part of the timeout. */
     uint64_t tick = c->timeout_ms / 50 < 20 ? c->timeout_ms / 50 : 20;
     if (tick < 5) tick = 5;
+    int exit_rc = 0;
+    uint64_t last_look = 0;
     while (!coord_stop) {
         usleep((useconds_t)(tick * 1000));
+        if (c->zk && time_mono_ms() - last_look >= 300) {
+            /* What followers answer with, and what status shows: read outside the lock. */
+            last_look = time_mono_ms();
+            char hint[160] = "";
+            state_zk_leader(c->st, hint, sizeof hint);
+            json_t *members = state_zk_members(c->st);
+            pthread_mutex_lock(&c->lock);
+            snprintf(c->leader_hint, sizeof c->leader_hint, "%s", hint);
+            json_decref(c->members);
+            c->members = members;
+            pthread_mutex_unlock(&c->lock);
+        }
+        if (c->zk) {
+            int won = 0, h;
+            if (c->deposed && !c->reset && state_zk_campaign(c->st, &won, &e) != 0) {
+                log_warn("election: %s", e.msg);
+                if (e.code == -ESTALE) c->reset = 1;
+                err_clear(&e);
+            }
+            if (won && coord_take_over(c, &e) != 0) {
+                log_error("cannot take over: %s", e.msg);
+                fprintf(stderr, "tally coordinator: cannot take over: %s\n", e.msg);
+                exit_rc = CLI_FAILED;
+                break;
+            }
+            if (!c->deposed && (h = state_zk_healthy(c->st)) != 0) {
+                pthread_mutex_lock(&c->lock);
+                coord_step_down(c, h == -ESTALE ? "the ZooKeeper session expired"
+                                                : "cut off from ZooKeeper for 2/3 of the session timeout");
+                pthread_mutex_unlock(&c->lock);
+            }
+            if (c->reset) {
+                /* Stepped down: forget everything, rejoin the election with a new session. */
+                pthread_mutex_lock(&c->lock);
+                coord_free_jobs(c);
+                c->nworkers = 0;
+                pthread_mutex_unlock(&c->lock);
+                state *old = c->st;
+                pthread_mutex_lock(&c->lock);
+                c->st = NULL;
+                pthread_mutex_unlock(&c->lock);
+                state_close(old);
+                while (!coord_stop && state_open_zk(&c->st, coord_o_zk, c->advertise, session_ms, &e) != 0) {
+                    log_warn("rejoining the election: %s", e.msg);
+                    err_clear(&e);
+                    sleep(1);
+                }
+                c->reset = 0;
+                log_info("a follower again");
+            }
+        }
         coord_tick(c);
     }
     log_info("stopping");
@@ -1409,7 +1573,7 @@ int coord_main(int argc, char **argv)
     http_server_stop(c->srv);
     /* Without a state store the unfinished jobs end with the process: roll back their output.
      * With one, they go on when a coordinator starts on the state again. */
-    for (coord_job *j = c->jobs; j && !c->st; j = j->next)
+    for (coord_job *j = c->jobs; j && !c->st && !c->deposed; j = j->next)
         if (!j->finished) output_abort(&j->out);
     coord_free_jobs(c);
     state_close(c->st);
@@ -1417,6 +1581,7 @@ int coord_main(int argc, char **argv)
     execpool_free(c->describer);
     claim_release(&c->scratch);
     free(c->token);
+    json_decref(c->members);
     free(c);
-    return 0;
+    return exit_rc;
 }

@@ -61,6 +61,22 @@ struct state {
  * generation + 1, journaled at once. */
 int state_open_journal(state **out, const char *dir, struct err *e);
 
+/* Opens a ZooKeeper session (`spec`: HOST:PORT[,HOST:PORT...][/CHROOT], zk:// optional) and
+ * joins the election as a candidate reachable at `advertise` (see zkstate.c for the layout). */
+int state_open_zk(state **out, const char *spec, const char *advertise, uint64_t session_ms, struct err *e);
+/* Follower: looks at the election again if something changed; *leader = 1 once this
+ * candidate leads (a new epoch is taken and the leader's address published). */
+int state_zk_campaign(state *s, int *leader, struct err *e);
+/* 0 while the session is sound; -ESTALE once it expired, -ENOTCONN after being disconnected
+ * for 2/3 of the session timeout (a leader must step down then: others may have elected). */
+int state_zk_healthy(state *s);
+/* The leader's address as published in ZooKeeper; the candidates as [{address, role, node}]. */
+int state_zk_leader(state *s, char *addr, size_t cap);
+json_t *state_zk_members(state *s);
+/* For clients and workers: a short session that reads the leader's address. */
+int state_zk_find_leader(const char *spec, char *addr, size_t cap, struct err *e);
+int state_zk_parse(const char *spec, char *hosts, size_t hcap, char *chroot, size_t ccap, struct err *e);
+
 /* Replays every record (see state_replay_fn). A torn last record (a write cut short by a
  * crash) is reported in the log and dropped; anything else that cannot be read is an error
  * naming where it is. */

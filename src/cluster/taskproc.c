@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cluster/leader.h"
 #include "cluster/wire.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -156,6 +157,17 @@ static int taskproc_fetch_one(const taskproc_peer *p, const wire_map_loc *loc, u
     return 0;
 }
 
+/* A call to the leading coordinator (the worker passes its --coordinator: a list, or zk://). */
+static int taskproc_leader_call(const char *coordinator, const char *method, const char *path, const char *token,
+                                const char *body, long timeout_ms, int *status, char **out, struct err *e)
+{
+    leader l;
+    int rc = leader_init(&l, coordinator, e);
+    if (rc == 0) rc = leader_call(&l, method, path, token, body, timeout_ms, status, out, e);
+    leader_free(&l);
+    return rc;
+}
+
 /* Tells the coordinator that map `loc` could not be fetched, then waits until it has a newer
  * committed attempt and updates loc. Returns 0 when there is one to fetch. */
 static int taskproc_refetch_wait(const taskproc_peer *p, wire_map_loc *loc, const char *why, struct err *e)
@@ -167,7 +179,7 @@ static int taskproc_refetch_wait(const taskproc_peer *p, wire_map_loc *loc, cons
     json_decref(body);
     int status = 0;
     char *out = NULL;
-    int rc = http_call(p->coordinator, "POST", "/v1/fetch-failure", p->token, s, 5000, &status, &out, e);
+    int rc = taskproc_leader_call(p->coordinator, "POST", "/v1/fetch-failure", p->token, s, 5000, &status, &out, e);
     free(s);
     free(out);
     if (rc == 0 && status != 200) rc = err_set(e, -EIO, "coordinator refused the fetch-failure report (HTTP %d)", status);
@@ -177,7 +189,7 @@ static int taskproc_refetch_wait(const taskproc_peer *p, wire_map_loc *loc, cons
     uint64_t sleep_ms = 20;
     for (;;) {
         out = NULL;
-        rc = http_call(p->coordinator, "GET", path, p->token, NULL, 5000, &status, &out, e);
+        rc = taskproc_leader_call(p->coordinator, "GET", path, p->token, NULL, 5000, &status, &out, e);
         json_t *o = NULL;
         wire_map_loc *locs = NULL;
         size_t n = 0;

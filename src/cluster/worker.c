@@ -31,6 +31,7 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cluster/execpool.h"
+#include "cluster/leader.h"
 #include "cluster/taskproc.h"
 #include "cluster/wire.h"
 #include "common/claim.h"
@@ -51,6 +52,8 @@ typedef struct worker_attempt {
 
 typedef struct worker {
     const char *coordinator, *name, *listen, *work_dir, *fail_mode;
+    leader ldr;          /* follows the leading coordinator (--coordinator: list or zk://) */
+    uint64_t epoch;      /* the newest coordinator epoch seen: older answers are refused */
     char *token;
     const char *token_file;
     claim dir;           /* work_dir, owned by this process (a second worker of that name is refused) */
@@ -241,11 +244,14 @@ static void worker_report(worker *w, worker_attempt *a, json_t *result)
                              "job", a->job, "attempt", (int)a->attempt, "result", result);
     char *s = wire_dump(body);
     json_decref(body);
-    for (int tries = 0; tries < 20 && !worker_stop; tries++) {
+    /* Long enough to outlast a coordinator failover (a new leader is elected within the
+     * ZooKeeper session timeout): an unreported success would be run again. */
+    uint64_t deadline = time_mono_ms() + 60000;
+    while (time_mono_ms() < deadline && !worker_stop) {
         int status = 0;
         char *out = NULL;
         struct err e = {0};
-        int rc = http_call(w->coordinator, "POST", "/v1/report", w->token, s, 5000, &status, &out, &e);
+        int rc = leader_call(&w->ldr, "POST", "/v1/report", w->token, s, 5000, &status, &out, &e);
         free(out);
         if (rc == 0 && status < 500) break;
         log_warn("job=%s attempt=a%u: report failed (%s), retrying", a->job, a->attempt,
@@ -388,7 +394,7 @@ static int worker_heartbeat(worker *w, uint64_t *next_wait)
     int status = 0;
     char *out = NULL;
     struct err e = {0};
-    int rc = http_call(w->coordinator, "POST", "/v1/heartbeat", w->token, s, (long)w->heartbeat_ms + 5000,
+    int rc = leader_call(&w->ldr, "POST", "/v1/heartbeat", w->token, s, (long)w->heartbeat_ms + 5000,
                        &status, &out, &e);
     free(s);
     if (rc == 0 && status == 401) {
@@ -404,6 +410,18 @@ static int worker_heartbeat(worker *w, uint64_t *next_wait)
     if (rc) {
         log_warn("heartbeat to %s failed: %s", w->coordinator, e.msg);
         return rc;
+    }
+    /* Fencing: an answer from a coordinator older than one already heard from is a deposed
+     * leader's (paused, or cut off from ZooKeeper): nothing in it is acted on. */
+    uint64_t epoch = 0;
+    if (wire_get_u64(resp, "epoch", UINT64_MAX >> 1, &epoch, 0, &e) == 0 && epoch < w->epoch) {
+        log_warn("ignoring a heartbeat answer of epoch %" PRIu64 ": epoch %" PRIu64 " has begun", epoch, w->epoch);
+        json_decref(resp);
+        return -ESTALE;
+    }
+    if (epoch > w->epoch) {
+        if (w->epoch) log_info("coordinator epoch %" PRIu64 " (was %" PRIu64 ")", epoch, w->epoch);
+        w->epoch = epoch;
     }
     uint64_t hb = w->heartbeat_ms;
     if (wire_get_u64(resp, "heartbeat_ms", 600000, &hb, 0, &e) == 0 && hb > 0) w->heartbeat_ms = hb;
@@ -569,6 +587,10 @@ int worker_main(int argc, char **argv)
     w.work_dir = work_dir;
     w.token_file = worker_o_token;
     w.coordinator = worker_o_coord;
+    if (leader_init(&w.ldr, w.coordinator, &e) != 0) {
+        fprintf(stderr, "tally worker: %s\n", e.msg);
+        return CLI_USAGE;
+    }
     w.fail_mode = worker_o_fail_mode;
     w.heartbeat_ms = 250;
     const char *drop = getenv("TALLY_FAULT_DROP_ASSIGNMENTS");

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# ha_zk.sh - coordinators elected through a real ZooKeeper (issue 8, tests 1 and 3): three
+# coordinators and three workers; the leader SIGKILLed during the map phase and during the
+# reduce phase: the waiting submit exits 0, the output equals `tally run`'s, no committed task
+# runs twice (from the attempts in status --json); a leader frozen with SIGSTOP past the session
+# timeout is replaced, and after SIGCONT it steps down without writing anything.
+. "$(dirname "$0")/cluster_lib.sh"
+. "$(dirname "$0")/zk_lib.sh"
+
+SESSION_MS=2000
+gen_ok text --size 4M --seed 91 -o "$T/in.txt"
+step "the local answer"
+cl_answer "$T/ans.txt" wordcount -m 8 -r 3 -o "$T/local" "$T/in.txt"
+
+zk_start z1
+ZK="127.0.0.1:$ZK_PORT/ha-test"
+declare -A CPID=()  # coordinator address -> pid
+ADDRS=()
+
+start_coordinator() {
+    local i=$1
+    : >"$CL/coord$i.out"
+    cl_spawn "$CL/coord$i.log" "$CL/coord$i.out" "$TALLY" coordinator --listen 127.0.0.1:0 --token-file "$CL_TOKEN_FILE" \
+        --zookeeper "$ZK" --zk-session-ms "$SESSION_MS" --heartbeat-ms 100 --worker-timeout-ms 4000
+    local pid=$CL_PID
+    printed() { grep -q '^coordinator listening on ' "$CL/coord$i.out"; }
+    poll_until 20 "coordinator $i to print its address" printed
+    local addr
+    addr=$(sed -n 's/^coordinator listening on //p' "$CL/coord$i.out")
+    CPID[$addr]=$pid
+    ADDRS+=("$addr")
+}
+
+# leader: the address of the coordinator that leads now (asked through the list).
+leader() { cl_q '[m["address"] for m in d["coordinators"] if m["role"] == "leader" and m.get("state")][0]'; }
+
+step "three coordinators on one ZooKeeper, three workers that know them all"
+for i in 1 2 3; do start_coordinator $i; done
+CL_COORD=$(IFS=,; echo "${ADDRS[*]}")
+poll_until 20 "a leader" leader
+for i in 1 2 3; do cl_start_worker "w$i" --slots 1 --chaos-delay 1 --chaos-max-delay-ms 500 --chaos-seed $((i * 11)); done
+
+# run_and_kill WHAT CONDITION SIGNAL: submits through zk://, kills the leader once CONDITION holds.
+run_and_kill() {
+    local what=$1 cond=$2 out=$T/out-$1
+    rm -rf "$out"
+    "$TALLY" submit --coordinator "zk://$ZK" --token-file "$CL_TOKEN_FILE" --coordinator-timeout-ms 30000 wordcount \
+        -m 8 -r 3 -o "$out" "$T/in.txt" >"$T/submit-$what.out" 2>"$T/submit-$what.err" &
+    local submit=$!
+    # The newest job (the earlier ones stay listed, in submission order).
+    cl_until 60 "$what" "(lambda j: bool(j) and j['state'] == 'running' and ($cond))(d['jobs'][-1] if d['jobs'] else None)"
+    cl_status >"$T/before-$what.json"
+    local old
+    old=$(leader)
+    step "SIGKILL the leader $old ($what)"
+    kill -KILL "${CPID[$old]}"
+    wait "$submit" || fail "the waiting submit exited $? after the failover: $(cat "$T/submit-$what.err")"
+    cl_same "$out" "$T/ans.txt"
+    local new
+    new=$(leader)
+    [ "$new" != "$old" ] || fail "the dead leader is still listed as the leader"
+    cl_status >"$T/after-$what.json"
+    "$PYTHON" - "$T/before-$what.json" "$T/after-$what.json" <<'PY' || fail "a committed task ran twice ($what)"
+import json, sys
+before = json.load(open(sys.argv[1]))["jobs"][-1]
+after = [j for j in json.load(open(sys.argv[2]))["jobs"] if j["id"] == before["id"]][0]
+assert after["state"] == "succeeded", after["state"]
+done = {(t["phase"], t["index"]): t for t in before["tasks"] if t["state"] == "succeeded"}
+for t in after["tasks"]:
+    k = (t["phase"], t["index"])
+    ok = [a["id"] for a in t["attempts"] if a["state"] == "succeeded"]
+    assert len(ok) == 1, (k, ok)
+    if k in done:
+        assert [a["id"] for a in done[k]["attempts"]] == [a["id"] for a in t["attempts"]], (k, t["attempts"])
+print("%d tasks committed before the kill, none ran again" % len(done))
+PY
+    start_coordinator $((${#ADDRS[@]} + 1)) # a replacement, as Kubernetes would start
+    CL_COORD=$(IFS=,; echo "${ADDRS[*]}")
+}
+
+run_and_kill "map-phase" "j['maps_done'] >= 2"
+run_and_kill "reduce-phase" "j['maps_done'] == j['maps_total'] and j['reduces_done'] < j['reduces_total']"
+
+step "a leader frozen with SIGSTOP past the session timeout is replaced, and steps down after SIGCONT"
+rm -rf "$T/out-stop"
+"$TALLY" submit --coordinator "$CL_COORD" --token-file "$CL_TOKEN_FILE" --coordinator-timeout-ms 30000 wordcount \
+    -m 8 -r 3 -o "$T/out-stop" "$T/in.txt" >"$T/submit-stop.out" 2>"$T/submit-stop.err" &
+submit=$!
+cl_until 60 "the job running" "(lambda j: bool(j) and j['state'] == 'running' and j['maps_done'] >= 1)(d['jobs'][-1] if d['jobs'] else None)"
+old=$(leader)
+oldpid=${CPID[$old]}
+oldidx=0
+for i in "${!ADDRS[@]}"; do [ "${ADDRS[$i]}" != "$old" ] || oldidx=$((i + 1)); done
+kill -STOP "$oldpid"
+# A frozen process still accepts connections (the kernel does) but never answers: a client
+# given a list waits out its timeout on it, while zk:// asks ZooKeeper, which no longer
+# names it once its session has expired. Status is asked through zk:// from here on.
+CL_COORD="zk://$ZK"
+newleader() { local l; l=$(leader) && [ "$l" != "$old" ]; }
+poll_until 30 "a new leader other than the frozen $old" newleader
+kill -CONT "$oldpid"
+stepped() { grep -q "stepping down" "$CL/coord$oldidx.log" && cl_alive "$oldpid"; }
+poll_until 20 "the resumed old leader to step down" stepped
+wait "$submit" || fail "the submit exited $? after the frozen leader was replaced: $(cat "$T/submit-stop.err")"
+cl_same "$T/out-stop" "$T/ans.txt"
+n=$(ls "$T/out-stop" | grep -c '^_SUCCESS$')
+[ "$n" = 1 ] || fail "_SUCCESS $n times"
+job=$(sed -n 's/^tally: job \([^ ]*\) succeeded.*/\1/p' "$T/submit-stop.out")
+! grep -q "job=$job succeeded" "$CL/coord$oldidx.log" || fail "the deposed leader committed job $job"
+# It answers as a follower now.
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $CL_TOKEN" "http://$old/v1/status")
+[ "$code" = 421 ] || fail "the old leader answers /v1/status with HTTP $code, expected 421 (a follower)"
+echo "ok"
