@@ -72,9 +72,11 @@ test-plain: all units
 bench: all $(BENCHBIN)
 	./bench/run.sh $(BUILD)
 	./bench/cluster.sh $(BUILD)
+	./bench/ha.sh $(BUILD)
 
 bench-cluster: all
 	./bench/cluster.sh $(BUILD)
+	./bench/ha.sh $(BUILD)
 
 # libFuzzer targets (clang): every decoder of bytes from outside. FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 20

@@ -90,10 +90,6 @@ static int client_open(client *cl)
 {
     struct err e = {0};
     cl->coordinator = client_o_coord;
-    if (leader_init(&cl->ldr, cl->coordinator, &e) != 0) {
-        fprintf(stderr, "tally: --coordinator: %s\n", e.msg);
-        return CLI_USAGE;
-    }
     cl->token_file = client_o_token;
     if (!cl->token_file) {
         fprintf(stderr, "tally: --token-file FILE (or TALLY_TOKEN_FILE) is required: the file holding the "
@@ -102,6 +98,12 @@ static int client_open(client *cl)
     }
     if (http_read_token_file(cl->token_file, &cl->token, &e) != 0) {
         fprintf(stderr, "tally: cannot read the token file: %s\n", e.msg);
+        return CLI_USAGE;
+    }
+    if (leader_init(&cl->ldr, cl->coordinator, &e) != 0) {
+        fprintf(stderr, "tally: --coordinator: %s\n", e.msg);
+        free(cl->token);
+        cl->token = NULL;
         return CLI_USAGE;
     }
     return 0;
@@ -490,6 +492,7 @@ int coord_submit_main(int argc, char **argv)
 done:
     jobspec_free(&spec);
     free(cl.token);
+    leader_free(&cl.ldr);
     return rc;
 }
 
@@ -603,6 +606,7 @@ int coord_status_main(int argc, char **argv)
 done:
     free(pos);
     free(cl.token);
+    leader_free(&cl.ldr);
     return rc;
 }
 
@@ -672,5 +676,6 @@ done:
     json_decref(job);
     free(pos);
     free(cl.token);
+    leader_free(&cl.ldr);
     return rc;
 }

@@ -1019,6 +1019,21 @@ static void coord_metrics(coord *c, http_response *resp)
     buf_appendf(&b, "# HELP tally_records_total Records read and written by succeeded jobs.\n# TYPE tally_records_total counter\n"
                     "tally_records_total{direction=\"in\"} %" PRId64 "\ntally_records_total{direction=\"out\"} %" PRId64 "\n",
                 c->records_in, c->records_out);
+    buf_appendf(&b, "# HELP tally_coordinator_leader 1 while this coordinator leads.\n# TYPE tally_coordinator_leader gauge\n"
+                    "tally_coordinator_leader %d\n", !c->deposed);
+    buf_appendf(&b, "# HELP tally_coordinator_epoch The epoch of this coordinator's term.\n# TYPE tally_coordinator_epoch gauge\n"
+                    "tally_coordinator_epoch %" PRIu64 "\n", c->epoch);
+    buf_appendf(&b, "# HELP tally_leader_elections_total Times this coordinator became the leader.\n"
+                    "# TYPE tally_leader_elections_total counter\ntally_leader_elections_total %" PRIu64 "\n", c->elections);
+    buf_appendf(&b, "# HELP tally_leader_seconds Time since this coordinator became the leader (0 if it is not).\n"
+                    "# TYPE tally_leader_seconds gauge\ntally_leader_seconds %.3f\n",
+                c->deposed ? 0.0 : (double)(time_mono_ms() - c->leader_since) / 1000.0);
+    buf_appendf(&b, "# HELP tally_jobs_resumed_total Unfinished jobs taken over from an earlier coordinator.\n"
+                    "# TYPE tally_jobs_resumed_total counter\ntally_jobs_resumed_total %" PRIu64 "\n", c->jobs_resumed);
+    buf_appendf(&b, "# HELP tally_attempts_adopted_total Running attempts taken over from an earlier coordinator "
+                    "(not re-run).\n# TYPE tally_attempts_adopted_total counter\ntally_attempts_adopted_total %" PRIu64 "\n",
+                c->attempts_adopted);
+    if (c->st) state_metrics(c->st, &b);
     pthread_mutex_unlock(&c->lock);
     http_respond_metrics(resp, &b, "coordinator");
 }
@@ -1319,7 +1334,7 @@ static int coord_take_over(coord *c, struct err *e)
     pthread_mutex_lock(&c->lock);
     uint64_t t0 = time_mono_ms();
     c->epoch = c->st->epoch;
-    c->jobs_resumed = 0;
+    uint64_t resumed_before = c->jobs_resumed;
     int rc = state_load(c->st, coord_replay, c, e);
     if (rc == 0) {
         coord_resume(c);
@@ -1330,7 +1345,8 @@ static int coord_take_over(coord *c, struct err *e)
         c->elections++;
         c->leader_since = time_mono_ms();
         log_info("leader now (epoch %" PRIu64 "), state loaded in %" PRIu64 " ms: %" PRIu64 " unfinished job%s resumed, "
-                 "%zu workers known", c->epoch, time_mono_ms() - t0, c->jobs_resumed, c->jobs_resumed == 1 ? "" : "s",
+                 "%zu workers known", c->epoch, time_mono_ms() - t0, c->jobs_resumed - resumed_before,
+                 c->jobs_resumed - resumed_before == 1 ? "" : "s",
                  c->nworkers);
     }
     pthread_mutex_unlock(&c->lock);
@@ -1459,6 +1475,8 @@ int coord_main(int argc, char **argv)
         prc = state_open_journal(&c->st, coord_o_state, &e);
         if (prc == 0) {
             c->epoch = c->st->epoch;
+            c->elections = 1;
+            c->leader_since = time_mono_ms();
             prc = state_load(c->st, coord_replay, c, &e);
         }
         if (prc == 0) {
@@ -1510,6 +1528,10 @@ int coord_main(int argc, char **argv)
     if (tick < 5) tick = 5;
     int exit_rc = 0;
     uint64_t last_look = 0;
+    if (!c->zk) {
+        c->elections = 1;
+        c->leader_since = time_mono_ms();
+    }
     while (!coord_stop) {
         usleep((useconds_t)(tick * 1000));
         if (c->zk && time_mono_ms() - last_look >= 300) {

@@ -587,10 +587,6 @@ int worker_main(int argc, char **argv)
     w.work_dir = work_dir;
     w.token_file = worker_o_token;
     w.coordinator = worker_o_coord;
-    if (leader_init(&w.ldr, w.coordinator, &e) != 0) {
-        fprintf(stderr, "tally worker: %s\n", e.msg);
-        return CLI_USAGE;
-    }
     w.fail_mode = worker_o_fail_mode;
     w.heartbeat_ms = 250;
     const char *drop = getenv("TALLY_FAULT_DROP_ASSIGNMENTS");
@@ -634,6 +630,14 @@ int worker_main(int argc, char **argv)
     }
     snprintf(w.address, sizeof w.address, "%s:%u", strcmp(lhost, "0.0.0.0") == 0 ? host : lhost,
              http_server_port(w.srv));
+    if (leader_init(&w.ldr, w.coordinator, &e) != 0) {
+        fprintf(stderr, "tally worker: --coordinator: %s\n", e.msg);
+        http_server_stop(w.srv);
+        execpool_close(w.pool);
+        execpool_free(w.pool);
+        claim_release(&w.dir);
+        return CLI_USAGE;
+    }
     util_catch_stop_signals(worker_on_signal);
     signal(SIGPIPE, SIG_IGN);
     log_info("listening on %s, coordinator %s, %u slots, work dir %s", w.address, w.coordinator, w.slots, w.work_dir);
@@ -665,6 +669,7 @@ int worker_main(int argc, char **argv)
     claim_release(&w.dir);
     free(work_dir);
     free(w.token);
+    leader_free(&w.ldr);
     if (w.refused) {
         fprintf(stderr, "tally worker: the coordinator at %s refused our token (HTTP 401): the token file %s does "
                         "not hold the token it was started with\n", w.coordinator, w.token_file);

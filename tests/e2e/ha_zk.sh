@@ -110,4 +110,18 @@ job=$(sed -n 's/^tally: job \([^ ]*\) succeeded.*/\1/p' "$T/submit-stop.out")
 # It answers as a follower now.
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $CL_TOKEN" "http://$old/v1/status")
 [ "$code" = 421 ] || fail "the old leader answers /v1/status with HTTP $code, expected 421 (a follower)"
+step "unexpected znode contents stop a takeover with an error naming the znode (test 6)"
+for a in "${!CPID[@]}"; do kill -KILL "${CPID[$a]}" 2>/dev/null || true; done
+ZK_HOSTPORT=${ZK%%/*}
+zkcli() { java -cp "$ZK_CP" org.apache.zookeeper.ZooKeeperMain -server "$ZK_HOSTPORT" "$@" >>"$CL/zkcli.log" 2>&1; }
+zkcli create /ha-test/tally/jobs/j1-999999 ""
+zkcli create /ha-test/tally/jobs/j1-999999/r-0000000000 garbage
+set +e
+timeout 60 "$TALLY" coordinator --listen 127.0.0.1:0 --token-file "$CL_TOKEN_FILE" --zookeeper "$ZK" \
+    --zk-session-ms "$SESSION_MS" >"$T/bad.out" 2>"$T/bad.err"
+rc=$?
+set -e
+[ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "a coordinator took over bad state (exit $rc): $(tail -n 3 "$T/bad.err")"
+grep -q "znode /ha-test/tally/jobs/j1-999999/r-0000000000: unexpected contents" "$T/bad.err" ||
+    fail "no clear error naming the znode: $(tail -n 3 "$T/bad.err")"
 echo "ok"

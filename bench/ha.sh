@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# ha.sh - high-availability benchmarks (issue 8):
+#   failover       SIGKILL of the leader to the first assignment by the next one, p50/p99 over
+#                  KILLS (default 20) kills with a 2000 ms ZooKeeper session timeout, during a
+#                  word count (the scenario of tests/e2e/ha_zk_kills.sh, run with KILLS and
+#                  FAILOVER_OUT); target p99 <= 3000 ms (Spark standalone: 60-120 s)
+#   durability     the small-job benchmark (aggregate over 5 CSV shards, M=10 R=2, 2 workers,
+#                  ITERATIONS, default 100) without state, with --state-dir and with --zookeeper;
+#                  target: each at most 10% slower p50 than without
+# usage: bench/ha.sh BUILD_DIR        (part of make bench)
+set -euo pipefail
+export LC_ALL=C
+BUILD=$(cd "${1:?usage: bench/ha.sh BUILD_DIR}" && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+T=$BUILD/tally
+KILLS=${KILLS:-20}
+ITERATIONS=${ITERATIONS:-100}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+percentiles() { # reads numbers (ms), prints p50 p99 max n
+    sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "- - - 0"; exit }
+        i50 = int(0.5 * NR + 0.5); if (i50 < 1) i50 = 1; i99 = int(0.99 * NR + 0.5); if (i99 < 1) i99 = 1; if (i99 > NR) i99 = NR
+        print v[i50], v[i99], v[NR], NR }'
+}
+
+if [ "$KILLS" -gt 0 ]; then
+    echo "== failover: $KILLS leader kills (SIGKILL) during a word count, 3 coordinators, ZooKeeper session 2000 ms"
+    : >"$WORK/failover.txt"
+    TALLY=$T KILLS=$KILLS SESSION_MS=2000 FAILOVER_OUT=$WORK/failover.txt bash "$ROOT/tests/e2e/ha_zk_kills.sh" \
+        >"$WORK/kills.log" 2>&1 || { tail -n 20 "$WORK/kills.log"; echo "the failover run failed" >&2; exit 1; }
+    grep "kills; failover" "$WORK/kills.log" || true
+    read -r p50 p99 max n < <(percentiles <"$WORK/failover.txt")
+    printf '%-44s p50 %5s ms  p99 %5s ms  max %5s ms  (n=%s; target p99 <= 3000 ms: %s; Spark standalone 60000-120000 ms)\n' \
+        "leader SIGKILL -> next leader assigns" "$p50" "$p99" "$max" "$n" "$([ "$n" -gt 0 ] && [ "$p99" -le 3000 ] && echo PASS || echo MISS)"
+fi
+
+[ "$ITERATIONS" -gt 0 ] || exit 0
+echo "== cost of durability: small job (5 CSV shards, M=10 R=2, 2 workers), $ITERATIONS iterations each"
+head -c 24 /dev/urandom | base64 >"$WORK/token"
+export TALLY_TOKEN_FILE=$WORK/token
+"$T" gen readings --shards 5 -o "$WORK/readings" >/dev/null
+zkport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/zk/data"
+printf 'tickTime=500\ndataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\nminSessionTimeout=1000\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n' \
+    "$WORK/zk/data" "$zkport" >"$WORK/zk/zoo.cfg"
+java -Xmx256m -cp "$WORK/zk:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar" \
+    org.apache.zookeeper.server.quorum.QuorumPeerMain "$WORK/zk/zoo.cfg" >"$WORK/zk.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 200); do
+    python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$zkport),1); s.sendall(b'ruok'); sys.exit(s.recv(4)!=b'imok')" 2>/dev/null && break
+    sleep 0.1
+done
+
+# run_small MODE ARGS...: a coordinator with ARGS and 2 workers; prints the p50 of ITERATIONS runs.
+run_small() {
+    local mode=$1
+    shift
+    "$T" coordinator --listen 127.0.0.1:0 --token-file "$WORK/token" --log-level warn "$@" >"$WORK/c-$mode.out" 2>"$WORK/c-$mode.err" &
+    local cpid=$!
+    PIDS+=($cpid)
+    local coord=""
+    for _ in $(seq 200); do
+        coord=$(sed -n 's/^coordinator listening on //p' "$WORK/c-$mode.out")
+        [ -n "$coord" ] && break
+        sleep 0.05
+    done
+    export TALLY_COORDINATOR=$coord
+    for i in 1 2; do
+        "$T" worker --coordinator "$coord" --token-file "$WORK/token" --name "$mode$i" --work-dir "$WORK/w-$mode$i" \
+            --slots 2 --log-level warn >/dev/null 2>&1 &
+        PIDS+=($!)
+    done
+    for _ in $(seq 400); do
+        n=$("$T" status --json 2>/dev/null | python3 -c 'import json,sys; print(sum(w["state"]=="alive" for w in json.load(sys.stdin)["workers"]))' 2>/dev/null || echo 0)
+        [ "$n" -ge 2 ] && break
+        sleep 0.05
+    done
+    : >"$WORK/lat-$mode.txt"
+    for k in $(seq "$ITERATIONS"); do
+        t0=$(date +%s%N)
+        "$T" submit --quiet aggregate --where 'property==1' --group-by house_id,household_id,plug_id \
+            --agg 'count,avg(value),min(value),max(value)' -m 10 -r 2 --overwrite -o "$WORK/agg-$mode" \
+            "$WORK"/readings/readings_shard*.csv >/dev/null
+        t1=$(date +%s%N)
+        [ -f "$WORK/agg-$mode/_SUCCESS" ] || { echo "$mode iteration $k: no _SUCCESS" >&2; exit 1; }
+        echo $(((t1 - t0) / 1000000)) >>"$WORK/lat-$mode.txt"
+    done
+    for p in "${PIDS[@]}"; do [ "$p" = "${PIDS[0]}" ] || kill -9 "$p" 2>/dev/null || true; done
+    PIDS=("${PIDS[0]}")
+    percentiles <"$WORK/lat-$mode.txt"
+}
+read -r base b99 _ _ < <(run_small none)
+read -r jp50 j99 _ _ < <(run_small journal --state-dir "$WORK/state")
+read -r zp50 z99 _ _ < <(run_small zk --zookeeper "127.0.0.1:$zkport/bench" --zk-session-ms 2000)
+verdict() { awk -v b="$1" -v x="$2" 'BEGIN { d = 100 * (x - b) / b; printf "%+.1f%% p50: %s", d, (d <= 10 ? "PASS" : "MISS") }'; }
+printf '%-44s p50 %5s ms  p99 %5s ms\n' "small job, no state" "$base" "$b99"
+printf '%-44s p50 %5s ms  p99 %5s ms  (%s; target <= +10%%)\n' "small job, --state-dir (fdatasync)" "$jp50" "$j99" "$(verdict "$base" "$jp50")"
+printf '%-44s p50 %5s ms  p99 %5s ms  (%s; target <= +10%%)\n' "small job, --zookeeper" "$zp50" "$z99" "$(verdict "$base" "$zp50")"
