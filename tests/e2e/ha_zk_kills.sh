@@ -48,7 +48,10 @@ for i in 1 2 3; do cl_start_worker "w$i" --slots 2; done
     -m 100 -r 20 -o "$T/out" "$T/in.txt" >"$T/submit.out" 2>"$T/submit.err" &
 submit=$!
 : >"$T/kills"
-cl_q_started() { CLA=$1 cl_q "d['jobs'] and any(a['start_ms'] >= $1 for t in d['jobs'][-1]['tasks'] for a in t['attempts'])"; }
+# cl_q_started MS: the leader has assigned work since wall-clock MS (or the job is over).
+cl_q_started() {
+    cl_q "bool(d['jobs']) and (d['jobs'][-1]['state'] != 'running' or any(a['start_ms'] >= $1 for t in d['jobs'][-1]['tasks'] for a in t['attempts']))" >/dev/null
+}
 since=0
 kills=0
 for k in $(seq 1 "$KILLS"); do
