@@ -592,6 +592,15 @@ int coord_status_main(int argc, char **argv)
     } else {
         size_t i;
         json_t *v;
+        printf("%-22s %-9s %6s  %s\n", "COORDINATOR", "ROLE", "EPOCH", "STATE");
+        json_array_foreach(json_object_get(a.body, "coordinators"), i, v) {
+            json_t *ep = json_object_get(v, "epoch");
+            char epoch[32] = "-";
+            if (json_is_integer(ep)) snprintf(epoch, sizeof epoch, "%" JSON_INTEGER_FORMAT, json_integer_value(ep));
+            printf("%-22s %-9s %6s  %s\n", client_str(v, "address"), client_str(v, "role"), epoch,
+                   json_object_get(v, "state") ? client_str(v, "state") : "-");
+        }
+        printf("\n");
         printf("%-20s %-22s %-6s %5s %7s\n", "WORKER", "ADDRESS", "STATE", "SLOTS", "RUNNING");
         json_array_foreach(json_object_get(a.body, "workers"), i, v)
             printf("%-20s %-22s %-6s %5d %7d\n", client_str(v, "name"), client_str(v, "address"),

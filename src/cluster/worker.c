@@ -644,14 +644,17 @@ int worker_main(int argc, char **argv)
     printf("worker %s listening on %s\n", w.name, w.address);
     fflush(stdout);
 
-    uint64_t backoff = 100;
+    /* Retry soon, whatever the failure: a failed heartbeat costs a refused connection, while
+     * every ms of backoff after a coordinator failover is a ms of idle slots (the new leader
+     * assigns nothing until the workers find it). */
+    uint64_t backoff = 50;
     while (!worker_stop && !w.refused) {
         uint64_t wait = 0;
         if (worker_heartbeat(&w, &wait) != 0) {
             usleep((useconds_t)(backoff * 1000));
-            if (backoff < 2000) backoff *= 2;
+            if (backoff < 250) backoff *= 2;
         } else {
-            backoff = 100;
+            backoff = 50;
         }
     }
     log_info("stopping");

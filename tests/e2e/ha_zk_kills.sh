@@ -10,11 +10,14 @@
 . "$(dirname "$0")/zk_lib.sh"
 
 KILLS=${KILLS:-10}
+MAPS=${MAPS:-100}
+REDUCES=${REDUCES:-20}
+WORKER_DELAY_MS=${WORKER_DELAY_MS:-0} # each task waits up to this long (a longer job, for more kills)
 SESSION_MS=${SESSION_MS:-2000}
 if slow; then size=40M; else size=250M; fi
 gen_ok text --size "$size" --seed 93 -o "$T/in.txt"
 step "the local answer ($size)"
-cl_answer "$T/ans.txt" wordcount -m 100 -r 20 -o "$T/local" "$T/in.txt"
+cl_answer "$T/ans.txt" wordcount -m "$MAPS" -r "$REDUCES" -o "$T/local" "$T/in.txt"
 rm -rf "$T/local"
 
 zk_start z1
@@ -42,10 +45,12 @@ leader() { cl_q '[m["address"] for m in d["coordinators"] if m["role"] == "leade
 step "three coordinators, three workers"
 for i in 1 2 3; do start_coordinator; done
 poll_until 20 "a leader" leader
-for i in 1 2 3; do cl_start_worker "w$i" --slots 2; done
+delay=()
+[ "$WORKER_DELAY_MS" = 0 ] || delay=(--chaos-delay 1 --chaos-max-delay-ms "$WORKER_DELAY_MS")
+for i in 1 2 3; do cl_start_worker "w$i" --slots 2 "${delay[@]}"; done
 
 "$TALLY" submit --coordinator "zk://$ZK" --token-file "$CL_TOKEN_FILE" --coordinator-timeout-ms 60000 wordcount \
-    -m 100 -r 20 -o "$T/out" "$T/in.txt" >"$T/submit.out" 2>"$T/submit.err" &
+    -m "$MAPS" -r "$REDUCES" -o "$T/out" "$T/in.txt" >"$T/submit.out" 2>"$T/submit.err" &
 submit=$!
 : >"$T/kills"
 # cl_q_started MS: the leader has assigned work since wall-clock MS (or the job is over).
@@ -59,8 +64,9 @@ for k in $(seq 1 "$KILLS"); do
     state=$(cl_q 'd["jobs"][-1]["state"]' || true)
     [ "$state" = running ] || break
     l=$(leader)
-    since=$("$PYTHON" -c 'import time; print(int(time.time() * 1000))')
     kill -KILL "${CPID[$l]}"
+    # After the kill: an attempt started from here on was started by the next leader.
+    since=$("$PYTHON" -c 'import time; print(int(time.time() * 1000))')
     echo "$since $l" >>"$T/kills"
     kills=$k
     start_coordinator

@@ -38,3 +38,41 @@ CFG
     poll_until 60 "ZooKeeper $name on port $ZK_PORT to answer" zk_ok "$ZK_PORT"
     echo "ZooKeeper $name on 127.0.0.1:$ZK_PORT"
 }
+
+# zk_start_ensemble N: N servers in one quorum; sets ZK_HOSTS (h:p,h:p,...) and ZK_PIDS[1..N].
+declare -a ZK_PIDS=()
+zk_start_ensemble() {
+    local n=$1 i
+    local -a cport qport eport
+    for i in $(seq 1 "$n"); do
+        cport[$i]=$(zk_free_port)
+        qport[$i]=$(zk_free_port)
+        eport[$i]=$(zk_free_port)
+    done
+    ZK_HOSTS=""
+    for i in $(seq 1 "$n"); do
+        local dir=$CL/zk-e$i
+        mkdir -p "$dir/data"
+        echo "$i" >"$dir/data/myid"
+        {
+            echo "tickTime=500"
+            echo "initLimit=20"
+            echo "syncLimit=10"
+            echo "dataDir=$dir/data"
+            echo "clientPort=${cport[$i]}"
+            echo "clientPortAddress=127.0.0.1"
+            echo "minSessionTimeout=1000"
+            echo "maxSessionTimeout=30000"
+            echo "admin.enableServer=false"
+            echo "4lw.commands.whitelist=ruok"
+            local k
+            for k in $(seq 1 "$n"); do echo "server.$k=127.0.0.1:${qport[$k]}:${eport[$k]}"; done
+        } >"$dir/zoo.cfg"
+        cl_spawn "$dir/log" "$dir/out" java -Xmx192m -cp "$dir:$ZK_CP" org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg"
+        ZK_PIDS[$i]=$CL_PID
+        ZK_HOSTS+="${ZK_HOSTS:+,}127.0.0.1:${cport[$i]}"
+    done
+    # Serving (not just listening): a quorum member answers imok only once it has a leader.
+    for i in $(seq 1 "$n"); do poll_until 90 "ZooKeeper server $i of the ensemble" zk_ok "${cport[$i]}"; done
+    echo "ZooKeeper ensemble $ZK_HOSTS"
+}
