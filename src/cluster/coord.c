@@ -1527,7 +1527,7 @@ int coord_main(int argc, char **argv)
     uint64_t tick = c->timeout_ms / 50 < 20 ? c->timeout_ms / 50 : 20;
     if (tick < 5) tick = 5;
     int exit_rc = 0;
-    uint64_t last_look = 0;
+    uint64_t last_look = 0, last_loop = time_mono_ms();
     if (!c->zk) {
         c->elections = 1;
         c->leader_since = time_mono_ms();
@@ -1547,7 +1547,7 @@ int coord_main(int argc, char **argv)
             pthread_mutex_unlock(&c->lock);
         }
         if (c->zk) {
-            int won = 0, h;
+            int won = 0, h = 0;
             if (c->deposed && !c->reset && state_zk_campaign(c->st, &won, &e) != 0) {
                 log_warn("election: %s", e.msg);
                 if (e.code == -ESTALE) c->reset = 1;
@@ -1559,10 +1559,19 @@ int coord_main(int argc, char **argv)
                 exit_rc = CLI_FAILED;
                 break;
             }
-            if (!c->deposed && (h = state_zk_healthy(c->st)) != 0) {
+            if (won) last_loop = time_mono_ms(); /* the load's time is not a pause */
+            /* A leader that did not run for 2/3 of the session timeout (SIGSTOP, a stalled
+             * machine) may have been replaced meanwhile: it steps down without waiting for
+             * ZooKeeper to say so (fencing would refuse its writes anyway). */
+            uint64_t gap = time_mono_ms() - last_loop;
+            if (!c->deposed && (h = state_zk_healthy(c->st)) == 0 && gap > session_ms * 2 / 3) h = -ETIME;
+            if (!c->deposed && h != 0) {
+                char why[128];
+                snprintf(why, sizeof why, "%s", h == -ESTALE ? "the ZooKeeper session expired"
+                                                : h == -ETIME ? "this process did not run for 2/3 of the session timeout"
+                                                              : "cut off from ZooKeeper for 2/3 of the session timeout");
                 pthread_mutex_lock(&c->lock);
-                coord_step_down(c, h == -ESTALE ? "the ZooKeeper session expired"
-                                                : "cut off from ZooKeeper for 2/3 of the session timeout");
+                coord_step_down(c, why);
                 pthread_mutex_unlock(&c->lock);
             }
             if (c->reset) {
@@ -1586,6 +1595,7 @@ int coord_main(int argc, char **argv)
             }
         }
         coord_tick(c);
+        last_loop = time_mono_ms();
     }
     log_info("stopping");
     pthread_mutex_lock(&c->lock);

@@ -100,7 +100,11 @@ newleader() { local l; l=$(leader) && [ "$l" != "$old" ]; }
 poll_until 30 "a new leader other than the frozen $old" newleader
 kill -CONT "$oldpid"
 stepped() { grep -q "stepping down" "$CL/coord$oldidx.log" && cl_alive "$oldpid"; }
-poll_until 20 "the resumed old leader to step down" stepped
+deadline=$((SECONDS + 30))
+until stepped; do
+    [ $SECONDS -lt $deadline ] || fail "the resumed old leader did not step down in 30 s: $(tail -n 8 "$CL/coord$oldidx.log")"
+    sleep 0.05
+done
 wait "$submit" || fail "the submit exited $? after the frozen leader was replaced: $(cat "$T/submit-stop.err")"
 cl_same "$T/out-stop" "$T/ans.txt"
 n=$(ls "$T/out-stop" | grep -c '^_SUCCESS$')
