@@ -67,7 +67,8 @@ static void leader_move(leader *l, const char *tried, const char *hint)
 int leader_call(leader *l, const char *method, const char *path, const char *token, const char *body, long timeout_ms,
                 int *status, char **out, struct err *e)
 {
-    size_t tries = l->zk ? 3 : l->n + 1;
+    size_t tries = l->zk ? 3 : 2 * l->n + 1;
+    char tried[8][160];
     int rc = -ENOENT;
     *out = NULL;
     for (size_t t = 0; t < tries; t++) {
@@ -98,6 +99,11 @@ int leader_call(leader *l, const char *method, const char *path, const char *tok
             if (h && strlen(h) < sizeof hint && strcmp(h, addr) != 0) snprintf(hint, sizeof hint, "%s", h);
             json_decref(j);
         }
+        /* A hint naming one already tried in this call is stale (the leader it names died
+         * and ZooKeeper has not noticed yet): go round the list instead. */
+        snprintf(tried[t % 8], sizeof tried[0], "%s", addr);
+        for (size_t k = 0; k <= t && k < 8 && hint[0]; k++)
+            if (strcmp(tried[k], hint) == 0) hint[0] = '\0';
         leader_move(l, addr, hint);
     }
     return rc;

@@ -208,7 +208,17 @@ int output_commit(output *o, uint32_t nparts, const char *columns, const char *c
     int rc = output_set_phase(o, "committing");
     if (rc) return err_set(e, rc, "%s: %s", o->tmp, strerror(-rc));
     o->committing = 1;
+    /* Fault injection for the coordinator failover tests: TALLY_FAULT_COMMIT_PAUSE_MS=N pauses
+     * the job commit for N ms after its first part, so that a test can kill the process in the
+     * middle of it. */
+    const char *pause = getenv("TALLY_FAULT_COMMIT_PAUSE_MS");
+    uint64_t pause_ms = 0;
+    if (pause && util_parse_u64(pause, 0, 600000, &pause_ms) != 0) pause_ms = 0;
     for (uint32_t i = 0; i < nparts && rc == 0; i++) {
+        if (i == 1 && pause_ms) {
+            log_warn("fault injection: pausing %llu ms in the job commit of %s", (unsigned long long)pause_ms, o->dir);
+            usleep((useconds_t)(pause_ms * 1000));
+        }
         char *from = xasprintf("%s/part-%05u", o->tmp, i);
         char *to = xasprintf("%s/part-%05u", o->dir, i);
         struct stat st;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ha_zk.sh - coordinators elected through a real ZooKeeper (issue 8, tests 1 and 3): three
-# coordinators and three workers; the leader SIGKILLed during the map phase and during the
-# reduce phase: the waiting submit exits 0, the output equals `tally run`'s, no committed task
+# coordinators and three workers; the leader SIGKILLed during the map phase, during the
+# reduce phase and during the job commit: the waiting submit exits 0, the output equals
+# `tally run`'s, no committed task
 # runs twice (from the attempts in status --json); a leader frozen with SIGSTOP past the session
 # timeout is replaced, and after SIGCONT it steps down without writing anything.
 . "$(dirname "$0")/cluster_lib.sh"
@@ -17,10 +18,16 @@ ZK="127.0.0.1:$ZK_PORT/ha-test"
 declare -A CPID=()  # coordinator address -> pid
 ADDRS=()
 
+# start_coordinator I [PORT]: coordinator I (its log coordI.log), on PORT (default: a free one).
+# A replacement takes the port of the one it replaces, as a restarted pod keeps its address,
+# so the workers' list of coordinators stays right.
+NC=0
 start_coordinator() {
-    local i=$1
+    NC=$((NC + 1))
+    local i=$NC port=${1:-0}
     : >"$CL/coord$i.out"
-    cl_spawn "$CL/coord$i.log" "$CL/coord$i.out" "$TALLY" coordinator --listen 127.0.0.1:0 --token-file "$CL_TOKEN_FILE" \
+    cl_spawn "$CL/coord$i.log" "$CL/coord$i.out" env TALLY_FAULT_COMMIT_PAUSE_MS=1500 "$TALLY" coordinator \
+        --listen "127.0.0.1:$port" --token-file "$CL_TOKEN_FILE" \
         --zookeeper "$ZK" --zk-session-ms "$SESSION_MS" --heartbeat-ms 100 --worker-timeout-ms 4000
     local pid=$CL_PID
     printed() { grep -q '^coordinator listening on ' "$CL/coord$i.out"; }
@@ -28,14 +35,16 @@ start_coordinator() {
     local addr
     addr=$(sed -n 's/^coordinator listening on //p' "$CL/coord$i.out")
     CPID[$addr]=$pid
-    ADDRS+=("$addr")
+    [ "$port" != 0 ] || ADDRS+=("$addr")
+    COORD_LOG[$addr]=$CL/coord$i.log
 }
+declare -A COORD_LOG=()
 
 # leader: the address of the coordinator that leads now (asked through the list).
 leader() { cl_q '[m["address"] for m in d["coordinators"] if m["role"] == "leader" and m.get("state")][0]'; }
 
 step "three coordinators on one ZooKeeper, three workers that know them all"
-for i in 1 2 3; do start_coordinator $i; done
+for i in 1 2 3; do start_coordinator; done
 CL_COORD=$(IFS=,; echo "${ADDRS[*]}")
 poll_until 20 "a leader" leader
 for i in 1 2 3; do cl_start_worker "w$i" --slots 1 --chaos-delay 1 --chaos-max-delay-ms 500 --chaos-seed $((i * 11)); done
@@ -47,23 +56,41 @@ run_and_kill() {
     "$TALLY" submit --coordinator "zk://$ZK" --token-file "$CL_TOKEN_FILE" --coordinator-timeout-ms 30000 wordcount \
         -m 8 -r 3 -o "$out" "$T/in.txt" >"$T/submit-$what.out" 2>"$T/submit-$what.err" &
     local submit=$!
-    # The newest job (the earlier ones stay listed, in submission order).
-    cl_until 60 "$what" "(lambda j: bool(j) and j['state'] == 'running' and ($cond))(d['jobs'][-1] if d['jobs'] else None)"
-    cl_status >"$T/before-$what.json"
     local old
-    old=$(leader)
+    old=$(leader) # now: during the commit the leader holds its lock and answers late
+    if [ "$cond" = commit ]; then
+        # The leader holds its lock through the commit: its log says when it is in there.
+        in_commit() { grep -q "pausing .* in the job commit of $out" "$CL"/coord*.log; }
+        poll_until 60 "$what" in_commit
+    else
+        # The newest job (the earlier ones stay listed, in submission order).
+        cl_until 60 "$what" "(lambda j: bool(j) and j['state'] == 'running' and ($cond))(d['jobs'][-1] if d['jobs'] else None)"
+    fi
+    [ "$cond" = commit ] || cl_status >"$T/before-$what.json"
+    [ "$cond" != commit ] || echo '{"jobs":[{"tasks":[]}]}' >"$T/before-$what.json" # (all committed)
     step "SIGKILL the leader $old ($what)"
     kill -KILL "${CPID[$old]}"
     wait "$submit" || fail "the waiting submit exited $? after the failover: $(cat "$T/submit-$what.err")"
     cl_same "$out" "$T/ans.txt"
+    [ ! -e "$out/_temporary" ] || fail "$out/_temporary is left after the job ($what)"
+    [ "$(ls "$out" | grep -vcE '^(part-[0-9]{5}|_SUCCESS|_counters\.json)$')" = 0 ] || fail "stray files in $out: $(ls "$out")"
     local new
-    new=$(leader)
+    other_leader() { local l; l=$(leader) && [ "$l" != "$old" ]; }
+    poll_until 30 "a new leader after $what" other_leader
+    if ! new=$(leader); then
+        for a in "${ADDRS[@]}"; do
+            echo "$a: $(curl -s -m 3 -H "Authorization: Bearer $CL_TOKEN" "http://$a/v1/status" | head -c 200)" >&2
+        done
+        fail "no leader found through the list after the failover"
+    fi
     [ "$new" != "$old" ] || fail "the dead leader is still listed as the leader"
     cl_status >"$T/after-$what.json"
     "$PYTHON" - "$T/before-$what.json" "$T/after-$what.json" <<'PY' || fail "a committed task ran twice ($what)"
 import json, sys
 before = json.load(open(sys.argv[1]))["jobs"][-1]
-after = [j for j in json.load(open(sys.argv[2]))["jobs"] if j["id"] == before["id"]][0]
+after = [j for j in json.load(open(sys.argv[2]))["jobs"] if j["id"] == before.get("id")] or \
+    [json.load(open(sys.argv[2]))["jobs"][-1]]
+after = after[0]
 assert after["state"] == "succeeded", after["state"]
 done = {(t["phase"], t["index"]): t for t in before["tasks"] if t["state"] == "succeeded"}
 for t in after["tasks"]:
@@ -74,12 +101,14 @@ for t in after["tasks"]:
         assert [a["id"] for a in done[k]["attempts"]] == [a["id"] for a in t["attempts"]], (k, t["attempts"])
 print("%d tasks committed before the kill, none ran again" % len(done))
 PY
-    start_coordinator $((${#ADDRS[@]} + 1)) # a replacement, as Kubernetes would start
-    CL_COORD=$(IFS=,; echo "${ADDRS[*]}")
+    start_coordinator "${old##*:}" # a replacement on the same address, as Kubernetes would restart it
 }
 
 run_and_kill "map-phase" "j['maps_done'] >= 2"
 run_and_kill "reduce-phase" "j['maps_done'] == j['maps_total'] and j['reduces_done'] < j['reduces_total']"
+# Every reduce committed and the job not over: the leader is in the job commit (paused there by
+# TALLY_FAULT_COMMIT_PAUSE_MS after its first part); the next leader finishes it.
+run_and_kill "job-commit" commit
 
 step "a leader frozen with SIGSTOP past the session timeout is replaced, and steps down after SIGCONT"
 rm -rf "$T/out-stop"
@@ -89,8 +118,7 @@ submit=$!
 cl_until 60 "the job running" "(lambda j: bool(j) and j['state'] == 'running' and j['maps_done'] >= 1)(d['jobs'][-1] if d['jobs'] else None)"
 old=$(leader)
 oldpid=${CPID[$old]}
-oldidx=0
-for i in "${!ADDRS[@]}"; do [ "${ADDRS[$i]}" != "$old" ] || oldidx=$((i + 1)); done
+oldlog=${COORD_LOG[$old]}
 kill -STOP "$oldpid"
 # A frozen process still accepts connections (the kernel does) but never answers: a client
 # given a list waits out its timeout on it, while zk:// asks ZooKeeper, which no longer
@@ -99,10 +127,10 @@ CL_COORD="zk://$ZK"
 newleader() { local l; l=$(leader) && [ "$l" != "$old" ]; }
 poll_until 30 "a new leader other than the frozen $old" newleader
 kill -CONT "$oldpid"
-stepped() { grep -q "stepping down" "$CL/coord$oldidx.log" && cl_alive "$oldpid"; }
+stepped() { grep -q "stepping down" "$oldlog" && cl_alive "$oldpid"; }
 deadline=$((SECONDS + 30))
 until stepped; do
-    [ $SECONDS -lt $deadline ] || fail "the resumed old leader did not step down in 30 s: $(tail -n 8 "$CL/coord$oldidx.log")"
+    [ $SECONDS -lt $deadline ] || fail "the resumed old leader did not step down in 30 s: $(tail -n 8 "$oldlog")"
     sleep 0.05
 done
 wait "$submit" || fail "the submit exited $? after the frozen leader was replaced: $(cat "$T/submit-stop.err")"
@@ -110,7 +138,7 @@ cl_same "$T/out-stop" "$T/ans.txt"
 n=$(ls "$T/out-stop" | grep -c '^_SUCCESS$')
 [ "$n" = 1 ] || fail "_SUCCESS $n times"
 job=$(sed -n 's/^tally: job \([^ ]*\) succeeded.*/\1/p' "$T/submit-stop.out")
-! grep -q "job=$job succeeded" "$CL/coord$oldidx.log" || fail "the deposed leader committed job $job"
+! grep -q "job=$job succeeded" "$oldlog" || fail "the deposed leader committed job $job"
 # It answers as a follower now.
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $CL_TOKEN" "http://$old/v1/status")
 [ "$code" = 421 ] || fail "the old leader answers /v1/status with HTTP $code, expected 421 (a follower)"

@@ -12,7 +12,7 @@
 KILLS=${KILLS:-10}
 MAPS=${MAPS:-100}
 REDUCES=${REDUCES:-20}
-WORKER_DELAY_MS=${WORKER_DELAY_MS:-0} # each task waits up to this long (a longer job, for more kills)
+WORKER_DELAY_MS=${WORKER_DELAY_MS:-600} # each task waits up to this long, so that the job outlasts every kill
 SESSION_MS=${SESSION_MS:-2000}
 if slow; then size=40M; else size=250M; fi
 gen_ok text --size "$size" --seed 93 -o "$T/in.txt"
@@ -73,7 +73,7 @@ for k in $(seq 1 "$KILLS"); do
 done
 step "$kills leaders killed; waiting for the job"
 wait "$submit" || fail "the waiting submit exited $? after $kills failovers: $(cat "$T/submit.err")"
-[ "$kills" -ge 1 ] || fail "the job finished before any kill"
+[ "$kills" = "$KILLS" ] || fail "the job finished after $kills of $KILLS kills (make it longer: WORKER_DELAY_MS)"
 cl_same "$T/out" "$T/ans.txt"
 cl_status >"$T/final.json"
 "$PYTHON" - "$T/final.json" "$T/kills" "${FAILOVER_OUT:-}" <<'PY' || fail "a committed task ran twice"
