@@ -106,6 +106,9 @@ static int client_open(client *cl)
         cl->token = NULL;
         return CLI_USAGE;
     }
+    /* With several coordinators, a call waits out a failover (a new leader within about the
+     * ZooKeeper session timeout) instead of failing. */
+    cl->ldr.patience_ms = 15000;
     return 0;
 }
 
@@ -331,7 +334,7 @@ static int client_wait(const client *cl, const char *id, const jobspec *spec, in
         json_t *job = NULL;
         client_answer a;
         if (client_get_job(cl, id, wait_ms, version, !tty, timeout_ms, &job, &a) != 0) {
-            if (a.rc == 0 && a.status != 404 && a.status < 500) {
+            if (a.rc == 0 && a.status != 404 && a.status != 421 && a.status < 500) {
                 /* A refusal (the token, say) that asking again will not change. */
                 rc = client_explain(cl, &a, id);
                 client_answer_free(&a);

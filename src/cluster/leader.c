@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cluster/state.h"
 #include "common/log.h"
@@ -64,8 +65,24 @@ static void leader_move(leader *l, const char *tried, const char *hint)
     pthread_mutex_unlock(&l->lock);
 }
 
+static int leader_round(leader *l, const char *method, const char *path, const char *token, const char *body,
+                        long timeout_ms, int *status, char **out, struct err *e);
+
 int leader_call(leader *l, const char *method, const char *path, const char *token, const char *body, long timeout_ms,
                 int *status, char **out, struct err *e)
+{
+    uint64_t deadline = time_mono_ms() + l->patience_ms;
+    for (;;) {
+        int rc = leader_round(l, method, path, token, body, timeout_ms, status, out, e);
+        int lost = rc == 0 ? *status == 421 : rc != -EINVAL;
+        /* Only with several coordinators is there a leader to wait for. */
+        if (!lost || (!l->zk && l->n < 2) || time_mono_ms() >= deadline) return rc;
+        usleep(100000);
+    }
+}
+
+static int leader_round(leader *l, const char *method, const char *path, const char *token, const char *body,
+                        long timeout_ms, int *status, char **out, struct err *e)
 {
     size_t tries = l->zk ? 3 : 2 * l->n + 1;
     char tried[8][160];

@@ -20,6 +20,8 @@ typedef struct leader {
     size_t n, cur;
     int zk;
     char current[160];  /* where calls go now ("" until ZooKeeper has been asked) */
+    unsigned patience_ms; /* how long a call keeps looking for a leader during a failover
+                           * (0: one round; the callers that loop themselves, as workers do) */
 } leader;
 
 int leader_init(leader *l, const char *spec, struct err *e);
