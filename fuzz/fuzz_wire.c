@@ -1,6 +1,7 @@
 /* fuzz_wire.c - libFuzzer target for every decoder of bytes a peer sends: request bodies
  * (heartbeats, reports, fetch failures, job specs, splits, counters, map locations), executor
- * pipe frames, COND/--agg texts and CSV/JSON records. */
+ * pipe frames, COND/--agg texts and CSV/JSON records; and the job plans and descriptions a
+ * coordinator reads back from its state. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         jobspec_free(&s);
         input_set in;
         if (wire_split_decode(json_object_get(o, "split"), &in, &e) == 0) input_set_free(&in);
+        /* What a coordinator reads back from its journal or ZooKeeper (cluster/state.h). */
+        if (wire_plan_decode(json_object_get(o, "plan"), &in, &e) == 0) input_set_free(&in);
+        execpool_job desc;
+        if (wire_desc_decode(json_object_get(o, "desc"), &desc, &e) == 0) execpool_job_free(&desc);
         counters c;
         wire_counters_decode(json_object_get(o, "counters"), &c, &e);
         counters_free(&c);
