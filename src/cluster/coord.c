@@ -1486,8 +1486,22 @@ int coord_main(int argc, char **argv)
                      c->jobs_resumed, c->jobs_resumed == 1 ? "" : "s");
         }
     }
-    if (prc != 0 || http_server_start(&c->srv, host, (uint16_t)port, c->token, COORD_MAX_BODY, coord_http, c, &e) != 0) {
+    if (prc == 0) prc = http_server_start(&c->srv, host, (uint16_t)port, c->token, COORD_MAX_BODY, coord_http, c, &e);
+    uint64_t session_ms = 4000;
+    if (prc == 0) {
+        snprintf(c->advertise, sizeof c->advertise, "%s", coord_o_adv ? coord_o_adv : "");
+        if (!c->advertise[0]) snprintf(c->advertise, sizeof c->advertise, "%s:%u", host, http_server_port(c->srv));
+    }
+    if (prc == 0 && coord_o_zk) {
+        c->zk = 1;
+        c->deposed = 1; /* a follower until elected */
+        if (util_parse_u64(coord_o_session, 1000, 600000, &session_ms) != 0)
+            prc = err_set(&e, -EINVAL, "--zk-session-ms takes milliseconds (1000 to 600000)");
+        if (prc == 0) prc = state_open_zk(&c->st, coord_o_zk, c->advertise, session_ms, &e);
+    }
+    if (prc != 0) {
         fprintf(stderr, "tally coordinator: %s\n", e.msg);
+        if (c->srv) http_server_stop(c->srv);
         coord_free_jobs(c);
         state_close(c->st);
         execpool_close(c->describer);
@@ -1496,26 +1510,6 @@ int coord_main(int argc, char **argv)
         free(c->token);
         free(c);
         return CLI_FAILED;
-    }
-    snprintf(c->advertise, sizeof c->advertise, "%s", coord_o_adv ? coord_o_adv : "");
-    if (!c->advertise[0]) snprintf(c->advertise, sizeof c->advertise, "%s:%u", host, http_server_port(c->srv));
-    uint64_t session_ms = 4000;
-    if (coord_o_zk) {
-        c->zk = 1;
-        c->deposed = 1; /* a follower until elected */
-        if (util_parse_u64(coord_o_session, 1000, 600000, &session_ms) != 0)
-            prc = err_set(&e, -EINVAL, "--zk-session-ms takes milliseconds (1000 to 600000)");
-        if (prc == 0) prc = state_open_zk(&c->st, coord_o_zk, c->advertise, session_ms, &e);
-        if (prc != 0) {
-            fprintf(stderr, "tally coordinator: %s\n", e.msg);
-            http_server_stop(c->srv);
-            execpool_close(c->describer);
-            execpool_free(c->describer);
-            claim_release(&c->scratch);
-            free(c->token);
-            free(c);
-            return CLI_FAILED;
-        }
     }
     util_catch_stop_signals(coord_on_signal);
     signal(SIGPIPE, SIG_IGN);

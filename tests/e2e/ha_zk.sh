@@ -15,33 +15,10 @@ cl_answer "$T/ans.txt" wordcount -m 8 -r 3 -o "$T/local" "$T/in.txt"
 
 zk_start z1
 ZK="127.0.0.1:$ZK_PORT/ha-test"
-declare -A CPID=()  # coordinator address -> pid
-ADDRS=()
-
-# start_coordinator I [PORT]: coordinator I (its log coordI.log), on PORT (default: a free one).
-# A replacement takes the port of the one it replaces, as a restarted pod keeps its address,
-# so the workers' list of coordinators stays right.
-NC=0
-start_coordinator() {
-    NC=$((NC + 1))
-    local i=$NC port=${1:-0}
-    : >"$CL/coord$i.out"
-    cl_spawn "$CL/coord$i.log" "$CL/coord$i.out" env TALLY_FAULT_COMMIT_PAUSE_MS=1500 "$TALLY" coordinator \
-        --listen "127.0.0.1:$port" --token-file "$CL_TOKEN_FILE" \
-        --zookeeper "$ZK" --zk-session-ms "$SESSION_MS" --heartbeat-ms 100 --worker-timeout-ms 4000
-    local pid=$CL_PID
-    printed() { grep -q '^coordinator listening on ' "$CL/coord$i.out"; }
-    poll_until 20 "coordinator $i to print its address" printed
-    local addr
-    addr=$(sed -n 's/^coordinator listening on //p' "$CL/coord$i.out")
-    CPID[$addr]=$pid
-    [ "$port" != 0 ] || ADDRS+=("$addr")
-    COORD_LOG[$addr]=$CL/coord$i.log
-}
-declare -A COORD_LOG=()
-
-# leader: the address of the coordinator that leads now (asked through the list).
-leader() { cl_q '[m["address"] for m in d["coordinators"] if m["role"] == "leader" and m.get("state")][0]'; }
+ZK_COORD_ENV=(TALLY_FAULT_COMMIT_PAUSE_MS=1500) # the job commit pauses: the test kills the leader there
+ZK_COORD_ARGS=(--worker-timeout-ms 4000)
+start_coordinator() { zk_start_coordinator "$@"; }
+leader() { zk_leader; }
 
 step "three coordinators on one ZooKeeper, three workers that know them all"
 for i in 1 2 3; do start_coordinator; done

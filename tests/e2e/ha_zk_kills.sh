@@ -22,25 +22,10 @@ rm -rf "$T/local"
 
 zk_start z1
 ZK="127.0.0.1:$ZK_PORT/kills"
-declare -A CPID=()
-ADDRS=()
-NC=0
-start_coordinator() {
-    NC=$((NC + 1))
-    local i=$NC
-    : >"$CL/coord$i.out"
-    cl_spawn "$CL/coord$i.log" "$CL/coord$i.out" "$TALLY" coordinator --listen 127.0.0.1:0 --token-file "$CL_TOKEN_FILE" \
-        --zookeeper "$ZK" --zk-session-ms "$SESSION_MS" --heartbeat-ms 100 --worker-timeout-ms 5000
-    local pid=$CL_PID
-    printed() { grep -q '^coordinator listening on ' "$CL/coord$i.out"; }
-    poll_until 20 "coordinator $i to print its address" printed
-    local addr
-    addr=$(sed -n 's/^coordinator listening on //p' "$CL/coord$i.out")
-    CPID[$addr]=$pid
-    ADDRS+=("$addr")
-}
+ZK_COORD_ARGS=(--worker-timeout-ms 5000)
+start_coordinator() { zk_start_coordinator "$@"; }
 CL_COORD="zk://$ZK"
-leader() { cl_q '[m["address"] for m in d["coordinators"] if m["role"] == "leader" and m.get("state")][0]'; }
+leader() { zk_leader; }
 
 step "three coordinators, three workers"
 for i in 1 2 3; do start_coordinator; done

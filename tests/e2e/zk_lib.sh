@@ -3,6 +3,7 @@
 # cluster_lib.sh trap kills it). Source after cluster_lib.sh.
 #   zk_start NAME      starts server NAME; sets ZK_PORT (waits until it answers "imok")
 #   zk_ok PORT         the server on PORT answers ruok
+#   zk_start_coordinator [PORT]   one more coordinator on $ZK (see below)
 
 ZK_CP=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar
 
@@ -76,3 +77,33 @@ zk_start_ensemble() {
     for i in $(seq 1 "$n"); do poll_until 90 "ZooKeeper server $i of the ensemble" zk_ok "${cport[$i]}"; done
     echo "ZooKeeper ensemble $ZK_HOSTS"
 }
+
+# zk_start_coordinator [PORT]: one more coordinator (log $CL/coordN.log) electing through $ZK,
+# on PORT (default: a free one; a replacement takes the port of the one it replaces, as a
+# restarted pod keeps its address). Records CPID[address], COORD_LOG[address], and adds a new
+# address to ADDRS. ZK_COORD_ENV (VAR=VALUE...) and ZK_COORD_ARGS extend its environment and
+# command line; SESSION_MS is its --zk-session-ms.
+declare -A CPID=() COORD_LOG=()
+ADDRS=()
+ZK_COORD_ENV=()
+ZK_COORD_ARGS=()
+ZK_NC=0
+zk_start_coordinator() {
+    ZK_NC=$((ZK_NC + 1))
+    local i=$ZK_NC port=${1:-0}
+    : >"$CL/coord$i.out"
+    cl_spawn "$CL/coord$i.log" "$CL/coord$i.out" env "${ZK_COORD_ENV[@]}" "$TALLY" coordinator \
+        --listen "127.0.0.1:$port" --token-file "$CL_TOKEN_FILE" --zookeeper "$ZK" --zk-session-ms "${SESSION_MS:-2000}" \
+        --heartbeat-ms 100 "${ZK_COORD_ARGS[@]}"
+    local pid=$CL_PID
+    zk_printed() { grep -q '^coordinator listening on ' "$CL/coord$i.out"; }
+    poll_until 20 "coordinator $i to print its address" zk_printed
+    local addr
+    addr=$(sed -n 's/^coordinator listening on //p' "$CL/coord$i.out")
+    CPID[$addr]=$pid
+    COORD_LOG[$addr]=$CL/coord$i.log
+    [ "$port" != 0 ] || ADDRS+=("$addr")
+}
+
+# zk_leader: the address of the coordinator that leads now (asked through $CL_COORD).
+zk_leader() { cl_q '[m["address"] for m in d["coordinators"] if m["role"] == "leader" and m.get("state")][0]'; }
