@@ -117,6 +117,9 @@ start_coordinator() {
     local name=$1
     shift
     log_header "$dir/$name.log"
+    # Emptied here, not by the redirection below: that one happens in the background child,
+    # possibly after wait_listening has read the address an earlier run left in the file.
+    : >"$dir/$name.out"
     # setsid: each process leads its own group, so `down` also reaches a worker's task processes.
     setsid "$TALLY" coordinator --token-file "$dir/token" "$@" \
         </dev/null >"$dir/$name.out" 2>>"$dir/$name.log" &
