@@ -62,6 +62,9 @@ done
 run_small() {
     local mode=$1
     shift
+    # It runs in a subshell (process substitution): its own processes die with it, however
+    # it ends (the EXIT trap of the script does not see them).
+    trap 'for p in "${PIDS[@]:1}"; do kill -9 "$p" 2>/dev/null || true; done' EXIT
     "$T" coordinator --listen 127.0.0.1:0 --token-file "$WORK/token" --log-level warn "$@" >"$WORK/c-$mode.out" 2>"$WORK/c-$mode.err" &
     local cpid=$!
     PIDS+=($cpid)
