@@ -35,6 +35,7 @@ int leader_init(leader *l, const char *spec, struct err *e)
 
 void leader_free(leader *l)
 {
+    state_close(l->zks);
     for (size_t i = 0; i < l->n; i++) free(l->addrs[i]);
     free(l->addrs);
     pthread_mutex_destroy(&l->lock);
@@ -52,12 +53,16 @@ void leader_current(leader *l, char *buf, size_t cap)
 static void leader_move(leader *l, const char *tried, const char *hint)
 {
     char found[160] = "";
+    pthread_mutex_lock(&l->lock);
     if ((!hint || !*hint) && l->zk) {
         struct err e = {0};
-        if (state_zk_find_leader(l->spec, found, sizeof found, &e) != 0) log_debug("%s", e.msg);
+        if (!l->zks && state_zk_reader(&l->zks, l->spec, &e) != 0) log_debug("%s", e.msg);
+        if (l->zks && state_zk_leader(l->zks, found, sizeof found) != 0 && state_zk_healthy(l->zks) != 0) {
+            state_close(l->zks); /* expired: a new session next time */
+            l->zks = NULL;
+        }
         hint = found;
     }
-    pthread_mutex_lock(&l->lock);
     if (strcmp(l->current, tried) == 0) {
         if (hint && *hint) snprintf(l->current, sizeof l->current, "%s", hint);
         else if (l->n) snprintf(l->current, sizeof l->current, "%s", l->addrs[l->cur = (l->cur + 1) % l->n]);

@@ -20,6 +20,7 @@ typedef struct leader {
     size_t n, cur;
     int zk;
     char current[160];  /* where calls go now ("" until ZooKeeper has been asked) */
+    struct state *zks;  /* zk://: the session that reads the leader's address (lazily opened) */
     unsigned patience_ms; /* how long a call keeps looking for a leader during a failover
                            * (0: one round; the callers that loop themselves, as workers do) */
 } leader;

@@ -73,8 +73,9 @@ int state_zk_healthy(state *s);
 /* The leader's address as published in ZooKeeper; the candidates as [{address, role, node}]. */
 int state_zk_leader(state *s, char *addr, size_t cap);
 json_t *state_zk_members(state *s);
-/* For clients and workers: a short session that reads the leader's address. */
-int state_zk_find_leader(const char *spec, char *addr, size_t cap, struct err *e);
+/* For clients and workers: a session that only reads (state_zk_leader), kept by the caller
+ * for as long as it follows the leader (one session per process, not one per lookup). */
+int state_zk_reader(state **out, const char *spec, struct err *e);
 int state_zk_parse(const char *spec, char *hosts, size_t hcap, char *chroot, size_t ccap, struct err *e);
 
 /* Replays every record (see state_replay_fn). A torn last record (a write cut short by a

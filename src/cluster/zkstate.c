@@ -553,16 +553,20 @@ json_t *state_zk_members(state *s)
     return arr;
 }
 
-int state_zk_find_leader(const char *spec, char *addr, size_t cap, struct err *e)
+int state_zk_reader(state **out, const char *spec, struct err *e)
 {
+    *out = NULL;
     zkstate *z = xcalloc(1, sizeof *z);
-    z->session_ms = 4000;
+    z->base.ops = &zk_ops;
+    z->session_ms = 10000;
     char chroot[ZK_PATH];
     int rc = state_zk_parse(spec, z->hosts, sizeof z->hosts, chroot, sizeof z->root - 8, e);
     snprintf(z->root, sizeof z->root, "%.190s/tally", chroot);
     if (rc == 0) rc = zk_connect(z, e);
-    if (rc == 0 && state_zk_leader(&z->base, addr, cap) != 0)
-        rc = err_set(e, -ENOENT, "ZooKeeper %s: no coordinator is the leader now", z->hosts);
-    zk_close(&z->base);
-    return rc;
+    if (rc) {
+        zk_close(&z->base);
+        return rc;
+    }
+    *out = &z->base;
+    return 0;
 }
