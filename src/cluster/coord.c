@@ -180,13 +180,16 @@ static void coord_count_attempt(coord *c, sched_job *sj, uint32_t id)
 
 static coord_job *coord_find_job(coord *c, const char *id);
 
-static void coord_record(coord *c, const coord_job *j, json_t *rec)
+static int coord_record(coord *c, const coord_job *j, json_t *rec)
 {
+    int rc = 0;
     if (c->st) {
         if (j) json_object_set_new(rec, "j", json_string(j->id));
-        state_append(c->st, j ? j->id : NULL, rec);
+        if ((rc = state_append(c->st, j ? j->id : NULL, rec)) != 0)
+            log_error("job=%s: a state record could not be kept: %s", j ? j->id : "-", strerror(-rc));
     }
     json_decref(rec);
+    return rc;
 }
 
 static int coord_rec_int(const json_t *rec, const char *key, int64_t min, int64_t max, int64_t *out, struct err *e)
@@ -776,10 +779,12 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     if (c->st) {
         /* The job with its plan, before anyone hears of it: a coordinator that takes over
          * runs it on, from the same splits. */
-        coord_record(c, j, json_pack("{s:s, s:O, s:o, s:o, s:b, s:I}", "t", "job", "spec", j->spec_json, "desc",
-                                     wire_desc_encode(&j->desc), "plan", wire_plan_encode(&j->inputs), "created",
-                                     j->created, "ms", (json_int_t)j->sj->submit_ms));
-        if (coord_sync(c, &e) != 0) {
+        int arc = coord_record(c, j, json_pack("{s:s, s:O, s:o, s:o, s:b, s:I}", "t", "job", "spec", j->spec_json,
+                                               "desc", wire_desc_encode(&j->desc), "plan", wire_plan_encode(&j->inputs),
+                                               "created", j->created, "ms", (json_int_t)j->sj->submit_ms));
+        if (arc) err_set(&e, arc, "its plan (%zu splits) is too large to keep in the state store: use fewer maps",
+                         j->inputs.nsplits);
+        if (arc || coord_sync(c, &e) != 0) {
             pthread_mutex_unlock(&c->lock);
             output_abort(&j->out);
             err_prefix(&e, "the coordinator cannot record the job: ");

@@ -173,6 +173,8 @@ static int journal_append(state *s, const char *job, const char *line, size_t le
 {
     journal *j = (journal *)s;
     const char *id = job && *job ? job : "-";
+    /* What journal_load() would refuse to read back is never written. */
+    if (strlen(id) + 1 + len > JOURNAL_MAX_RECORD) return -EFBIG;
     size_t plen = strlen(id) + 1 + len;
     size_t at = j->pending.len;
     buf_appendf(&j->pending, "%08x %08x %s ", (unsigned)plen, 0u, id);

@@ -15,12 +15,14 @@ int state_load(state *s, state_replay_fn fn, void *arg, struct err *e)
     return s->ops->load(s, fn, arg, e);
 }
 
-void state_append(state *s, const char *job, const json_t *rec)
+int state_append(state *s, const char *job, const json_t *rec)
 {
     char *line = json_dumps(rec, JSON_COMPACT);
-    if (!line) return; /* only an allocation failure; xmalloc would have aborted first */
-    if (s->ops->append(s, job, line, strlen(line)) == 0) s->pending++;
+    if (!line) return -ENOMEM;
+    int rc = s->ops->append(s, job, line, strlen(line));
+    if (rc == 0) s->pending++;
     free(line);
+    return rc;
 }
 
 int state_sync(state *s, struct err *e)

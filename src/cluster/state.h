@@ -82,8 +82,9 @@ int state_zk_parse(const char *spec, char *hosts, size_t hcap, char *chroot, siz
  * crash) is reported in the log and dropped; anything else that cannot be read is an error
  * naming where it is. */
 int state_load(state *s, state_replay_fn fn, void *arg, struct err *e);
-/* Appends a record of `job` (NULL: a record of no job, kept for ever); does not take rec. */
-void state_append(state *s, const char *job, const json_t *rec);
+/* Appends a record of `job` (NULL: a record of no job, kept for ever); does not take rec.
+ * -EFBIG: larger than the backend can store and read back (nothing appended). */
+int state_append(state *s, const char *job, const json_t *rec);
 /* Makes everything appended so far durable. -ESTALE: deposed (see above). */
 int state_sync(state *s, struct err *e);
 /* `job` is no longer needed: its records may be dropped. */

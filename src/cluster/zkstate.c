@@ -57,11 +57,6 @@ typedef struct zkstate {
     size_t njobs;
 } zkstate;
 
-static const char *zk_why(int rc)
-{
-    return zerror(rc);
-}
-
 static void zk_watcher(zhandle_t *zh, int type, int st, const char *path, void *ctx)
 {
     (void)zh;
@@ -132,7 +127,7 @@ static int zk_mkdirs(zkstate *z, const char *path, struct err *e)
         char c = *s;
         *s = '\0';
         int rc = zoo_create(z->zh, p, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0);
-        if (rc != ZOK && rc != ZNODEEXISTS) return err_set(e, -EIO, "ZooKeeper: creating %s: %s", p, zk_why(rc));
+        if (rc != ZOK && rc != ZNODEEXISTS) return err_set(e, -EIO, "ZooKeeper: creating %s: %s", p, zerror(rc));
         *s = c;
         if (c == '\0') break;
     }
@@ -165,7 +160,7 @@ static int zk_children(zkstate *z, const char *path, char ***out, size_t *n, int
     *out = NULL;
     *n = 0;
     if (rc == ZNONODE) return 0;
-    if (rc != ZOK) return err_set(e, -EIO, "ZooKeeper: listing %s: %s", path, zk_why(rc));
+    if (rc != ZOK) return err_set(e, -EIO, "ZooKeeper: listing %s: %s", path, zerror(rc));
     char **names = xcalloc((size_t)v.count + 1, sizeof *names);
     for (int i = 0; i < v.count; i++) names[i] = xstrdup(v.data[i]);
     deallocate_String_vector(&v);
@@ -198,7 +193,7 @@ static int zk_load_dir(zkstate *z, const char *dir, state_replay_fn fn, void *ar
         int len = 1 << 20;
         int zr = zoo_get(z->zh, where + 6, 0, buf, &len, NULL);
         if (zr != ZOK) {
-            rc = err_set(e, -EIO, "ZooKeeper: reading %s: %s", where + 6, zk_why(zr));
+            rc = err_set(e, -EIO, "ZooKeeper: reading %s: %s", where + 6, zerror(zr));
             break;
         }
         if (len < 1 || (buf[0] != 'E' && buf[0] != 'C')) {
@@ -261,6 +256,8 @@ static int zk_load(state *s, state_replay_fn fn, void *arg, struct err *e)
 static int zk_append(state *s, const char *job, const char *line, size_t len)
 {
     zkstate *z = (zkstate *)s;
+    /* All chunks of one record go in one multi(): more would be written in part. */
+    if (len > (size_t)(ZK_MULTI_OPS - 2) * ZK_CHUNK) return -EFBIG;
     if (z->npending == z->cap) {
         z->cap = z->cap ? z->cap * 2 : 64;
         z->pending = xrealloc(z->pending, z->cap * sizeof *z->pending);
@@ -336,7 +333,7 @@ static int zk_sync(state *s, struct err *e)
                 int zr = zoo_create(z->zh, jp, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0);
                 free(jp);
                 if (zr != ZOK && zr != ZNODEEXISTS) {
-                    rc = err_set(e, -EIO, "ZooKeeper: creating the node of job %s: %s", p->job, zk_why(zr));
+                    rc = err_set(e, -EIO, "ZooKeeper: creating the node of job %s: %s", p->job, zerror(zr));
                     break;
                 }
                 zk_note_job(z, p->job);
@@ -351,9 +348,9 @@ static int zk_sync(state *s, struct err *e)
             if (res[0].err == ZBADVERSION || zr == ZSESSIONEXPIRED || zr == ZINVALIDSTATE) {
                 z->base.stale = 1;
                 rc = err_set(e, -ESTALE, "ZooKeeper: %s: a newer coordinator epoch exists, or our session ended",
-                             zk_why(res[0].err != ZOK ? res[0].err : zr));
+                             zerror(res[0].err != ZOK ? res[0].err : zr));
             } else {
-                rc = err_set(e, -EIO, "ZooKeeper: writing the job state: %s", zk_why(zr));
+                rc = err_set(e, -EIO, "ZooKeeper: writing the job state: %s", zerror(zr));
             }
         }
         zk_batch_free(b);
@@ -432,7 +429,7 @@ int state_open_zk(state **out, const char *spec, const char *advertise, uint64_t
         snprintf(path, sizeof path, "%s/election/c-", z->root);
         int zr = zoo_create(z->zh, path, advertise, (int)strlen(advertise), &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL,
                             made, sizeof made);
-        if (zr != ZOK) rc = err_set(e, -EIO, "ZooKeeper: joining the election: %s", zk_why(zr));
+        if (zr != ZOK) rc = err_set(e, -EIO, "ZooKeeper: joining the election: %s", zerror(zr));
         else snprintf(z->me, sizeof z->me, "%s", strrchr(made, '/') + 1);
     }
     if (rc) {
@@ -487,7 +484,7 @@ int state_zk_campaign(state *s, int *leader, struct err *e)
             if (zr != ZBADVERSION) break;
         }
         if (zr != ZOK) {
-            rc = err_set(e, -EIO, "ZooKeeper: starting a new epoch: %s", zk_why(zr));
+            rc = err_set(e, -EIO, "ZooKeeper: starting a new epoch: %s", zerror(zr));
             atomic_store(&z->recheck, 1);
         } else {
             z->epoch_version = st.version;
@@ -497,7 +494,7 @@ int state_zk_campaign(state *s, int *leader, struct err *e)
             snprintf(data, sizeof data, "{\"address\":\"%s\",\"epoch\":%d}", z->advertise, st.version);
             zoo_delete(z->zh, lp, -1);
             zr = zoo_create(z->zh, lp, data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0);
-            if (zr != ZOK) log_warn("ZooKeeper: publishing the leader address: %s", zk_why(zr));
+            if (zr != ZOK) log_warn("ZooKeeper: publishing the leader address: %s", zerror(zr));
             *leader = 1;
         }
     }
