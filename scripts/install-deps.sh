@@ -8,6 +8,7 @@ pkgs=(
   libmicrohttpd-dev libcurl4-openssl-dev
   libzookeeper-mt-dev zookeeper default-jre-headless
   python3 time prometheus
+  gnuplot-nox stress-ng
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -842,6 +842,13 @@ static json_t *coord_job_json(const coord_job *j, int with_tasks)
             prog[sj->tasks[a->task].phase] += a->progress / (sj->tasks[a->task].running ? sj->tasks[a->task].running : 1);
     }
     json_object_set_new(o, "map_progress", json_real(sj->nmaps ? prog[0] / sj->nmaps : 1));
+    sched_summary sum;
+    sched_job_summary(sj, &sum);
+    json_object_set_new(o, "summary", json_pack("{s:I, s:I, s:I, s:s, s:i, s:i, s:i}", "map_ms", (json_int_t)sum.map_ms,
+                                                 "reduce_ms", (json_int_t)sum.reduce_ms, "slowest_attempt_ms",
+                                                 (json_int_t)sum.slowest_ms, "slowest_worker", sum.slowest_worker,
+                                                 "attempts", (int)sum.attempts, "speculative", (int)sum.speculative,
+                                                 "killed", (int)sum.killed));
     json_object_set_new(o, "reduce_progress", json_real(sj->nreduces ? prog[1] / sj->nreduces : 1));
     if (with_tasks) {
         json_t *tasks = json_array();
@@ -856,6 +863,8 @@ static json_t *coord_job_json(const coord_job *j, int with_tasks)
                                        "end_ms", (json_int_t)a->end_ms);
                 json_object_set_new(ao, "error", a->error ? json_string(a->error) : json_null());
                 json_object_set_new(ao, "progress", json_real(a->progress));
+                json_object_set_new(ao, "speculative", json_boolean(a->copy != SCHED_COPY_NONE));
+                if (a->copy != SCHED_COPY_NONE) json_object_set_new(ao, "copy", json_string(sched_copy_name(a->copy)));
                 if (a->state == SCHED_ATTEMPT_RUNNING) {
                     counters live;
                     counters_init(&live);

@@ -346,6 +346,34 @@ void sched_job_counters(const sched_job *j, counters *out)
     out->v[CNT_TASK_ATTEMPTS] = (int64_t)j->nattempts;
 }
 
+void sched_job_summary(const sched_job *j, sched_summary *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t maps_end = j->start_ms;
+    for (size_t i = 0; i < j->nattempts; i++) {
+        const sched_attempt *a = &j->attempts[i];
+        out->attempts++;
+        if (a->copy != SCHED_COPY_NONE) out->speculative++;
+        if (a->state == SCHED_ATTEMPT_KILLED) out->killed++;
+        if (a->state == SCHED_ATTEMPT_RUNNING || a->end_ms < a->start_ms) continue;
+        if (a->end_ms - a->start_ms >= out->slowest_ms) {
+            out->slowest_ms = a->end_ms - a->start_ms;
+            snprintf(out->slowest_worker, sizeof out->slowest_worker, "%s", a->worker);
+        }
+        if (j->tasks[a->task].phase == SCHED_MAP && a->state == SCHED_ATTEMPT_SUCCEEDED && a->end_ms > maps_end)
+            maps_end = a->end_ms;
+    }
+    uint64_t end = j->end_ms ? j->end_ms : maps_end;
+    out->map_ms = maps_end > j->start_ms ? maps_end - j->start_ms : 0;
+    out->reduce_ms = j->nreduces && end > maps_end ? end - maps_end : 0;
+}
+
+const char *sched_copy_name(sched_copy c)
+{
+    static const char *n[] = {"", "straggler", "migration"};
+    return n[c];
+}
+
 const char *sched_job_state_name(sched_job_state s)
 {
     static const char *n[] = {"queued", "running", "succeeded", "failed", "cancelled"};

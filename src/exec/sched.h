@@ -55,6 +55,13 @@ typedef enum sched_attempt_state {
 
 typedef enum sched_phase { SCHED_MAP, SCHED_REDUCE } sched_phase;
 
+/* Why an attempt was started while another attempt of its task was still running. */
+typedef enum sched_copy {
+    SCHED_COPY_NONE,      /* a first run, or a re-run after a failure or a loss */
+    SCHED_COPY_STRAGGLER, /* speculative: its original's estimated time left was too long */
+    SCHED_COPY_MIGRATE,   /* its original's worker was put on probation */
+} sched_copy;
+
 typedef struct sched_attempt {
     uint32_t id;          /* unique in the job; index into sched_job.attempts */
     uint32_t task;        /* index into sched_job.tasks */
@@ -68,6 +75,7 @@ typedef struct sched_attempt {
     uint64_t tag;         /* the caller's (the coordinator: which heartbeat answer carried it) */
     int counted;          /* the caller's (the coordinator: its end is in the metrics) */
     int64_t blocked_on;   /* a reduce waiting for this map's output to be re-run, or -1 */
+    sched_copy copy;      /* SCHED_COPY_NONE, or why it was started beside a running attempt */
 } sched_attempt;
 
 typedef struct sched_task {
@@ -151,7 +159,18 @@ int sched_job_done(const sched_job *j);   /* in a terminal state */
 /* Sums the committed tasks' counters plus map_tasks, reduce_tasks and task_attempts. */
 void sched_job_counters(const sched_job *j, counters *out);
 
+/* What one run of a job was like, for the per-iteration results (`--results`) and status:
+ * phases from the job's start to its last map commit and from there to its end. */
+typedef struct sched_summary {
+    uint64_t map_ms, reduce_ms;
+    uint64_t slowest_ms;      /* the longest attempt that ended (any outcome) */
+    char slowest_worker[64];  /* where it ran */
+    uint32_t attempts, speculative, killed;
+} sched_summary;
+void sched_job_summary(const sched_job *j, sched_summary *out);
+
 const char *sched_job_state_name(sched_job_state s);
+const char *sched_copy_name(sched_copy c);
 const char *sched_task_state_name(sched_task_state s);
 const char *sched_attempt_state_name(sched_attempt_state s);
 
