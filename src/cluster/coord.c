@@ -35,8 +35,11 @@
 #include "data/output.h"
 #include "data/probe.h"
 #include "exec/ctx.h"
+#include "exec/health.h"
 #include "exec/sched.h"
 #include "net/http.h"
+
+#include <xxhash.h>
 
 #define COORD_MAX_WORKERS 1024
 #define COORD_KEEP_FINISHED 200
@@ -72,6 +75,9 @@ typedef struct coord_job {
     int adopted;              /* j->out holds OUT's claim (a resumed job: once output_adopt()ed) */
     int out_committed;        /* a resumed job whose OUT was committed before the takeover */
     int adopt_warned;
+    uint64_t sig;             /* the job without its OUT (hash): runs of "the same job" share history */
+    double weight;            /* its share of the slots against the other running jobs (fair sharing) */
+    uint64_t exhausted;       /* coord_fair_one(): the assignment round that found nothing to run */
     struct coord_job *next;
 } coord_job;
 
@@ -112,6 +118,15 @@ typedef struct coord {
     int reset;                              /* stepped down: drop the state, campaign again */
     char leader_hint[160];                  /* the leader ZooKeeper names (refreshed by the main loop) */
     json_t *members;                        /* the coordinators [{address, role}], likewise */
+    /* Tail latency (exec/health.h, sched_pick_copy): workers' health, speculation, migration. */
+    health health;
+    sched_spec spec;
+    int speculation;                        /* --speculation on */
+    double spec_cap;                        /* --speculation-cap: share of the slots copies may hold */
+    uint64_t check_ms, last_check;          /* the slow rule runs this often (and at every job end) */
+    int check_now;
+    uint64_t spec_launched, spec_won, spec_lost, migrations, probes;
+    uint64_t assign_round;
 } coord;
 
 static volatile sig_atomic_t coord_stop;
@@ -155,13 +170,18 @@ static uint32_t coord_running_on(const coord *c, const char *name)
     return n;
 }
 
-static void coord_count_attempt(coord *c, sched_job *sj, uint32_t id)
+static void coord_attempt_sample(coord *c, const coord_job *j, const sched_attempt *a);
+
+/* An attempt ended: counted once in the metrics, and a sample of its worker's speed. */
+static void coord_count_attempt(coord *c, const coord_job *j, uint32_t id)
 {
+    sched_job *sj = j->sj;
     sched_attempt *a = &sj->attempts[id];
     if (a->counted || a->state == SCHED_ATTEMPT_RUNNING) return;
     a->counted = 1;
     sched_phase ph = sj->tasks[a->task].phase;
     c->attempts_total[ph][a->state]++;
+    coord_attempt_sample(c, j, a);
     if (a->state != SCHED_ATTEMPT_SUCCEEDED) return;
     double secs = (double)(a->end_ms - a->start_ms) / 1000.0;
     size_t b = 0;
@@ -169,6 +189,94 @@ static void coord_count_attempt(coord *c, sched_job *sj, uint32_t id)
     c->duration_buckets[ph][b]++;
     c->duration_sum[ph] += secs;
     c->duration_count[ph]++;
+}
+
+/* ---- Tail latency: worker health, speculative copies, migration (exec/health.h) ------------ */
+
+static uint64_t coord_group(const coord_job *j, sched_phase ph)
+{
+    return XXH3_64bits_withSeed(j->id, strlen(j->id), (uint64_t)ph + 1);
+}
+
+/* The job as a user would call it "the same job": everything in its spec but OUT, so that
+ * the runs of an iteration series (or daily runs) share their history of task times. */
+static uint64_t coord_job_sig(const coord_job *j)
+{
+    json_t *o = json_deep_copy(j->spec_json);
+    json_object_del(o, "out");
+    char *text = wire_dump(o);
+    uint64_t h = XXH3_64bits(text, strlen(text));
+    free(text);
+    json_decref(o);
+    return h;
+}
+
+static void coord_attempt_sample(coord *c, const coord_job *j, const sched_attempt *a)
+{
+    const sched_job *sj = j->sj;
+    const sched_task *t = &sj->tasks[a->task];
+    int superseded = a->state == SCHED_ATTEMPT_KILLED && a->error && strncmp(a->error, "superseded", 10) == 0;
+    if (a->copy != SCHED_COPY_NONE) {
+        if (a->state == SCHED_ATTEMPT_SUCCEEDED) c->spec_won++;
+        else if (a->state == SCHED_ATTEMPT_KILLED) c->spec_lost++;
+    }
+    if ((a->state != SCHED_ATTEMPT_SUCCEEDED && !superseded) || a->end_ms < a->start_ms) return;
+    uint64_t bytes = t->phase == SCHED_MAP && t->index < j->inputs.nsplits ? j->inputs.splits[t->index].bytes : 0;
+    health_event ev;
+    if (health_note_attempt(&c->health, a->worker, coord_group(j, t->phase), j->sig, t->phase,
+                            (double)(a->end_ms - a->start_ms), a->progress, a->state == SCHED_ATTEMPT_SUCCEEDED, bytes,
+                            time_mono_ms(), &ev))
+        log_info("worker=%s back from probation: %s", ev.worker, ev.why);
+}
+
+static double coord_spec_slowness(void *arg, const char *worker)
+{
+    return health_slowness(&((coord *)arg)->health, worker);
+}
+
+static int coord_spec_probation(void *arg, const char *worker)
+{
+    return health_on_probation(&((coord *)arg)->health, worker);
+}
+
+static double coord_spec_history(void *arg, const sched_job *sj, uint32_t task)
+{
+    coord *c = arg;
+    for (const coord_job *j = c->jobs; j; j = j->next)
+        if (j->sj == sj) return health_history_ms(&c->health, j->sig, sj->tasks[task].phase);
+    return 0;
+}
+
+/* A worker's health for status: its state, score, probation counts and reported pressure. */
+static json_t *coord_health_json(const coord *c, const char *name)
+{
+    const health_worker *h = health_worker_find(&c->health, name);
+    if (!h) return json_pack("{s:s, s:f, s:i}", "state", "ok", "score", 0.0, "probations", 0);
+    json_t *o = json_pack("{s:s, s:f, s:i, s:i, s:i}", "state", health_state_name(h->state), "score", h->score,
+                          "probations", (int)h->entries, "violations", (int)h->violations, "samples", (int)h->nsamples);
+    if (h->state == HEALTH_PROBATION)
+        json_object_set_new(o, "probation_ms", json_integer((json_int_t)(time_mono_ms() - h->since_ms)));
+    static const char *keys[] = {"psi_cpu", "psi_io", "psi_memory", "load1"};
+    const double vals[] = {h->psi_cpu, h->psi_io, h->psi_memory, h->load1};
+    for (int k = 0; k < 4; k++)
+        if (vals[k] >= 0) json_object_set_new(o, keys[k], json_real(vals[k]));
+    return o;
+}
+
+/* The slow rule, run from the tick every --slow-check-ms and at every job end. */
+static void coord_health_check(coord *c, uint64_t now)
+{
+    if (!c->check_now && now - c->last_check < c->check_ms) return;
+    c->check_now = 0;
+    c->last_check = now;
+    size_t alive = 0;
+    for (size_t i = 0; i < c->nworkers; i++) alive += c->workers[i].state == COORD_WORKER_ALIVE;
+    health_event ev[8];
+    size_t n = health_check(&c->health, now, alive, ev, 8);
+    for (size_t i = 0; i < n; i++)
+        log_warn("worker=%s put on probation: %s; its running attempts are copied elsewhere when that is faster",
+                 ev[i].worker, ev[i].why);
+    if (n) pthread_cond_broadcast(&c->work_cv);
 }
 
 /* ---- State: scheduler events, their records and their replay ----------------------------- */
@@ -294,7 +402,7 @@ static void coord_worker_lost(coord *c, coord_worker *w, const char *why)
             if (strcmp(a->worker, w->name) != 0) continue;
             if (a->state == SCHED_ATTEMPT_RUNNING) {
                 coord_event(c, j, coord_ev("kill", a->id, why));
-                coord_count_attempt(c, j->sj, a->id);
+                coord_count_attempt(c, j, a->id);
             }
         }
         if (j->sj->reduces_done < j->sj->nreduces) {
@@ -354,11 +462,12 @@ static void coord_trim_history(coord *c)
 static void coord_job_ended(coord *c, coord_job *j)
 {
     j->finished = 1;
-    for (size_t i = 0; i < j->sj->nattempts; i++) coord_count_attempt(c, j->sj, (uint32_t)i);
+    for (size_t i = 0; i < j->sj->nattempts; i++) coord_count_attempt(c, j, (uint32_t)i);
     j->version++;
     pthread_cond_broadcast(&c->job_cv);
     j->finished_mono = time_mono_ms();
     c->jobs_total[j->sj->state]++;
+    c->check_now = 1; /* the slow rule looks at the samples the job left at once */
     coord_record(c, j, json_pack("{s:s, s:s, s:s?, s:I}", "t", "end", "state", sched_job_state_name(j->sj->state),
                                  "e", j->sj->error, "ms", (json_int_t)time_wall_ms()));
     log_info("job=%s %s%s%s", j->id, sched_job_state_name(j->sj->state), j->sj->error ? ": " : "",
@@ -419,34 +528,128 @@ static json_t *coord_task_json(coord *c, coord_job *j, uint32_t id)
     return o;
 }
 
-/* Starts attempts of job j on w while it has free slots (*running counts them), of the
- * phases in mask, each tagged with the heartbeat answer seq that carries it. */
-static void coord_fill(coord *c, coord_worker *w, coord_job *j, unsigned mask, uint64_t seq, uint32_t *running,
-                       json_t *tasks)
+/* Attempt `id` of job j was started on w: recorded, tagged with the heartbeat answer seq that
+ * carries it, and added to that answer. */
+static void coord_started(coord *c, coord_worker *w, coord_job *j, int64_t id, uint64_t seq, json_t *tasks)
 {
+    sched_attempt *a = &j->sj->attempts[id];
+    a->tag = seq;
+    json_t *rec = json_pack("{s:s, s:I, s:I, s:s, s:I}", "t", "start", "a", (json_int_t)id, "task", (json_int_t)a->task,
+                            "w", w->name, "ms", (json_int_t)a->start_ms);
+    if (a->copy != SCHED_COPY_NONE) json_object_set_new(rec, "copy", json_integer(a->copy));
+    coord_record(c, j, rec);
+    json_array_append_new(tasks, coord_task_json(c, j, (uint32_t)id));
+}
+
+/* Starts one attempt on w from the running job furthest below its fair share of the slots
+ * (running attempts / weight; the oldest job on ties), as Hadoop's and Spark's fair
+ * schedulers do, so that a small job does not queue behind a big one. `round` marks the jobs
+ * found to have nothing to run for w in this answer. Returns 1 if it started one. */
+static int coord_fair_one(coord *c, coord_worker *w, unsigned mask, int blocked_only, uint64_t seq, uint64_t round,
+                          json_t *tasks)
+{
+    for (;;) {
+        coord_job *best = NULL;
+        double best_load = 0;
+        for (coord_job *j = c->jobs; j; j = j->next) {
+            if (j->finished || sched_job_done(j->sj) || j->exhausted == round || (blocked_only && !j->sj->blocked))
+                continue;
+            double load = (double)j->sj->running / (j->weight > 0 ? j->weight : 1);
+            if (!best || load < best_load) {
+                best = j;
+                best_load = load;
+            }
+        }
+        if (!best) return 0;
+        int64_t id = sched_assign(best->sj, w->name, mask, time_wall_ms());
+        if (id >= 0) {
+            coord_started(c, w, best, id, seq, tasks);
+            return 1;
+        }
+        best->exhausted = round;
+    }
+}
+
+/* Copies of running attempts onto w, which has free slots and nothing else to run: first
+ * migrations (the original's worker is on probation and a fresh run here is faster than what
+ * it has left), then speculative copies of stragglers, at most --speculation-cap of the slots
+ * at once. Every decision is logged with its reason. */
+static void coord_copies(coord *c, coord_worker *w, uint64_t seq, uint32_t *running, json_t *tasks)
+{
+    uint32_t slots = 0, copies = 0;
+    for (size_t i = 0; i < c->nworkers; i++)
+        if (c->workers[i].state == COORD_WORKER_ALIVE && !health_on_probation(&c->health, c->workers[i].name))
+            slots += c->workers[i].slots;
+    double capf = c->spec_cap * (double)slots;
+    uint32_t cap = capf < 1 ? 1 : (uint32_t)(capf + 0.999);
+    for (const coord_job *j = c->jobs; j; j = j->next)
+        for (size_t i = 0; !sched_job_done(j->sj) && i < j->sj->nattempts; i++)
+            copies += j->sj->attempts[i].state == SCHED_ATTEMPT_RUNNING && j->sj->attempts[i].copy == SCHED_COPY_STRAGGLER;
+    uint64_t now = time_wall_ms();
     while (*running < w->slots) {
-        int64_t id = sched_assign(j->sj, w->name, mask, time_wall_ms());
-        if (id < 0) break;
-        sched_attempt *a = &j->sj->attempts[id];
-        a->tag = seq;
-        coord_record(c, j, json_pack("{s:s, s:I, s:I, s:s, s:I}", "t", "start", "a", (json_int_t)id, "task",
-                                     (json_int_t)a->task, "w", w->name, "ms", (json_int_t)a->start_ms));
-        json_array_append_new(tasks, coord_task_json(c, j, (uint32_t)id));
+        coord_job *best = NULL;
+        int64_t task = -1;
+        sched_copy reason = SCHED_COPY_NONE;
+        sched_copy_why why = {0}, cand;
+        for (int pass = 0; pass < 2 && !best; pass++) {
+            sched_copy r = pass == 0 ? SCHED_COPY_MIGRATE : SCHED_COPY_STRAGGLER;
+            if (r == SCHED_COPY_MIGRATE && !c->health.rule.enabled) continue;
+            if (r == SCHED_COPY_STRAGGLER && (!c->speculation || copies >= cap)) continue;
+            for (coord_job *j = c->jobs; j; j = j->next) {
+                if (j->finished || sched_job_done(j->sj)) continue;
+                int64_t t = sched_pick_copy(j->sj, w->name, &c->spec, r, now, &cand);
+                if (t >= 0 && (!best || cand.left_ms > why.left_ms)) {
+                    best = j;
+                    task = t;
+                    why = cand;
+                    reason = r;
+                }
+            }
+        }
+        if (!best) return;
+        int64_t id = sched_start_copy(best->sj, (uint32_t)task, w->name, reason, now);
+        if (id < 0) return;
+        const sched_attempt *o = &best->sj->attempts[why.attempt];
+        const sched_task *t = &best->sj->tasks[task];
+        log_info("job=%s task=%c%05u: %s a%" PRId64 " on %s beside a%u on %s: %.0f ms left at %.0f%% after %.0f ms, a "
+                 "fresh run here ~%.0f ms", best->id, t->phase == SCHED_MAP ? 'm' : 'r', t->index,
+                 reason == SCHED_COPY_MIGRATE ? "migrating (its worker is on probation) to" : "speculative copy", id,
+                 w->name, o->id, o->worker, why.left_ms, 100 * why.progress, why.elapsed_ms, why.fresh_ms);
+        if (reason == SCHED_COPY_MIGRATE) {
+            c->migrations++;
+        } else {
+            c->spec_launched++;
+            copies++;
+        }
+        coord_started(c, w, best, id, seq, tasks);
         (*running)++;
     }
 }
 
 /* Starts as many attempts on `w` as it has free slots: first the re-runs of lost maps that
  * running reducers wait for, whatever their job's place in the queue (those reducers hold
- * slots until the maps are done), then oldest job first. */
+ * slots until the maps are done), then by fair share, then copies. A worker on probation
+ * gets only a probe now and then (one attempt, when it runs nothing). */
 static json_t *coord_assign(coord *c, coord_worker *w, uint64_t seq)
 {
     json_t *tasks = json_array();
     uint32_t running = coord_running_on(c, w->name);
-    for (coord_job *j = c->jobs; j && running < w->slots; j = j->next)
-        if (!j->finished && j->sj->blocked) coord_fill(c, w, j, 1u << SCHED_MAP, seq, &running, tasks);
-    for (coord_job *j = c->jobs; j && running < w->slots; j = j->next)
-        if (!j->finished) coord_fill(c, w, j, (1u << SCHED_MAP) | (1u << SCHED_REDUCE), seq, &running, tasks);
+    uint64_t round = ++c->assign_round;
+    const unsigned any = (1u << SCHED_MAP) | (1u << SCHED_REDUCE);
+    if (health_on_probation(&c->health, w->name)) {
+        uint64_t now = time_mono_ms();
+        if (running == 0 && health_probe_due(&c->health, w->name, now) &&
+            (coord_fair_one(c, w, 1u << SCHED_MAP, 1, seq, round, tasks) ||
+             coord_fair_one(c, w, any, 0, seq, round, tasks))) {
+            health_probe_sent(&c->health, w->name, now);
+            c->probes++;
+            log_info("worker=%s (on probation): probe attempt sent", w->name);
+        }
+        return tasks;
+    }
+    while (running < w->slots && coord_fair_one(c, w, 1u << SCHED_MAP, 1, seq, round, tasks)) running++;
+    while (running < w->slots && coord_fair_one(c, w, any, 0, seq, round, tasks)) running++;
+    if (running < w->slots) coord_copies(c, w, seq, &running, tasks);
     return tasks;
 }
 
@@ -533,7 +736,7 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
             log_warn("job=%s attempt=a%u worker=%s: not in the worker's heartbeat (answer lost?); running it again",
                      j->id, a->id, name);
             coord_event(c, j, coord_ev("kill", a->id, "lost: the worker does not have it"));
-            coord_count_attempt(c, j->sj, a->id);
+            coord_count_attempt(c, j, a->id);
             j->version++;
         }
     }
@@ -653,7 +856,11 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
             coord_event(c, j, rec);
         }
         json_decref(okrec);
-        if (was_running) coord_count_attempt(c, sj, a->id);
+        if (was_running) {
+            /* A commit kills the task's other attempt (its copy or original) at once. */
+            for (size_t i = 0; i < sj->nattempts; i++)
+                if (sj->attempts[i].task == a->task) coord_count_attempt(c, j, (uint32_t)i);
+        }
         coord_job_check(c, j);
         j->version++;
         pthread_cond_broadcast(&c->work_cv);
@@ -736,6 +943,8 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     /* Mistakes on the submitter's command line (bad job arguments, a missing input, an OUT
      * that overlaps an input or is in use) are usage errors: `submit` exits 2 for them. */
     j->spec_json = wire_jobspec_encode(&j->spec);
+    j->sig = coord_job_sig(j);
+    j->weight = 1;
     int drc = execpool_describe(c->describer, j->spec_json, j->spec.job, &j->desc, &e);
     if (drc) {
         usage = drc != -EIO;
@@ -913,10 +1122,12 @@ static void coord_status(coord *c, const char *only, const http_request *req, ht
     json_t *workers = json_array();
     for (size_t i = 0; i < c->nworkers; i++) {
         const coord_worker *w = &c->workers[i];
-        json_array_append_new(workers, json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}", "name", w->name, "address",
-                                                 w->address, "state", w->state == COORD_WORKER_ALIVE ? "alive" : "dead",
-                                                 "slots", (int)w->slots, "running", (int)coord_running_on(c, w->name),
-                                                 "last_seen_ms_ago", (json_int_t)(time_mono_ms() - w->last_seen)));
+        json_t *wo = json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}", "name", w->name, "address", w->address, "state",
+                               w->state == COORD_WORKER_ALIVE ? "alive" : "dead", "slots", (int)w->slots, "running",
+                               (int)coord_running_on(c, w->name), "last_seen_ms_ago",
+                               (json_int_t)(time_mono_ms() - w->last_seen));
+        json_object_set_new(wo, "health", coord_health_json(c, w->name));
+        json_array_append_new(workers, wo);
     }
     json_t *jobs = json_array();
     int found = only == NULL;
@@ -1047,6 +1258,42 @@ static void coord_metrics(coord *c, http_response *resp)
     buf_appendf(&b, "# HELP tally_attempts_adopted_total Running attempts taken over from an earlier coordinator "
                     "(not re-run).\n# TYPE tally_attempts_adopted_total counter\ntally_attempts_adopted_total %" PRIu64 "\n",
                 c->attempts_adopted);
+    buf_appendf(&b, "# HELP tally_speculative_attempts_total Copies of running attempts, by event (launched: "
+                    "stragglers copied; won: copies that committed; killed: copies that lost or were stopped).\n"
+                    "# TYPE tally_speculative_attempts_total counter\n"
+                    "tally_speculative_attempts_total{event=\"launched\"} %" PRIu64 "\n"
+                    "tally_speculative_attempts_total{event=\"won\"} %" PRIu64 "\n"
+                    "tally_speculative_attempts_total{event=\"killed\"} %" PRIu64 "\n",
+                c->spec_launched, c->spec_won, c->spec_lost);
+    buf_appendf(&b, "# HELP tally_migrations_total Attempts copied off a worker on probation.\n"
+                    "# TYPE tally_migrations_total counter\ntally_migrations_total %" PRIu64 "\n", c->migrations);
+    buf_appendf(&b, "# HELP tally_probation_total Probations begun (enter) and ended (exit).\n"
+                    "# TYPE tally_probation_total counter\ntally_probation_total{event=\"enter\"} %" PRIu64 "\n"
+                    "tally_probation_total{event=\"exit\"} %" PRIu64 "\n", c->health.entries, c->health.exits);
+    buf_appendf(&b, "# HELP tally_probes_total Probe attempts sent to workers on probation.\n"
+                    "# TYPE tally_probes_total counter\ntally_probes_total %" PRIu64 "\n", c->probes);
+    buf_appendf(&b, "# HELP tally_worker_slowness The worker's p90 attempt cost over the other workers' (1 = typical; "
+                    "0 = not judged yet).\n# TYPE tally_worker_slowness gauge\n");
+    for (size_t i = 0; i < c->health.nworkers; i++)
+        buf_appendf(&b, "tally_worker_slowness{worker=\"%s\"} %.3f\n", c->health.workers[i].name, c->health.workers[i].score);
+    buf_appendf(&b, "# HELP tally_worker_probation 1 while the worker is on probation.\n# TYPE tally_worker_probation gauge\n");
+    for (size_t i = 0; i < c->health.nworkers; i++)
+        buf_appendf(&b, "tally_worker_probation{worker=\"%s\"} %d\n", c->health.workers[i].name,
+                    c->health.workers[i].state == HEALTH_PROBATION);
+    buf_appendf(&b, "# HELP tally_worker_pressure Pressure stall information the worker reports (PSI some avg10, "
+                    "percent).\n# TYPE tally_worker_pressure gauge\n");
+    for (size_t i = 0; i < c->health.nworkers; i++) {
+        const health_worker *h = &c->health.workers[i];
+        static const char *res[] = {"cpu", "io", "memory"};
+        const double v[] = {h->psi_cpu, h->psi_io, h->psi_memory};
+        for (int k = 0; k < 3; k++)
+            if (v[k] >= 0) buf_appendf(&b, "tally_worker_pressure{worker=\"%s\",resource=\"%s\"} %.2f\n", h->name, res[k], v[k]);
+    }
+    buf_appendf(&b, "# HELP tally_worker_load1 The worker's 1-minute load average as it reports it.\n"
+                    "# TYPE tally_worker_load1 gauge\n");
+    for (size_t i = 0; i < c->health.nworkers; i++)
+        if (c->health.workers[i].load1 >= 0)
+            buf_appendf(&b, "tally_worker_load1{worker=\"%s\"} %.2f\n", c->health.workers[i].name, c->health.workers[i].load1);
     if (c->st) state_metrics(c->st, &b);
     pthread_mutex_unlock(&c->lock);
     http_respond_metrics(resp, &b, "coordinator");
@@ -1120,6 +1367,8 @@ static int coord_replay_job(coord *c, const json_t *rec, struct err *e)
         return rc;
     }
     j->spec_json = wire_jobspec_encode(&j->spec);
+    j->sig = coord_job_sig(j);
+    j->weight = 1;
     j->created = json_is_true(json_object_get(rec, "created"));
     j->sj = sched_job_new((uint32_t)j->inputs.nsplits, j->spec.reduces, j->spec.max_attempts, (uint64_t)ms);
     j->sj->max_skipped_ratio = j->spec.max_skipped_ratio;
@@ -1165,7 +1414,11 @@ static int coord_replay_start(coord_job *j, const json_t *rec, struct err *e)
     if (rc == 0) rc = coord_rec_int(rec, "task", 0, (int64_t)sj->nmaps + sj->nreduces - 1, &task, e);
     if (rc == 0) rc = coord_rec_int(rec, "ms", 0, INT64_MAX, &ms, e);
     if (rc) return rc;
-    int64_t got = sched_assign(sj, w, 1u << sj->tasks[task].phase, (uint64_t)ms);
+    int64_t copy = 0;
+    if (json_object_get(rec, "copy") && (rc = coord_rec_int(rec, "copy", SCHED_COPY_STRAGGLER, SCHED_COPY_MIGRATE, &copy, e)))
+        return rc;
+    int64_t got = copy ? sched_start_copy(sj, (uint32_t)task, w, (sched_copy)copy, (uint64_t)ms)
+                       : sched_assign(sj, w, 1u << sj->tasks[task].phase, (uint64_t)ms);
     if (got != a || sj->attempts[got].task != (uint32_t)task)
         return err_set(e, -EBADMSG, "attempt a%lld of task %lld does not replay (the scheduler %s): the records are "
                                     "out of order or from another version", (long long)a, (long long)task,
@@ -1313,7 +1566,7 @@ static int coord_preempt(coord *c, coord_job *j, uint64_t now)
     log_warn("job=%s attempt=a%u worker=%s: waiting reduce preempted, its slot is needed to re-run map %" PRId64,
              j->id, victim->id, victim->worker, victim->blocked_on);
     coord_event(c, j, coord_ev("kill", victim->id, "preempted: its slot was needed to re-run a lost map"));
-    coord_count_attempt(c, sj, victim->id);
+    coord_count_attempt(c, j, victim->id);
     j->preempt_ms = now;
     j->version++;
     return 1;
@@ -1391,14 +1644,21 @@ static void coord_tick(coord *c)
         coord_job_check(c, j);
         changed |= coord_preempt(c, j, now);
     }
+    coord_health_check(c, now);
+    /* Copies depend on time passing, not only on events: let the workers waiting for work
+     * look again while anything runs. */
+    int running = 0;
+    for (coord_job *j = c->jobs; j && !running; j = j->next) running = !j->finished && j->sj->running > 0;
     struct err e = {0};
     coord_sync(c, &e);
-    if (changed) pthread_cond_broadcast(&c->work_cv);
+    if (changed || (running && (c->speculation || c->health.rule.enabled))) pthread_cond_broadcast(&c->work_cv);
     pthread_mutex_unlock(&c->lock);
 }
 
 static const char *coord_o_listen, *coord_o_token, *coord_o_hb, *coord_o_timeout, *coord_o_log, *coord_o_state,
-    *coord_o_zk, *coord_o_adv, *coord_o_session;
+    *coord_o_zk, *coord_o_adv, *coord_o_session, *coord_o_spec, *coord_o_spec_cap, *coord_o_spec_factor,
+    *coord_o_spec_min, *coord_o_prob, *coord_o_slow_factor, *coord_o_slow_checks, *coord_o_slow_window,
+    *coord_o_slow_check_ms, *coord_o_prob_ms, *coord_o_probe_ms;
 
 static const cli_opt coord_opts[] = {
     {"listen", 0, "HOST:PORT", "TALLY_LISTEN", "127.0.0.1:7070", "address to serve the API on", &coord_o_listen},
@@ -1415,8 +1675,64 @@ static const cli_opt coord_opts[] = {
      "the address workers and clients reach this coordinator on (default: the --listen address)", &coord_o_adv},
     {"zk-session-ms", 0, "MS", "TALLY_ZK_SESSION_MS", "4000",
      "ZooKeeper session timeout: how soon a dead leader is replaced", &coord_o_session},
+    {"speculation", 0, "on|off", "TALLY_SPECULATION", "on",
+     "start a copy of an attempt whose estimated time left is well above a fresh run's (LATE); the first to "
+     "finish commits", &coord_o_spec},
+    {"speculation-cap", 0, "FRACTION", "TALLY_SPECULATION_CAP", "0.1",
+     "share of the healthy slots speculative copies may hold at once (at least one copy)", &coord_o_spec_cap},
+    {"speculation-factor", 0, "F", "TALLY_SPECULATION_FACTOR", "2",
+     "copy when the time left exceeds F times a fresh run's estimate", &coord_o_spec_factor},
+    {"speculation-min-ms", 0, "MS", "TALLY_SPECULATION_MIN_MS", "100",
+     "never copy an attempt that has run less than this, nor one whose copy would save less", &coord_o_spec_min},
+    {"probation", 0, "on|off", "TALLY_PROBATION", "on",
+     "put slow workers on probation (no new attempts but probes; their running attempts migrate)", &coord_o_prob},
+    {"slow-factor", 0, "F", "TALLY_SLOW_FACTOR", "2",
+     "slow rule: a worker's p90 attempt cost above F times the other workers' p90...", &coord_o_slow_factor},
+    {"slow-checks", 0, "K", "TALLY_SLOW_CHECKS", "3", "...for K checks in a row...", &coord_o_slow_checks},
+    {"slow-window", 0, "N", "TALLY_SLOW_WINDOW", "20", "...over its last N attempts (of the last 10 minutes)",
+     &coord_o_slow_window},
+    {"slow-check-ms", 0, "MS", "TALLY_SLOW_CHECK_MS", "1000",
+     "how often the slow rule runs while jobs run (and at every job end)", &coord_o_slow_check_ms},
+    {"probation-ms", 0, "MS", "TALLY_PROBATION_MS", "2000",
+     "shortest probation; it ends after 3 probes in a row that were not slow", &coord_o_prob_ms},
+    {"probe-every-ms", 0, "MS", "TALLY_PROBE_EVERY_MS", "500", "a worker on probation gets one probe attempt this often",
+     &coord_o_probe_ms},
     {"log-level", 0, "LEVEL", "TALLY_LOG_LEVEL", "info", "debug, info, warn, error", &coord_o_log},
 };
+
+/* The tail-latency settings into c (health rule, speculation); 0 or -EINVAL naming the flag. */
+static int coord_parse_tail(coord *c, struct err *e)
+{
+    health_rule r = {.window_ms = 600000, .min_samples = 3, .probes_ok = 3};
+    uint64_t checks = 0, window = 0, pms = 0, probe = 0, min_ms = 0;
+    double factor = 0, spec_factor = 0;
+    if (util_parse_switch(coord_o_spec, &c->speculation)) return err_set(e, -EINVAL, "--speculation: expected on or off");
+    if (util_parse_switch(coord_o_prob, &r.enabled)) return err_set(e, -EINVAL, "--probation: expected on or off");
+    if (util_parse_double(coord_o_spec_cap, 0, 1, &c->spec_cap))
+        return err_set(e, -EINVAL, "--speculation-cap: expected a fraction from 0 to 1");
+    if (util_parse_double(coord_o_spec_factor, 1, 1000, &spec_factor))
+        return err_set(e, -EINVAL, "--speculation-factor: expected a number from 1 to 1000");
+    if (util_parse_u64(coord_o_spec_min, 0, 3600000, &min_ms))
+        return err_set(e, -EINVAL, "--speculation-min-ms: expected milliseconds");
+    if (util_parse_double(coord_o_slow_factor, 1.1, 1000, &factor))
+        return err_set(e, -EINVAL, "--slow-factor: expected a number from 1.1 to 1000");
+    if (util_parse_u64(coord_o_slow_checks, 1, 1000, &checks)) return err_set(e, -EINVAL, "--slow-checks: expected 1 to 1000");
+    if (util_parse_u64(coord_o_slow_window, 3, 10000, &window)) return err_set(e, -EINVAL, "--slow-window: expected 3 to 10000");
+    if (util_parse_u64(coord_o_slow_check_ms, 10, 3600000, &c->check_ms))
+        return err_set(e, -EINVAL, "--slow-check-ms: expected milliseconds (at least 10)");
+    if (util_parse_u64(coord_o_prob_ms, 0, 86400000, &pms)) return err_set(e, -EINVAL, "--probation-ms: expected milliseconds");
+    if (util_parse_u64(coord_o_probe_ms, 10, 3600000, &probe))
+        return err_set(e, -EINVAL, "--probe-every-ms: expected milliseconds (at least 10)");
+    r.factor = factor;
+    r.checks = (uint32_t)checks;
+    r.window = (uint32_t)window;
+    r.min_probation_ms = pms;
+    r.probe_every_ms = probe;
+    health_init(&c->health, &r);
+    c->spec = (sched_spec){.factor = spec_factor, .min_ms = min_ms, .min_gain_ms = min_ms / 2, .slowness = coord_spec_slowness,
+                           .probation = coord_spec_probation, .history_ms = coord_spec_history, .arg = c};
+    return 0;
+}
 
 int coord_main(int argc, char **argv)
 {
@@ -1444,9 +1760,11 @@ int coord_main(int argc, char **argv)
         rc = err_set(&e, -EINVAL, "--heartbeat-ms and --worker-timeout-ms take milliseconds");
     if (rc == 0 && (!colon || (size_t)(colon - coord_o_listen) >= sizeof host || util_parse_u64(colon + 1, 0, 65535, &port)))
         rc = err_set(&e, -EINVAL, "--listen: expected HOST:PORT");
+    if (rc == 0) rc = coord_parse_tail(c, &e);
     free(pos);
     if (rc) {
         fprintf(stderr, "tally coordinator: %s\n", e.msg);
+        health_free(&c->health);
         free(c);
         return CLI_USAGE;
     }
@@ -1622,6 +1940,7 @@ int coord_main(int argc, char **argv)
     claim_release(&c->scratch);
     free(c->token);
     json_decref(c->members);
+    health_free(&c->health);
     free(c);
     return exit_rc;
 }

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -219,4 +220,25 @@ void util_catch_stop_signals(void (*fn)(int))
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+int util_parse_double(const char *s, double min, double max, double *out)
+{
+    if (!s || !*s) return -EINVAL;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v) || v < min || v > max) return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int util_parse_switch(const char *s, int *out)
+{
+    static const char *on[] = {"on", "1", "yes", "true"}, *off[] = {"off", "0", "no", "false"};
+    for (size_t i = 0; s && i < 4; i++) {
+        if (strcmp(s, on[i]) == 0) return *out = 1, 0;
+        if (strcmp(s, off[i]) == 0) return *out = 0, 0;
+    }
+    return -EINVAL;
 }

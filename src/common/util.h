@@ -47,6 +47,10 @@ uint64_t time_wall_ms(void);
 int util_parse_size(const char *s, uint64_t *out);
 /* Parses a non-negative integer in [min, max]; returns 0 or -EINVAL. */
 int util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Parses a finite decimal number in [min, max]; returns 0 or -EINVAL. */
+int util_parse_double(const char *s, double min, double max, double *out);
+/* "on"/"off" (also 1/0, yes/no, true/false) into 1/0; returns 0 or -EINVAL. */
+int util_parse_switch(const char *s, int *out);
 /* Number of online CPUs, at least 1. */
 int util_ncpus(void);
 /* Has SIGINT and SIGTERM call fn (which should only set a flag the process polls). */

@@ -96,6 +96,7 @@ static int64_t sched_start_attempt(sched_job *j, uint32_t task, const char *work
     sched_task *t = &j->tasks[task];
     t->state = SCHED_TASK_RUNNING;
     t->running++;
+    j->running++;
     return a->id;
 }
 
@@ -107,6 +108,84 @@ int64_t sched_assign(sched_job *j, const char *worker, unsigned phase_mask, uint
     if (t < 0 && (phase_mask & (1u << SCHED_REDUCE)) && j->maps_done == j->nmaps)
         t = sched_pop_pending(j, SCHED_REDUCE);
     return t < 0 ? -1 : sched_start_attempt(j, (uint32_t)t, worker, now);
+}
+
+int64_t sched_start_copy(sched_job *j, uint32_t task, const char *worker, sched_copy reason, uint64_t now)
+{
+    if (j->state != SCHED_JOB_RUNNING || task >= j->nmaps + j->nreduces || j->tasks[task].state != SCHED_TASK_RUNNING)
+        return -1;
+    int64_t id = sched_start_attempt(j, task, worker, now);
+    j->attempts[id].copy = reason;
+    return id;
+}
+
+static int sched_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double sched_phase_median_ms(const sched_job *j, sched_phase phase)
+{
+    size_t n = 0;
+    double *d = xcalloc(j->nattempts + 1, sizeof *d);
+    for (size_t i = 0; i < j->nattempts; i++) {
+        const sched_attempt *a = &j->attempts[i];
+        if (a->state == SCHED_ATTEMPT_SUCCEEDED && j->tasks[a->task].phase == phase && a->end_ms >= a->start_ms)
+            d[n++] = (double)(a->end_ms - a->start_ms);
+    }
+    qsort(d, n, sizeof *d, sched_cmp_double);
+    double m = n ? d[(n - 1) / 2] : 0;
+    free(d);
+    return m;
+}
+
+static double sched_slowness(const sched_spec *sp, const char *worker)
+{
+    double s = sp->slowness ? sp->slowness(sp->arg, worker) : 0;
+    return s > 0 ? s : 1;
+}
+
+int64_t sched_pick_copy(const sched_job *j, const char *worker, const sched_spec *sp, sched_copy reason, uint64_t now,
+                        sched_copy_why *why)
+{
+    if (j->state != SCHED_JOB_RUNNING || reason == SCHED_COPY_NONE) return -1;
+    double median[2] = {sched_phase_median_ms(j, SCHED_MAP), sched_phase_median_ms(j, SCHED_REDUCE)};
+    double here = sched_slowness(sp, worker), best = 0;
+    int64_t pick = -1;
+    /* One pass over the attempts: each running task has exactly one attempt here when it is a
+     * candidate (t->running == 1), so the attempt stands for its task. */
+    for (size_t i = 0; i < j->nattempts; i++) {
+        const sched_attempt *a = &j->attempts[i];
+        const sched_task *t = &j->tasks[a->task];
+        if (a->state != SCHED_ATTEMPT_RUNNING || t->state != SCHED_TASK_RUNNING || t->running != 1) continue;
+        if (strcmp(a->worker, worker) == 0 || a->blocked_on >= 0 || now < a->start_ms) continue;
+        int on_probation = sp->probation && sp->probation(sp->arg, a->worker);
+        if (reason == SCHED_COPY_MIGRATE && !on_probation) continue;
+        double elapsed = (double)(now - a->start_ms);
+        if (reason == SCHED_COPY_STRAGGLER && elapsed < (double)sp->min_ms) continue;
+        /* The rate as of the last progress report (reports come with heartbeats, so they
+         * may be a few hundred ms old); time left counts from now. */
+        double p = a->progress, seen = a->progress_ms > a->start_ms ? (double)(a->progress_ms - a->start_ms) : elapsed;
+        double rate = a->rate > 0 ? a->rate / 1000.0 : p > 0 && seen > 0 ? p / seen : 0;
+        double since = a->progress_ms > a->start_ms && now > a->progress_ms ? (double)(now - a->progress_ms) : 0;
+        /* No progress yet: at least as long again as it has run (a stuck attempt's time left
+         * grows with it, so it gets copied once it has run long enough). */
+        double left = rate > 0 ? (1 - p) / rate - since : elapsed;
+        if (left < 0) left = 0;
+        double there = sched_slowness(sp, a->worker);
+        double typical = median[t->phase];
+        if (typical <= 0 && sp->history_ms) typical = sp->history_ms(sp->arg, j, a->task);
+        double fresh = typical > 0 ? typical * here : (elapsed + left) * here / there;
+        int worth = reason == SCHED_COPY_MIGRATE ? left > fresh
+                                                 : left > sp->factor * fresh && left - fresh >= (double)sp->min_gain_ms;
+        if (!worth || left <= best) continue;
+        best = left;
+        pick = a->task;
+        if (why) *why = (sched_copy_why){.attempt = a->id, .left_ms = left, .fresh_ms = fresh, .elapsed_ms = elapsed,
+                                         .progress = p};
+    }
+    return pick;
 }
 
 static sched_attempt *sched_running_attempt(sched_job *j, uint32_t id)
@@ -141,6 +220,7 @@ static void sched_finish_job(sched_job *j, sched_job_state s, uint64_t now)
                            : s == SCHED_JOB_CANCELLED ? "job cancelled" : "job failed");
         sched_attempt_unblock(j, a);
         j->tasks[a->task].running--;
+        j->running--;
     }
 }
 
@@ -179,6 +259,7 @@ int sched_attempt_succeeded(sched_job *j, uint32_t id, const counters *c, uint64
     sched_task *t = &j->tasks[a->task];
     a->end_ms = now;
     t->running--;
+    j->running--;
     if (t->state == SCHED_TASK_SUCCEEDED || j->state != SCHED_JOB_RUNNING) {
         /* Another attempt committed first (or the job is over): this one loses. */
         a->state = SCHED_ATTEMPT_KILLED;
@@ -190,6 +271,18 @@ int sched_attempt_succeeded(sched_job *j, uint32_t id, const counters *c, uint64
     sched_attempt_unblock(j, a);
     t->state = SCHED_TASK_SUCCEEDED;
     t->committed = a->id;
+    /* Its copy (or original) lost the race: killed now, so that its slot is free at once. */
+    for (size_t i = 0; t->running && i < j->nattempts; i++) {
+        sched_attempt *o = &j->attempts[i];
+        if (o->task != a->task || o->state != SCHED_ATTEMPT_RUNNING) continue;
+        o->state = SCHED_ATTEMPT_KILLED;
+        o->end_ms = now;
+        free(o->error);
+        o->error = xasprintf("superseded: attempt a%u committed first", a->id);
+        sched_attempt_unblock(j, o);
+        t->running--;
+        j->running--;
+    }
     counters_free(&t->counters);
     counters_init(&t->counters);
     if (c) counters_merge(&t->counters, c);
@@ -219,6 +312,7 @@ int sched_attempt_failed(sched_job *j, uint32_t id, const char *error, int fatal
     a->error = xstrdup(error ? error : "failed");
     sched_attempt_unblock(j, a);
     t->running--;
+    j->running--;
     t->failures++;
     if (t->state != SCHED_TASK_RUNNING) return 1;
     if (fatal || t->failures >= j->max_attempts) {
@@ -250,6 +344,7 @@ int sched_attempt_killed(sched_job *j, uint32_t id, const char *why, uint64_t no
     a->error = xstrdup(why ? why : "killed");
     sched_attempt_unblock(j, a);
     t->running--;
+    j->running--;
     if (t->state == SCHED_TASK_RUNNING && t->running == 0) sched_push_pending(j, a->task);
     return 1;
 }

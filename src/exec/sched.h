@@ -19,6 +19,9 @@
  *           RUNNING -> PENDING    sched_attempt_failed() with attempts left, sched_attempt_killed()
  *           RUNNING -> FAILED     sched_attempt_failed() with no attempts left
  *           SUCCEEDED -> PENDING  sched_map_lost(): a map's output is gone with its worker
+ * Copies:   a RUNNING task may get a second attempt beside its first (sched_start_copy: a
+ *           speculative copy of a straggler, or a migration off a worker on probation); the
+ *           first of them to succeed commits and the other is killed at once ("superseded").
  * Attempt:  RUNNING -> SUCCEEDED | FAILED | KILLED (lost worker, superseded, cancelled); a report
  *           about an attempt that is no longer RUNNING is ignored, so late results from a
  *           superseded attempt or a dead worker never change the outcome.
@@ -76,6 +79,7 @@ typedef struct sched_attempt {
     int counted;          /* the caller's (the coordinator: its end is in the metrics) */
     int64_t blocked_on;   /* a reduce waiting for this map's output to be re-run, or -1 */
     sched_copy copy;      /* SCHED_COPY_NONE, or why it was started beside a running attempt */
+    double rate;          /* progress per second as its worker measured it, or 0 (then progress/elapsed) */
 } sched_attempt;
 
 typedef struct sched_task {
@@ -113,6 +117,7 @@ typedef struct sched_job {
     uint32_t ring_head[2], ring_len[2], ring_cap[2];
     uint32_t max_attempts;
     uint32_t blocked;     /* running reduce attempts waiting for a lost map's re-run */
+    uint32_t running;     /* attempts running (the sum of the tasks' `running`) */
     char *error;
     uint64_t submit_ms, start_ms, end_ms;
     sched_crash *crashes;
@@ -130,6 +135,44 @@ void sched_job_start(sched_job *j, uint64_t now);
 /* Starts an attempt of the next runnable task on `worker`; returns its id, or -1 when nothing
  * can run now. `phase_mask` (1 << SCHED_MAP | 1 << SCHED_REDUCE) limits the phases offered. */
 int64_t sched_assign(sched_job *j, const char *worker, unsigned phase_mask, uint64_t now);
+
+/* Speculation (LATE, Zaharia et al., OSDI 2008; backup tasks, Dean & Ghemawat section 3.6).
+ * For every running task with a single attempt, time left = (1 - progress) / rate, the rate
+ * being the worker's measure or progress / elapsed. A fresh run on the candidate worker is
+ * estimated from the median successful attempt of the same phase in this job, else from
+ * `history_ms` (the same task in earlier runs of the same job, the caller's memory), else from
+ * the attempt's own estimated total; each scaled by the workers' slowness (1 = typical).
+ * A straggler is copied when time left > factor x the fresh estimate, it gains at least
+ * min_gain_ms and it has run at least min_ms; a migration (the attempt's worker is on
+ * probation) as soon as time left exceeds the fresh estimate. */
+typedef struct sched_spec {
+    double factor;            /* straggler: time left must exceed factor x a fresh run */
+    uint64_t min_ms;          /* never copy an attempt younger than this */
+    uint64_t min_gain_ms;     /* nor one whose copy would save less than this */
+    /* The caller's view of the workers: how many times slower than typical (1 = typical,
+     * 0 = unknown, taken as 1), and whether a worker is on probation. */
+    double (*slowness)(void *arg, const char *worker);
+    int (*probation)(void *arg, const char *worker);
+    /* A typical duration of this task from earlier runs of the same job, or 0. */
+    double (*history_ms)(void *arg, const sched_job *j, uint32_t task);
+    void *arg;
+} sched_spec;
+
+/* The decision sched_pick_copy() made, for the log and the metrics. */
+typedef struct sched_copy_why {
+    uint32_t attempt;         /* the original */
+    double left_ms, fresh_ms, elapsed_ms, progress;
+} sched_copy_why;
+
+/* The task whose copy on `worker` is worth most (largest time left) by the rules above for
+ * `reason`, or -1. Changes nothing. */
+int64_t sched_pick_copy(const sched_job *j, const char *worker, const sched_spec *sp, sched_copy reason, uint64_t now,
+                        sched_copy_why *why);
+/* Starts a copy of RUNNING task `task` on `worker`; returns its attempt id, or -1 if the task
+ * is not running (then nothing changes). */
+int64_t sched_start_copy(sched_job *j, uint32_t task, const char *worker, sched_copy reason, uint64_t now);
+/* The median duration of the job's successful attempts of `phase`, or 0 if none. */
+double sched_phase_median_ms(const sched_job *j, sched_phase phase);
 
 /* Reports. Each returns 1 if it changed state, 0 if ignored (attempt not running). */
 int sched_attempt_succeeded(sched_job *j, uint32_t attempt, const counters *c, uint64_t now);

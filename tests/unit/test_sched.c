@@ -822,6 +822,146 @@ static void test_progress_and_reduce_survives_map_loss(void **unused)
     sched_job_free(j);
 }
 
+/* ---- Copies: speculation and migration ---------------------------------------------------- */
+
+static double slow_w1(void *arg, const char *worker)
+{
+    (void)arg;
+    return strcmp(worker, "w1") == 0 ? 10 : 1;
+}
+
+static int probation_w1(void *arg, const char *worker)
+{
+    (void)arg;
+    return strcmp(worker, "w1") == 0;
+}
+
+static const sched_spec spec_plain = {.factor = 2, .min_ms = 100, .min_gain_ms = 50};
+
+static void test_straggler_copied_and_first_to_finish_commits(void **state)
+{
+    (void)state;
+    sched_job *j = started(3, 0, 4);
+    counters c;
+    /* Two maps take 100 ms on w2; the third is on w1 and has done 10% after 400 ms. */
+    uint32_t a0 = (uint32_t)sched_assign(j, "w2", ANY, 1000);
+    uint32_t a1 = (uint32_t)sched_assign(j, "w2", ANY, 1000);
+    uint32_t a2 = (uint32_t)sched_assign(j, "w1", ANY, 1000);
+    assert_int_equal(sched_attempt_succeeded(j, a0, with_records(&c, 1), 1100), 1);
+    counters_free(&c);
+    assert_int_equal(sched_attempt_succeeded(j, a1, with_records(&c, 1), 1100), 1);
+    counters_free(&c);
+    /* Too young (50 ms): no copy, whatever its estimate. */
+    sched_attempt_progress(j, a2, 0.01, NULL, 1050);
+    assert_int_equal(sched_pick_copy(j, "w2", &spec_plain, SCHED_COPY_STRAGGLER, 1050, NULL), -1);
+    sched_attempt_progress(j, a2, 0.1, NULL, 1400);
+    /* Never on its own worker. */
+    assert_int_equal(sched_pick_copy(j, "w1", &spec_plain, SCHED_COPY_STRAGGLER, 1400, NULL), -1);
+    sched_copy_why why;
+    int64_t t = sched_pick_copy(j, "w2", &spec_plain, SCHED_COPY_STRAGGLER, 1400, &why);
+    assert_int_equal(t, j->attempts[a2].task);
+    assert_int_equal(why.attempt, a2);
+    assert_true(why.left_ms > 3000 && why.left_ms < 4000); /* 0.9 / (0.1 / 400 ms) = 3600 ms */
+    assert_true(why.fresh_ms > 99 && why.fresh_ms < 101); /* the median map here: 100 ms */
+    int64_t copy = sched_start_copy(j, (uint32_t)t, "w2", SCHED_COPY_STRAGGLER, 1400);
+    assert_true(copy > a2);
+    assert_int_equal(j->attempts[copy].copy, SCHED_COPY_STRAGGLER);
+    assert_int_equal(j->tasks[t].running, 2);
+    assert_int_equal(j->running, 2);
+    /* One copy per task: nothing more to copy. */
+    assert_int_equal(sched_pick_copy(j, "w3", &spec_plain, SCHED_COPY_STRAGGLER, 1500, NULL), -1);
+    /* The copy commits first: the original is killed at once, and its late success ignored. */
+    assert_int_equal(sched_attempt_succeeded(j, (uint32_t)copy, with_records(&c, 1), 1500), 1);
+    counters_free(&c);
+    assert_int_equal(j->attempts[a2].state, SCHED_ATTEMPT_KILLED);
+    assert_non_null(strstr(j->attempts[a2].error, "superseded"));
+    assert_int_equal(j->tasks[t].committed, copy);
+    assert_int_equal(j->running, 0);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+    assert_int_equal(sched_attempt_succeeded(j, a2, with_records(&c, 1), 1600), 0);
+    counters_free(&c);
+    sched_summary sum;
+    sched_job_summary(j, &sum);
+    assert_int_equal(sum.attempts, 4);
+    assert_int_equal(sum.speculative, 1);
+    assert_int_equal(sum.killed, 1);
+    assert_string_equal(sum.slowest_worker, "w1");
+    assert_int_equal(sum.slowest_ms, 500);
+    sched_job_free(j);
+}
+
+static void test_no_copy_of_a_normal_attempt(void **state)
+{
+    (void)state;
+    sched_job *j = started(4, 0, 4);
+    counters c;
+    uint32_t a[4];
+    for (int i = 0; i < 4; i++) a[i] = (uint32_t)sched_assign(j, i < 2 ? "w1" : "w2", ANY, 1000);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sched_attempt_succeeded(j, a[i], with_records(&c, 1), 1200), 1);
+        counters_free(&c);
+    }
+    /* Half done after 150 ms of a 200 ms median: about 150 ms left, no reason to copy. */
+    sched_attempt_progress(j, a[2], 0.5, NULL, 1150);
+    sched_attempt_progress(j, a[3], 0.6, NULL, 1150);
+    assert_int_equal(sched_pick_copy(j, "w1", &spec_plain, SCHED_COPY_STRAGGLER, 1150, NULL), -1);
+    /* Migration only moves attempts off a worker on probation. */
+    sched_spec sp = spec_plain;
+    assert_int_equal(sched_pick_copy(j, "w1", &sp, SCHED_COPY_MIGRATE, 1150, NULL), -1);
+    sched_job_free(j);
+}
+
+/* R=1, the single reduce on the slow worker: no other reduce ever finishes, so the estimate
+ * comes from the workers' slowness (10x on w1). */
+static void test_single_reduce_on_slow_worker_is_copied(void **state)
+{
+    (void)state;
+    sched_job *j = started(1, 1, 4);
+    counters c;
+    uint32_t m = (uint32_t)sched_assign(j, "w2", ANY, 1000);
+    assert_int_equal(sched_attempt_succeeded(j, m, with_records(&c, 1), 1100), 1);
+    counters_free(&c);
+    uint32_t r = (uint32_t)sched_assign(j, "w1", ANY, 1100);
+    sched_attempt_progress(j, r, 0.05, NULL, 1300);
+    assert_int_equal(sched_pick_copy(j, "w2", &spec_plain, SCHED_COPY_STRAGGLER, 1300, NULL), -1);
+    sched_spec sp = spec_plain;
+    sp.slowness = slow_w1;
+    sched_copy_why why;
+    assert_int_equal(sched_pick_copy(j, "w2", &sp, SCHED_COPY_STRAGGLER, 1300, &why), j->attempts[r].task);
+    assert_true(why.fresh_ms < why.left_ms / 5);
+    /* On probation: migrated as soon as a fresh run elsewhere is faster, however young. */
+    sp.probation = probation_w1;
+    sp.min_ms = 100000;
+    assert_int_equal(sched_pick_copy(j, "w2", &sp, SCHED_COPY_MIGRATE, 1300, NULL), j->attempts[r].task);
+    int64_t copy = sched_start_copy(j, j->attempts[r].task, "w2", SCHED_COPY_MIGRATE, 1300);
+    /* The original finishes first after all: it commits and the copy is killed. */
+    assert_int_equal(sched_attempt_succeeded(j, r, with_records(&c, 1), 1400), 1);
+    counters_free(&c);
+    assert_int_equal(j->attempts[copy].state, SCHED_ATTEMPT_KILLED);
+    assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
+    sched_job_free(j);
+}
+
+/* A copy's failure leaves the original running; the task is not pending twice. */
+static void test_failed_copy_leaves_original(void **state)
+{
+    (void)state;
+    sched_job *j = started(1, 0, 4);
+    uint32_t a = (uint32_t)sched_assign(j, "w1", ANY, 1000);
+    int64_t copy = sched_start_copy(j, j->attempts[a].task, "w2", SCHED_COPY_STRAGGLER, 1500);
+    assert_true(copy >= 0);
+    assert_int_equal(sched_attempt_failed(j, (uint32_t)copy, "disk full", 0, 1600), 1);
+    assert_int_equal(j->tasks[0].state, SCHED_TASK_RUNNING);
+    assert_int_equal(j->tasks[0].running, 1);
+    assert_int_equal(sched_assign(j, "w3", ANY, 1700), -1);
+    /* No copy of a task that is not running. */
+    counters c;
+    assert_int_equal(sched_attempt_succeeded(j, a, with_records(&c, 1), 1800), 1);
+    counters_free(&c);
+    assert_int_equal(sched_start_copy(j, 0, "w2", SCHED_COPY_STRAGGLER, 1900), -1);
+    sched_job_free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -843,6 +983,10 @@ int main(void)
         cmocka_unit_test(test_state_names),
         cmocka_unit_test(test_progress_and_reduce_survives_map_loss),
         cmocka_unit_test(test_random_runs),
+        cmocka_unit_test(test_straggler_copied_and_first_to_finish_commits),
+        cmocka_unit_test(test_no_copy_of_a_normal_attempt),
+        cmocka_unit_test(test_single_reduce_on_slow_worker_is_copied),
+        cmocka_unit_test(test_failed_copy_leaves_original),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,300 @@
+/* health.c - per-worker attempt statistics, the slow rule and probation (see health.h). */
+#include "exec/health.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+void health_init(health *h, const health_rule *rule)
+{
+    memset(h, 0, sizeof *h);
+    h->rule = *rule;
+    if (h->rule.window < 1) h->rule.window = 1;
+    if (h->rule.checks < 1) h->rule.checks = 1;
+    if (h->rule.min_samples < 1) h->rule.min_samples = 1;
+}
+
+void health_free(health *h)
+{
+    for (size_t i = 0; i < h->nworkers; i++) free(h->workers[i].ring);
+    free(h->workers);
+    memset(h, 0, sizeof *h);
+}
+
+const health_worker *health_worker_find(const health *h, const char *name)
+{
+    for (size_t i = 0; i < h->nworkers; i++)
+        if (strcmp(h->workers[i].name, name) == 0) return &h->workers[i];
+    return NULL;
+}
+
+health_worker *health_worker_get(health *h, const char *name)
+{
+    health_worker *w = (health_worker *)health_worker_find(h, name);
+    if (w) return w;
+    if (h->nworkers == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 8;
+        h->workers = xrealloc(h->workers, h->cap * sizeof *h->workers);
+    }
+    w = &h->workers[h->nworkers++];
+    memset(w, 0, sizeof *w);
+    snprintf(w->name, sizeof w->name, "%s", name);
+    w->ring = xcalloc(h->rule.window, sizeof *w->ring);
+    w->psi_cpu = w->psi_io = w->psi_memory = w->load1 = -1;
+    return w;
+}
+
+void health_forget(health *h, const char *name)
+{
+    health_worker *w = (health_worker *)health_worker_find(h, name);
+    if (!w) return;
+    w->nsamples = w->head = 0;
+    w->violations = 0;
+    w->score = 0;
+}
+
+static int health_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of v[0..n) (sorted in place), n > 0. */
+static double health_pct(double *v, size_t n, double p)
+{
+    qsort(v, n, sizeof *v, health_cmp);
+    size_t rank = (size_t)ceil(p / 100.0 * (double)n);
+    return v[rank ? rank - 1 : 0];
+}
+
+static const health_sample *health_at(const health *h, const health_worker *w, size_t i)
+{
+    return &w->ring[(w->head + h->rule.window - w->nsamples + i) % h->rule.window];
+}
+
+static int health_live(const health *h, const health_sample *s, uint64_t now)
+{
+    return now < s->ms || now - s->ms <= h->rule.window_ms;
+}
+
+/* The median cost of group g over every worker's live samples but `skip`'s, or 0. */
+static double health_group_median(const health *h, const health_worker *skip, uint64_t g, uint64_t now)
+{
+    size_t n = 0, cap = 0;
+    double *v = NULL;
+    for (size_t i = 0; i < h->nworkers; i++) {
+        const health_worker *w = &h->workers[i];
+        if (w == skip) continue;
+        for (size_t k = 0; k < w->nsamples; k++) {
+            const health_sample *s = health_at(h, w, k);
+            if (s->group != g || !health_live(h, s, now)) continue;
+            if (n == cap) v = xrealloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
+            v[n++] = s->cost;
+        }
+    }
+    double m = 0;
+    if (n) {
+        qsort(v, n, sizeof *v, health_cmp);
+        m = v[(n - 1) / 2];
+    }
+    free(v);
+    return m;
+}
+
+/* Relative costs of w's live samples (against the other workers' medians) into *out (caller
+ * frees); returns how many were comparable. */
+static size_t health_relative(const health *h, const health_worker *w, uint64_t now, double **out)
+{
+    double *v = xcalloc(w->nsamples + 1, sizeof *v);
+    size_t n = 0;
+    for (size_t k = 0; k < w->nsamples; k++) {
+        const health_sample *s = health_at(h, w, k);
+        if (!health_live(h, s, now)) continue;
+        double m = health_group_median(h, w, s->group, now);
+        if (m > 0) v[n++] = s->cost / m;
+    }
+    *out = v;
+    return n;
+}
+
+/* The score of w now: p90 of its relative costs / p90 of the other healthy workers'. 0 when
+ * it cannot be judged (too few comparable samples, nobody to compare with). */
+static double health_score(const health *h, const health_worker *w, uint64_t now, size_t *nsamples)
+{
+    double *mine;
+    size_t n = health_relative(h, w, now, &mine);
+    *nsamples = n;
+    if (n < h->rule.min_samples) {
+        free(mine);
+        return 0;
+    }
+    double p90 = health_pct(mine, n, 90);
+    free(mine);
+    /* The others' p90, each relative to the rest of the cluster but w: what "normal" varies by. */
+    size_t total = 0;
+    double *all = NULL;
+    for (size_t i = 0; i < h->nworkers; i++) {
+        const health_worker *o = &h->workers[i];
+        if (o == w || o->state != HEALTH_OK) continue;
+        double *rel;
+        size_t k = health_relative(h, o, now, &rel);
+        all = xrealloc(all, (total + k + 1) * sizeof *all);
+        memcpy(all + total, rel, k * sizeof *rel);
+        total += k;
+        free(rel);
+    }
+    double base = total ? health_pct(all, total, 90) : 1;
+    free(all);
+    if (base < 1) base = 1; /* the others' spread is at least "as fast as their median" */
+    return p90 / base;
+}
+
+static void health_enter(health *h, health_worker *w, health_state s, uint64_t now)
+{
+    w->state = s;
+    w->since_ms = now;
+    w->violations = 0;
+    w->probes_good = 0;
+    w->last_probe_ms = now;
+    if (s == HEALTH_PROBATION) {
+        w->entries++;
+        h->entries++;
+    } else {
+        w->exits++;
+        h->exits++;
+        /* Its slow samples would put it straight back: judge it afresh from here. */
+        w->nsamples = w->head = 0;
+        w->score = 0;
+    }
+}
+
+static void health_history_note(health *h, uint64_t sig, sched_phase phase, double ms)
+{
+    health_history *e = NULL;
+    for (size_t i = 0; i < h->nhist && !e; i++)
+        if (h->hist[i].sig == sig) e = &h->hist[i];
+    if (!e) {
+        /* Replace the oldest-noted entry when full (a ring over signatures). */
+        e = &h->hist[h->nhist < HEALTH_HISTORY ? h->nhist++ : (size_t)(sig % HEALTH_HISTORY)];
+        memset(e, 0, sizeof *e);
+        e->sig = sig;
+    }
+    e->ms[phase][e->n[phase] % 16] = ms;
+    e->n[phase]++;
+}
+
+double health_history_ms(const health *h, uint64_t sig, sched_phase phase)
+{
+    for (size_t i = 0; i < h->nhist; i++) {
+        const health_history *e = &h->hist[i];
+        if (e->sig != sig || e->n[phase] == 0) continue;
+        double v[16];
+        size_t n = e->n[phase] < 16 ? e->n[phase] : 16;
+        memcpy(v, e->ms[phase], n * sizeof *v);
+        qsort(v, n, sizeof *v, health_cmp);
+        return v[(n - 1) / 2];
+    }
+    return 0;
+}
+
+int health_note_attempt(health *h, const char *worker, uint64_t group, uint64_t sig, sched_phase phase, double ms,
+                        double progress, int succeeded, uint64_t bytes, uint64_t now, health_event *ev)
+{
+    health_worker *w = health_worker_get(h, worker);
+    double total = ms;
+    if (!succeeded) {
+        /* Superseded: it would have needed elapsed / progress; with almost no progress, the
+         * elapsed time is all we know (a lower bound). */
+        if (progress >= 0.05) total = ms / progress;
+    }
+    if (succeeded && w->state == HEALTH_OK) health_history_note(h, sig, phase, ms);
+    double cost = bytes ? total / ((double)bytes / 1048576.0 + 1e-3) : total;
+    w->ring[w->head] = (health_sample){.ms = now, .cost = cost, .group = group};
+    w->head = (w->head + 1) % h->rule.window;
+    if (w->nsamples < h->rule.window) w->nsamples++;
+    w->fresh = 1;
+    if (w->state != HEALTH_PROBATION) return 0;
+    /* A probe: slow or not by the same rule, on this one sample. */
+    double m = health_group_median(h, w, group, now);
+    if (m <= 0) return 0; /* nobody to compare with: no verdict */
+    double rel = cost / m;
+    if (rel > h->rule.factor) {
+        w->probes_good = 0;
+        w->score = rel;
+        return 0;
+    }
+    w->probes_good++;
+    if (w->probes_good < h->rule.probes_ok || now - w->since_ms < h->rule.min_probation_ms) return 0;
+    health_enter(h, w, HEALTH_OK, now);
+    if (ev) {
+        *ev = (health_event){.worker = w->name, .to = HEALTH_OK, .score = rel};
+        snprintf(ev->why, sizeof ev->why, "%u probes in a row ran at %.2fx the others' median", h->rule.probes_ok, rel);
+    }
+    return 1;
+}
+
+size_t health_check(health *h, uint64_t now, size_t nalive, health_event *ev, size_t max)
+{
+    size_t nev = 0, onprob = 0;
+    for (size_t i = 0; i < h->nworkers; i++) onprob += h->workers[i].state == HEALTH_PROBATION;
+    for (size_t i = 0; i < h->nworkers; i++) {
+        health_worker *w = &h->workers[i];
+        if (!w->fresh || w->state != HEALTH_OK) continue;
+        w->fresh = 0;
+        size_t n;
+        double score = health_score(h, w, now, &n);
+        if (score <= 0) continue; /* not judged: the count of violations stands */
+        w->score = score;
+        if (score <= h->rule.factor) {
+            w->violations = 0;
+            continue;
+        }
+        w->violations++;
+        /* Never more than half the cluster on probation, never the last healthy worker: a
+         * cluster-wide slowdown is not one worker's fault. */
+        size_t limit = nalive / 2 ? nalive / 2 : 1;
+        if (!h->rule.enabled || w->violations < h->rule.checks || onprob >= limit || onprob + 1 >= nalive) continue;
+        health_enter(h, w, HEALTH_PROBATION, now);
+        onprob++;
+        if (nev < max) {
+            ev[nev] = (health_event){.worker = w->name, .to = HEALTH_PROBATION, .score = score};
+            snprintf(ev[nev].why, sizeof ev[nev].why,
+                     "p90 attempt cost %.2fx the other workers' for %u checks in a row (rule: > %.2fx over its last %zu "
+                     "attempts)", score, h->rule.checks, h->rule.factor, n);
+            nev++;
+        }
+    }
+    return nev;
+}
+
+int health_probe_due(const health *h, const char *worker, uint64_t now)
+{
+    const health_worker *w = health_worker_find(h, worker);
+    return w && w->state == HEALTH_PROBATION && now - w->last_probe_ms >= h->rule.probe_every_ms;
+}
+
+void health_probe_sent(health *h, const char *worker, uint64_t now)
+{
+    health_worker *w = (health_worker *)health_worker_find(h, worker);
+    if (w) w->last_probe_ms = now;
+}
+
+int health_on_probation(const health *h, const char *worker)
+{
+    const health_worker *w = health_worker_find(h, worker);
+    return w && w->state == HEALTH_PROBATION;
+}
+
+double health_slowness(const health *h, const char *worker)
+{
+    const health_worker *w = health_worker_find(h, worker);
+    return w && w->score > 1 ? w->score : 1;
+}
+
+const char *health_state_name(health_state s)
+{
+    return s == HEALTH_PROBATION ? "probation" : "ok";
+}
