@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# tail.sh - tail latency in the cluster: a deterministically slow worker (--chaos-slow) is beaten
+# by speculative copies (also for a job's single reduce), put on probation and brought back when
+# it is fast again; without noise nothing is copied; under crashes and delays copies keep the
+# output exact. Issue 9's tests 1, 2, 3, 4 and 6.
+. "$(dirname "$0")/cluster_lib.sh"
+
+if slow; then big=3M; else big=6M; fi
+gen_ok text --size "$big" --seed 91 -o "$T/big.txt"
+"$TALLY" gen readings --shards 5 -o "$T/readings" >/dev/null || fail "tally gen readings failed"
+SMALL=(aggregate --where 'property==1' --group-by house_id,household_id,plug_id
+    --agg 'count,avg(value),min(value),max(value)' -m 10 -r 2)
+step "the local answers"
+cl_answer "$T/ans-big.txt" wordcount -m 12 -r 3 -o "$T/local-big" "$T/big.txt"
+cl_answer "$T/ans-big1.txt" wordcount -m 6 -r 1 -o "$T/local-big1" "$T/big.txt"
+cl_answer "$T/ans-small.txt" "${SMALL[@]}" -o "$T/local-small" "$T/readings"
+
+# job_q ID EXPR: cl_q over one job's status.
+job_q() { CL_Q_JOB=$1 cl_q "$2"; }
+
+# one_commit_per_task ID: every task has exactly one succeeded attempt.
+one_commit_per_task() {
+    job_q "$1" 'all(sum(x["state"] == "succeeded" for x in t["attempts"]) == 1 for t in j["tasks"])' >/dev/null ||
+        fail "job $1: a task without exactly one committed attempt"
+}
+
+chaos() { # chaos WORKER FACTOR: the worker's runtime switch (POST /v1/chaos)
+    curl -sf -H "Authorization: Bearer $(cat "$CL_TOKEN_FILE")" -d "{\"slow\": $2}" \
+        "http://$(cl_worker_address "$1")/v1/chaos" >/dev/null || fail "POST /v1/chaos to $1 failed"
+}
+
+# ---- Test 1: one worker 10x slower ---------------------------------------------------------------
+step "test 1: one worker at --chaos-slow 10: copies beat it, the output is exact"
+# Probation off: here the copies alone must do it (probation is test 3).
+cl_start_coordinator --heartbeat-ms 100 --probation off
+cl_start_worker s1 --slots 1 --chaos-slow 10
+t0=$(date +%s%3N)
+cl_submit_ok wordcount -m 12 -r 3 -o "$T/alone" "$T/big.txt"
+alone=$(($(date +%s%3N) - t0))
+cl_same "$T/alone" "$T/ans-big.txt"
+cl_start_worker f1 --slots 1
+cl_start_worker f2 --slots 1
+cl_until 20 "f1 and f2 to register" 'w.get("f1", {}).get("state") == "alive" and w.get("f2", {}).get("state") == "alive"'
+t0=$(date +%s%3N)
+cl_submit_ok wordcount -m 12 -r 3 -o "$T/spec" "$T/big.txt"
+took=$(($(date +%s%3N) - t0))
+id=$CL_JOB
+echo "the slow worker alone: $alone ms; with two fast workers and speculation: $took ms"
+cl_same "$T/spec" "$T/ans-big.txt"
+one_commit_per_task "$id"
+n=$(job_q "$id" 'j["summary"]["speculative"]') || fail "no speculative attempt in job $id"
+echo "speculative attempts: $n"
+[ "$took" -lt $((alone / 3)) ] || fail "the job took $took ms, not well under the slow worker's $alone ms"
+job_q "$id" 'any(x["speculative"] and x["state"] == "succeeded" for t in j["tasks"] for x in t["attempts"])' >/dev/null ||
+    fail "no speculative copy won"
+grep -q 'speculative copy' "$CL/coord.log" || fail "the coordinator did not log its copies"
+cl_metric() { curl -sf -H "Authorization: Bearer $(cat "$CL_TOKEN_FILE")" "http://$CL_COORD/metrics" | grep "^$1" ; }
+cl_metric 'tally_speculative_attempts_total{event="launched"}' | awk '{ exit !($2 > 0) }' ||
+    fail "tally_speculative_attempts_total{event=\"launched\"} is not positive"
+cl_metric 'tally_worker_slowness{worker="s1"}' | awk '{ exit !($2 > 2) }' || fail "s1's slowness score is not above 2"
+
+# ---- Test 2: R=1, the single reduce on the slow worker --------------------------------------------
+step "test 2: R=1: the job's only reduce, run by the slow worker, is copied and the copy wins"
+# Where the reduce lands is up to the heartbeats: run the job until it lands on s1 (each run has
+# it there with probability about 1/3).
+landed=""
+for run in $(seq 1 30); do
+    cl_submit_ok wordcount -m 6 -r 1 -o "$T/r1-$run" "$T/big.txt"
+    cl_same "$T/r1-$run" "$T/ans-big1.txt"
+    one_commit_per_task "$CL_JOB"
+    if job_q "$CL_JOB" 'next(t for t in j["tasks"] if t["phase"] == "reduce")["attempts"][0]["worker"] == "s1"' >/dev/null; then
+        landed=$CL_JOB
+        break
+    fi
+done
+[ -n "$landed" ] || fail "in 30 runs the reduce never started on s1"
+echo "run $run: the reduce started on s1"
+job_q "$landed" 'any(x["speculative"] and x["state"] == "succeeded" and x["worker"] != "s1"
+    for t in j["tasks"] if t["phase"] == "reduce" for x in t["attempts"])' >/dev/null ||
+    { cl_dump_tasks "$landed"; fail "the reduce on s1 was not copied, or the copy did not win"; }
+job_q "$landed" 'next(t for t in j["tasks"] if t["phase"] == "reduce")["attempts"][0]["state"] == "killed"' >/dev/null ||
+    fail "the original reduce on s1 was not killed when its copy committed"
+cl_reset
+
+# ---- Test 3: probation -----------------------------------------------------------------------------
+step "test 3: a worker at --chaos-slow 5 goes on probation within 3 jobs, and back when it is fast"
+cl_start_coordinator --heartbeat-ms 100 --probation-ms 500 --probe-every-ms 200
+cl_start_worker s1 --slots 1 --chaos-slow 5
+cl_start_worker f1 --slots 1
+cl_start_worker f2 --slots 1
+cl_until 20 "three workers" 'len([x for x in d["workers"] if x["state"] == "alive"]) == 3'
+on=""
+for it in 1 2 3; do
+    cl_submit_ok "${SMALL[@]}" -o "$T/p-$it" "$T/readings"
+    cl_same "$T/p-$it" "$T/ans-small.txt"
+    if cl_q 'w["s1"]["health"]["state"] == "probation"' >/dev/null; then
+        on=$it
+        break
+    fi
+done
+[ -n "$on" ] || { cl_status >&2; fail "s1 (5x slower) was not on probation after 3 jobs"; }
+echo "s1 on probation after job $on"
+grep -q 'worker=s1 put on probation' "$CL/coord.log" || fail "the probation was not logged with its reason"
+cl_q 'w["f1"]["health"]["state"] == "ok" and w["f2"]["health"]["state"] == "ok"' >/dev/null ||
+    fail "a fast worker went on probation too"
+# On probation: only probes (at most one attempt at a time, one per --probe-every-ms).
+before=$(cl_q 'w["s1"]["health"]["probations"]')
+for it in 1 2 3; do
+    cl_submit_ok "${SMALL[@]}" -o "$T/q-$it" "$T/readings"
+    cl_same "$T/q-$it" "$T/ans-small.txt"
+    n=$(job_q "$CL_JOB" 'sum(x["worker"] == "s1" for t in j["tasks"] for x in t["attempts"])')
+    [ "$n" -le 2 ] || fail "s1 on probation ran $n attempts of a 12-task job"
+done
+cl_q 'w["s1"]["health"]["state"] == "probation"' >/dev/null || fail "s1 left probation while still slow"
+# Fast again (the runtime switch): its probes are fast, it comes back and takes work again.
+chaos s1 1
+back=""
+for it in $(seq 1 40); do
+    cl_submit_ok "${SMALL[@]}" -o "$T/b-$it" "$T/readings"
+    cl_same "$T/b-$it" "$T/ans-small.txt"
+    if cl_q 'w["s1"]["health"]["state"] == "ok"' >/dev/null; then
+        back=$it
+        break
+    fi
+done
+[ -n "$back" ] || { cl_status >&2; fail "s1 did not come back from probation in 40 jobs after turning fast"; }
+echo "s1 back after $back more jobs"
+grep -q 'worker=s1 back from probation' "$CL/coord.log" || fail "the end of the probation was not logged"
+cl_submit_ok wordcount -m 12 -r 3 -o "$T/after" "$T/big.txt"
+cl_same "$T/after" "$T/ans-big.txt"
+job_q "$CL_JOB" 'sum(x["worker"] == "s1" for t in j["tasks"] for x in t["attempts"]) >= 2' >/dev/null ||
+    fail "s1 is back but got (almost) no attempts of a 15-task job"
+cl_metric 'tally_probation_total{event="exit"}' | awk '{ exit !($2 >= 1) }' || fail "tally_probation_total{event=\"exit\"} is 0"
+cl_reset
+
+# ---- Test 4: no noise ------------------------------------------------------------------------------
+step "test 4: no noise, 20 jobs: no speculative attempt at all"
+cl_start_coordinator --heartbeat-ms 100
+for i in 1 2 3; do cl_start_worker "n$i" --slots 1; done
+cl_until 20 "three workers" 'len([x for x in d["workers"] if x["state"] == "alive"]) == 3'
+for it in $(seq 1 20); do
+    cl_submit_ok "${SMALL[@]}" -o "$T/n-$it" "$T/readings"
+done
+cl_same "$T/n-20" "$T/ans-small.txt"
+n=$(cl_q 'sum(x["speculative"] for j in d["jobs"] for t in j["tasks"] for x in t["attempts"])')
+[ "$n" = 0 ] || fail "$n speculative attempts in 20 jobs without noise"
+cl_q 'all(x["health"]["state"] == "ok" for x in d["workers"])' >/dev/null || fail "a worker went on probation without noise"
+cl_reset
+
+# ---- Test 6: speculation under crashes and delays ---------------------------------------------------
+step "test 6: crashes and delays (as in the crash test) with speculation: the output stays exact"
+cl_start_coordinator --heartbeat-ms 100 --worker-timeout-ms 1000
+seed=${CL_SEED:-$((RANDOM * 1000))}
+echo "chaos seeds start at $seed"
+for i in 1 2 3; do
+    cl_start_worker_loop "c$i" --slots 2 --chaos-crash 0.2 --chaos-delay 0.4 --chaos-max-delay-ms 600 \
+        --chaos-seed $((seed + i * 100))
+done
+if slow; then runs=1; else runs=3; fi
+copies=0
+for run in $(seq 1 $runs); do
+    cl_submit_ok wordcount -m 12 -r 3 -o "$T/c-$run" "$T/big.txt"
+    cl_same "$T/c-$run" "$T/ans-big.txt"
+    one_commit_per_task "$CL_JOB"
+    copies=$((copies + $(job_q "$CL_JOB" 'j["summary"]["speculative"]' || true)))
+done
+echo "$copies speculative attempts in $runs jobs, $(($(cl_restarts c1) + $(cl_restarts c2) + $(cl_restarts c3))) worker restarts"
+[ "$copies" -ge 1 ] || fail "no speculative attempt despite the delays: the test proved nothing"
+echo "tail: all passed"
