@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cli/report.h"
 #include "common/log.h"
 #include "exec/jobreg.h"
 #include "cluster/coord.h"
@@ -25,6 +26,7 @@ static void main_usage(FILE *out)
             "commands:\n"
             "  run JOB ... -o OUT INPUT...   run a job on this machine (tally run --help)\n"
             "  gen KIND ...                  write deterministic sample data (tally gen --help)\n"
+            "  report FILE.csv... -o DIR     percentiles, comparison and CDF plots of --results files\n"
             "  coordinator ...               run a cluster coordinator (tally coordinator --help)\n"
             "  worker ...                    run a cluster worker (tally worker --help)\n"
             "  submit ... JOB ... -o OUT IN  run a job on a cluster and wait for it\n"
@@ -69,6 +71,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0) return cli_run(argc - 1, argv + 1);
     if (strcmp(cmd, "gen") == 0) return gen_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0) return report_main(argc - 1, argv + 1);
     if (strcmp(cmd, "coordinator") == 0) return coord_main(argc - 1, argv + 1);
     if (strcmp(cmd, "worker") == 0) return worker_main(argc - 1, argv + 1);
     if (strcmp(cmd, "submit") == 0) return coord_submit_main(argc - 1, argv + 1);
