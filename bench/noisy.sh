@@ -22,6 +22,10 @@ ITERATIONS=${ITERATIONS:-100}
 OUT=${NOISY_OUT:-$BUILD/bench-results/noisy}
 NCPU=$(nproc)
 CPU=${NOISY_CPU:-$((NCPU - 1))}
+# Everything but w3 (the coordinator, w1, w2, the submitting client) runs on the other CPUs, so
+# the hog is w3's neighbour only, as on a cluster where it shares w3's node.
+REST=$(python3 -c "import sys; n, c = int(sys.argv[1]), int(sys.argv[2]); print(','.join(str(i) for i in range(n) if i != c))" "$NCPU" "$CPU")
+[ -n "$REST" ] || { echo "noisy.sh: needs at least 2 CPUs" >&2; exit 1; }
 command -v stress-ng >/dev/null || { echo "noisy.sh: stress-ng is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "noisy.sh: taskset (util-linux) is not installed" >&2; exit 1; }
 mkdir -p "$OUT"
@@ -46,7 +50,7 @@ JOB=(aggregate --where 'property==1' --group-by house_id,household_id,plug_id
     --agg 'count,avg(value),min(value),max(value)' -m 10 -r 2)
 
 start_coordinator() { # ARGS...: sets COORD
-    "$T" coordinator --listen 127.0.0.1:0 --token-file "$WORK/token" --log-level info "$@" >"$WORK/coord.out" 2>"$WORK/coord.log" &
+    taskset -c "$REST" "$T" coordinator --listen 127.0.0.1:0 --token-file "$WORK/token" --log-level info "$@" >"$WORK/coord.out" 2>"$WORK/coord.log" &
     PIDS+=($!)
     COORD=""
     for _ in $(seq 200); do
@@ -59,7 +63,7 @@ start_coordinator() { # ARGS...: sets COORD
 }
 
 start_worker() { # NAME [taskset CPU] ARGS...
-    local name=$1 pin=()
+    local name=$1 pin=(taskset -c "$REST")
     shift
     if [ "${1:-}" = taskset ]; then pin=(taskset -c "$2"); shift 2; fi
     "${pin[@]}" "$T" worker --coordinator "$COORD" --token-file "$WORK/token" --name "$name" --slots 1 \
@@ -99,7 +103,7 @@ run() {
         HOG=$!
         sleep 1 # let the hog take hold
     fi
-    "$T" submit --quiet --iterations "$ITERATIONS" --results "$OUT/$name.csv" "${JOB[@]}" -o "$WORK/out-$name" \
+    taskset -c "$REST" "$T" submit --quiet --iterations "$ITERATIONS" --results "$OUT/$name.csv" "${JOB[@]}" -o "$WORK/out-$name" \
         "$WORK"/readings/readings_shard*.csv >/dev/null
     [ -f "$WORK/out-$name/_SUCCESS" ] || { echo "$name: no _SUCCESS" >&2; exit 1; }
     grep -c 'put on probation' "$WORK/coord.log" | sed "s/^/$name: probations: /"
@@ -108,7 +112,7 @@ run() {
 }
 
 echo "== noisy neighbour: smart-plug aggregation, 5 shards, M=10 R=2, 3 one-slot workers, $ITERATIONS iterations;"
-echo "   the hog (stress-ng --cpu 2 --vm 1 --vm-bytes 256M) and w3 share CPU $CPU of $NCPU"
+echo "   the hog (stress-ng --cpu 2 --vm 1 --vm-bytes 256M) and w3 share CPU $CPU; everything else runs on CPU $REST"
 run quiet-off quiet off
 run quiet-on quiet on
 run noisy-off noise off

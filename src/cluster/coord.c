@@ -945,6 +945,12 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     j->spec_json = wire_jobspec_encode(&j->spec);
     j->sig = coord_job_sig(j);
     j->weight = 1;
+    json_t *wv = json_object_get(b, "weight");
+    if (wv && (!json_is_number(wv) || json_number_value(wv) < 0.01 || json_number_value(wv) > 1000)) {
+        err_set(&e, -EINVAL, "field 'weight' must be a number from 0.01 to 1000");
+        goto fail;
+    }
+    if (wv) j->weight = json_number_value(wv);
     int drc = execpool_describe(c->describer, j->spec_json, j->spec.job, &j->desc, &e);
     if (drc) {
         usage = drc != -EIO;
@@ -988,9 +994,10 @@ static void coord_submit(coord *c, const http_request *req, http_response *resp)
     if (c->st) {
         /* The job with its plan, before anyone hears of it: a coordinator that takes over
          * runs it on, from the same splits. */
-        int arc = coord_record(c, j, json_pack("{s:s, s:O, s:o, s:o, s:b, s:I}", "t", "job", "spec", j->spec_json,
+        int arc = coord_record(c, j, json_pack("{s:s, s:O, s:o, s:o, s:b, s:I, s:f}", "t", "job", "spec", j->spec_json,
                                                "desc", wire_desc_encode(&j->desc), "plan", wire_plan_encode(&j->inputs),
-                                               "created", j->created, "ms", (json_int_t)j->sj->submit_ms));
+                                               "created", j->created, "ms", (json_int_t)j->sj->submit_ms, "weight",
+                                               j->weight));
         if (arc) err_set(&e, arc, "its plan (%zu splits) is too large to keep in the state store: use fewer maps",
                          j->inputs.nsplits);
         if (arc || coord_sync(c, &e) != 0) {
@@ -1041,6 +1048,7 @@ static json_t *coord_job_json(const coord_job *j, int with_tasks)
     counters_free(&cs);
     json_object_set_new(o, "error", sj->error ? json_string(sj->error) : json_null());
     json_object_set_new(o, "version", json_integer((json_int_t)j->version));
+    json_object_set_new(o, "weight", json_real(j->weight));
     /* Phase progress: done tasks count 1, running ones their best attempt's progress. */
     double prog[2] = {0, 0};
     for (uint32_t t = 0; t < sj->nmaps + sj->nreduces; t++)
@@ -1369,6 +1377,8 @@ static int coord_replay_job(coord *c, const json_t *rec, struct err *e)
     j->spec_json = wire_jobspec_encode(&j->spec);
     j->sig = coord_job_sig(j);
     j->weight = 1;
+    json_t *wv = json_object_get(rec, "weight");
+    if (json_is_number(wv) && json_number_value(wv) >= 0.01 && json_number_value(wv) <= 1000) j->weight = json_number_value(wv);
     j->created = json_is_true(json_object_get(rec, "created"));
     j->sj = sched_job_new((uint32_t)j->inputs.nsplits, j->spec.reduces, j->spec.max_attempts, (uint64_t)ms);
     j->sj->max_skipped_ratio = j->spec.max_skipped_ratio;
