@@ -1,7 +1,7 @@
 /* fuzz_wire.c - libFuzzer target for every decoder of bytes a peer sends: request bodies
- * (heartbeats, reports, fetch failures, job specs, splits, counters, map locations), executor
- * pipe frames, COND/--agg texts and CSV/JSON records; and the job plans and descriptions a
- * coordinator reads back from its state. */
+ * (heartbeats, reports, fetch failures, /v1/chaos, job specs, splits, counters, map
+ * locations), executor pipe frames, COND/--agg texts and CSV/JSON records; and the job plans
+ * and descriptions a coordinator reads back from its state. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (wire_report_decode((const char *)data, size, &rep, &e) == 0) wire_report_free(&rep);
     wire_fetch_failure ff;
     if (wire_fetch_failure_decode((const char *)data, size, &ff, &e) == 0) wire_fetch_failure_free(&ff);
+    /* A worker's POST /v1/chaos body. */
+    double slow;
+    (void)wire_chaos_decode((const char *)data, size, &slow, &e);
     /* An executor pipe frame: length prefix and body. */
     int fds[2];
     if (size <= 65536 && pipe(fds) == 0) {

@@ -242,6 +242,13 @@ void execpool_set_limit(execpool *p, uint64_t ms)
     p->limit_ms = ms;
 }
 
+void execpool_set_slow(execpool *p, double factor)
+{
+    /* No lock: the pages are mapped for the pool's life and the factor is one atomic word. */
+    for (uint32_t i = 0; i < p->n; i++)
+        if (p->ex[i].live) task_live_set_slow(p->ex[i].live, factor);
+}
+
 uint64_t execpool_starts(execpool *p)
 {
     pthread_mutex_lock(&p->lock);

@@ -47,6 +47,10 @@ int execpool_run(execpool *p, execpool_exec *x, const char *assignment, json_t *
 void execpool_release(execpool *p, execpool_exec *x);
 /* SIGKILLs the executor's process (a running attempt the coordinator no longer wants). */
 void execpool_kill(execpool *p, execpool_exec *x);
+/* Sets the --chaos-slow factor in every executor's shared page (task_live_set_slow): attempts
+ * running now pace themselves by it from their next checkpoint on, later ones from the start.
+ * The pages outlive the processes, so replacements of dead executors get it too. */
+void execpool_set_slow(execpool *p, double factor);
 /* Executor processes started so far (the first ones and every replacement). */
 uint64_t execpool_starts(execpool *p);
 /* The executor's shared page: progress, counters and the record a map() call is on. */

@@ -217,7 +217,8 @@ static int taskproc_refetch_wait(const taskproc_peer *p, wire_map_loc *loc, cons
  * already is kept (the reducer goes on rather than starting over). After too many failures,
  * *failed_map names the map and the attempt fails. */
 static int taskproc_fetch(const taskproc_peer *p, wire_map_loc *locs, size_t n, uint32_t part, const char *dir,
-                          task_segment *segs, uint64_t *records, task_live *live, int64_t *failed_map, struct err *e)
+                          task_segment *segs, uint64_t *records, task_live *live, task_pace *pace,
+                          int64_t *failed_map, struct err *e)
 {
     for (size_t i = 0; i < n; i++) {
         char *dest = xasprintf("%s/map-%05u.seg", dir, locs[i].index);
@@ -237,12 +238,14 @@ static int taskproc_fetch(const taskproc_peer *p, wire_map_loc *locs, size_t n, 
                 *failed_map = locs[i].index;
                 break;
             }
+            task_pace_skip(pace); /* --chaos-slow multiplies work, not the wait for another worker */
             log_info("map %u re-ran (attempt a%" PRId64 " on %s): fetching it again", locs[i].index, locs[i].attempt,
                      locs[i].address);
         }
         free(dest);
         if (rc) return rc;
         if (live) task_live_publish(live, 0.5 * (double)(i + 1) / (double)n, NULL);
+        task_pace_check(pace, 0);
     }
     return 0;
 }
@@ -298,6 +301,10 @@ static json_t *taskproc_run(taskproc_cache *cache, json_t *a, task_live *live)
     const char *jobid, *phase, *work_dir, *map_dir = NULL;
     taskproc_peer peer = {0};
     uint64_t index = 0;
+    /* From here on the attempt's time is work that --chaos-slow multiplies: loading the job
+     * and fetching map outputs included. */
+    task_pace pace;
+    task_pace_begin(&pace, live);
     /* The peer fields are there when a reduce fetches from other workers (the cluster); `tally
      * run` sends "map_dir" instead: its map outputs are local files. */
     if ((rc = wire_get_str(a, "job", &jobid, 1, &e)) || (rc = wire_get_str(a, "phase", &phase, 1, &e)) ||
@@ -319,7 +326,8 @@ static json_t *taskproc_run(taskproc_cache *cache, json_t *a, task_live *live)
                  (unsigned long long)peer.attempt);
     log_set_context(logctx);
     if ((rc = taskproc_job(cache, jobid, json_object_get(a, "spec"), &res.fatal, &e))) goto done;
-    task_env env = {.spec = &cache->spec, .job = cache->job, .state = cache->state, .work_dir = work_dir, .live = live};
+    task_env env = {.spec = &cache->spec, .job = cache->job, .state = cache->state, .work_dir = work_dir, .live = live,
+                    .pace = &pace};
     task_skip skips[64];
     if (strcmp(phase, "map") == 0) {
         if ((rc = wire_split_decode(json_object_get(a, "split"), &split, &e))) goto done;
@@ -370,7 +378,7 @@ static json_t *taskproc_run(taskproc_cache *cache, json_t *a, task_live *live)
         if (rc == 0) rc = taskproc_attempt_dir(out_tmp, &e);
         uint64_t records = 0;
         if (rc == 0)
-            rc = taskproc_fetch(&peer, locs, n, (uint32_t)index, dir, segs, &records, live, &failed_map, &e);
+            rc = taskproc_fetch(&peer, locs, n, (uint32_t)index, dir, segs, &records, live, &pace, &failed_map, &e);
         log_debug("fetched %zu segments after %.1f ms", n, (double)(time_mono_ns() - t0) / 1e6);
         if (rc == 0) {
             env.out_tmp = out_tmp;
@@ -385,6 +393,10 @@ static json_t *taskproc_run(taskproc_cache *cache, json_t *a, task_live *live)
         free(out_tmp);
     }
 done:
+    task_pace_check(&pace, 1);
+    if (pace.slept_ns)
+        log_debug("chaos-slow: slept %.1f ms of the attempt's %.1f ms", (double)pace.slept_ns / 1e6,
+                  (double)(time_mono_ns() - t0) / 1e6);
     log_debug("attempt done after %.1f ms", (double)(time_mono_ns() - t0) / 1e6);
     if (rc && !e.msg[0]) err_set(&e, rc, "task failed (code %d)", rc);
     json_t *r = json_pack("{s:b, s:s, s:b, s:o}", "ok", rc == 0, "error", rc ? e.msg : "", "fatal", res.fatal,

@@ -2,6 +2,7 @@
 #include "cluster/wire.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -305,6 +306,59 @@ static int wire_get_sender(const json_t *o, const char **name, const char **inc,
     return 0;
 }
 
+/* An optional number field within [lo, hi]: absent (or null) leaves *out alone. */
+static int wire_get_num(const json_t *obj, const char *key, double lo, double hi, double *out, struct err *e)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return 0;
+    double d = json_is_number(v) ? json_number_value(v) : NAN;
+    /* The comparisons are false for NaN, so a non-number fails here too. */
+    if (!(isfinite(d) && d >= lo && d <= hi))
+        return isfinite(hi) ? err_set(e, -EINVAL, "field '%s' must be a number from %g to %g", key, lo, hi)
+                            : err_set(e, -EINVAL, "field '%s' must be a number of at least %g", key, lo);
+    *out = d;
+    return 0;
+}
+
+json_t *wire_health_encode(const wire_health *h)
+{
+    json_t *o = json_object();
+    if (h->psi_cpu >= 0) json_object_set_new(o, "psi_cpu", json_real(h->psi_cpu));
+    if (h->psi_io >= 0) json_object_set_new(o, "psi_io", json_real(h->psi_io));
+    if (h->psi_memory >= 0) json_object_set_new(o, "psi_memory", json_real(h->psi_memory));
+    if (h->load1 >= 0) json_object_set_new(o, "load1", json_real(h->load1));
+    json_object_set_new(o, "chaos_slow", json_real(h->chaos_slow >= 1 ? h->chaos_slow : 1));
+    return o;
+}
+
+/* The heartbeat's optional "health": every field optional too, since PSI is missing in many
+ * containers and on kernels before 4.20. */
+static int wire_health_decode(const json_t *j, wire_health *h, struct err *e)
+{
+    *h = (wire_health){.psi_cpu = -1, .psi_io = -1, .psi_memory = -1, .load1 = -1, .chaos_slow = 1};
+    if (!j || json_is_null(j)) return 0;
+    if (!json_is_object(j)) return err_set(e, -EINVAL, "field 'health' must be an object");
+    int rc;
+    if ((rc = wire_get_num(j, "psi_cpu", 0, 100, &h->psi_cpu, e)) ||
+        (rc = wire_get_num(j, "psi_io", 0, 100, &h->psi_io, e)) ||
+        (rc = wire_get_num(j, "psi_memory", 0, 100, &h->psi_memory, e)) ||
+        (rc = wire_get_num(j, "load1", 0, HUGE_VAL, &h->load1, e)) ||
+        (rc = wire_get_num(j, "chaos_slow", 1, 1000, &h->chaos_slow, e)))
+        err_prefix(e, "health: ");
+    return rc;
+}
+
+int wire_chaos_decode(const char *body, size_t len, double *slow, struct err *e)
+{
+    json_t *o = NULL;
+    int rc = wire_parse_object(body, len, &o, e);
+    json_t *v = rc == 0 ? json_object_get(o, "slow") : NULL;
+    if (rc == 0 && (!v || json_is_null(v))) rc = err_set(e, -EINVAL, "missing field 'slow'");
+    if (rc == 0) rc = wire_get_num(o, "slow", 1, 1000, slow, e);
+    json_decref(o);
+    return rc;
+}
+
 void wire_heartbeat_free(wire_heartbeat *hb)
 {
     for (size_t i = 0; i < hb->nrunning; i++) counters_free(&hb->running[i].counters);
@@ -327,6 +381,7 @@ int wire_heartbeat_decode(const char *body, size_t len, wire_heartbeat *hb, stru
     if (rc == 0) rc = wire_get_u64(hb->root, "slots", 256, &slots, 1, e);
     if (rc == 0 && slots == 0) rc = err_set(e, -EINVAL, "field 'slots' must be at least 1");
     if (rc == 0) rc = wire_get_u64(hb->root, "wait_ms", 60000, &hb->wait_ms, 0, e);
+    if (rc == 0) rc = wire_health_decode(json_object_get(hb->root, "health"), &hb->health, e);
     json_t *running = rc == 0 ? json_object_get(hb->root, "running") : NULL;
     if (rc == 0 && running && (!json_is_array(running) || json_array_size(running) > 4096))
         rc = err_set(e, -EINVAL, "field 'running' must be an array of at most 4096 attempts");
@@ -345,6 +400,10 @@ int wire_heartbeat_decode(const char *body, size_t len, wire_heartbeat *hb, stru
             break;
         }
         x->attempt = (uint32_t)att;
+        if ((rc = wire_get_num(r, "rate", 0, 1e6, &x->rate, e)) != 0) {
+            err_prefix(e, "running[%zu]: ", i);
+            break;
+        }
         if (p) {
             if (!json_is_number(p) || !(json_number_value(p) >= 0 && json_number_value(p) <= 1) ||
                 (rc = wire_counters_decode(json_object_get(r, "counters"), &x->counters, e)) != 0) {

@@ -54,8 +54,20 @@ typedef struct wire_running {
     uint32_t attempt;
     int has_progress;         /* progress and counters were sent */
     double progress;          /* 0..1 */
+    double rate; /* progress fraction per second, 0 when unknown */
     counters counters;        /* built-ins only; job counters arrive with the report */
 } wire_running;
+
+/* How loaded the worker's machine is, and whether it slows itself down on purpose: what a
+ * scheduler may weigh before it trusts a worker with more work (or a speculative copy). */
+typedef struct wire_health {
+    double psi_cpu, psi_io, psi_memory; /* PSI "some avg10" in percent, or -1 when not reported */
+    double load1;                        /* 1-minute load average, or -1 */
+    double chaos_slow;                   /* the worker's --chaos-slow factor; 1 when none */
+} wire_health;
+
+/* The heartbeat's "health" object; fields below 0 are left out (not reported). */
+json_t *wire_health_encode(const wire_health *h);
 
 typedef struct wire_heartbeat {
     const char *name, *incarnation, *address;
@@ -63,6 +75,7 @@ typedef struct wire_heartbeat {
     uint64_t wait_ms;         /* how long the coordinator may hold the answer */
     wire_running *running;
     size_t nrunning;
+    wire_health health;       /* -1/-1/-1/-1/1 when the worker sent none (older workers) */
     json_t *root;
 } wire_heartbeat;
 
@@ -99,6 +112,10 @@ typedef struct wire_fetch_failure {
 
 int wire_fetch_failure_decode(const char *body, size_t len, wire_fetch_failure *f, struct err *e);
 void wire_fetch_failure_free(wire_fetch_failure *f);
+
+/* POST /v1/chaos (a test or an operator -> worker): {"slow": F}, the worker's new --chaos-slow
+ * factor, a number from 1 to 1000. */
+int wire_chaos_decode(const char *body, size_t len, double *slow, struct err *e);
 
 /* A worker name as the coordinator accepts it. */
 int wire_valid_name(const char *s);

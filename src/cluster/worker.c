@@ -8,11 +8,16 @@
  * slot without waiting for the next heartbeat; libmicrohttpd's threads serve shuffle and
  * metrics requests. `lock` protects the attempt list and the counters; lock order: `lock`,
  * then the executor pool's.
+ *
+ * Each heartbeat also says how the machine is doing (`health`: pressure stall information,
+ * load, the --chaos-slow factor) and how fast each attempt progresses (`rate`), for a
+ * coordinator that wants to tell a slow worker from a big task.
  */
 #include "cluster/worker.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -45,6 +50,11 @@ typedef struct worker_attempt {
     uint32_t attempt;
     struct execpool_exec *exec; /* while it runs */
     int killed;          /* the coordinator no longer wants it: do not start it */
+    /* Its progress rate, from the samples the heartbeats take (worker_rate_sample). */
+    uint64_t run_ns;     /* when its executor got it; 0 before */
+    uint64_t sample_ns;  /* the last sample the rate counts from, and its progress */
+    double sample_p;
+    double rate;         /* progress per second; 0 while unknown */
     json_t *assignment;
     struct worker *w;
     struct worker_attempt *next;
@@ -71,7 +81,10 @@ typedef struct worker {
     uint64_t drop_assignments; /* TALLY_FAULT_DROP_ASSIGNMENTS=N: ignore the first N assignments */
     uint64_t rng;
     http_server *srv;
+    wire_health health;     /* the last reading of /proc (the heartbeat loop's alone) */
+    uint64_t health_ms;     /* when it was taken; 0: never */
     pthread_mutex_t lock;   /* protects everything below */
+    double chaos_slow;      /* --chaos-slow, or what POST /v1/chaos set; 1: off */
     worker_attempt *attempts;
     uint64_t started, succeeded, failed, shuffle_bytes, shuffle_requests;
 } worker;
@@ -194,10 +207,38 @@ static void worker_metrics(worker *w, http_response *resp)
     http_respond_metrics(resp, &b, "worker");
 }
 
+/* GET /v1/chaos: the --chaos-slow factor; POST {"slow": F}: a new one, for attempts started
+ * from now on and, from their next checkpoint, for those running (so a test can make a slow
+ * worker fast again without restarting it). The server has checked the token and capped the
+ * body already. */
+static void worker_chaos(worker *w, const http_request *req, http_response *resp)
+{
+    if (strcmp(req->method, "POST") == 0) {
+        double f = 1;
+        struct err e = {0};
+        if (wire_chaos_decode(req->body, req->body_len, &f, &e) != 0) {
+            http_respond_error(resp, 400, e.msg);
+            return;
+        }
+        pthread_mutex_lock(&w->lock);
+        double old = w->chaos_slow;
+        w->chaos_slow = f;
+        execpool_set_slow(w->pool, f);
+        pthread_mutex_unlock(&w->lock);
+        log_info("chaos-slow: factor %g (was %g), set by %s", f, old, req->remote);
+    }
+    pthread_mutex_lock(&w->lock);
+    double f = w->chaos_slow;
+    pthread_mutex_unlock(&w->lock);
+    http_respond_json(resp, 200, "{\"slow\":%.15g}", f);
+}
+
 static void worker_http(void *arg, const http_request *req, http_response *resp)
 {
     worker *w = arg;
-    if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/v1/shuffle") == 0) worker_shuffle(w, req, resp);
+    if (strcmp(req->path, "/v1/chaos") == 0 && (strcmp(req->method, "GET") == 0 || strcmp(req->method, "POST") == 0))
+        worker_chaos(w, req, resp);
+    else if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/v1/shuffle") == 0) worker_shuffle(w, req, resp);
     else if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/metrics") == 0) worker_metrics(w, resp);
     else if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/healthz") == 0) http_respond_json(resp, 200, "{\"ok\":true}");
     else http_respond_error(resp, 404, "no such endpoint");
@@ -299,7 +340,10 @@ static void *worker_attempt_thread(void *arg)
          * for as long as the attempt is listed). */
         pthread_mutex_lock(&w->lock);
         if (a->killed) rc = err_set(&e, -ECANCELED, "killed before it started");
-        else a->exec = x;
+        else {
+            a->exec = x;
+            a->run_ns = time_mono_ns();
+        }
         pthread_mutex_unlock(&w->lock);
         if (rc == 0) {
             char *text = wire_dump(a->assignment);
@@ -367,12 +411,118 @@ static void worker_kill(worker *w, const char *job, uint64_t attempt)
     pthread_mutex_unlock(&w->lock);
 }
 
+/* ---- Health ------------------------------------------------------------------------------ */
+
+/* Reads a small /proc file into buf (NUL-terminated); 0, or -1 if it is absent or unreadable. */
+static int worker_read_small(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t got = 0;
+    while (got < cap - 1) {
+        ssize_t k = read(fd, buf + got, cap - 1 - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            /* PSI files exist but refuse reads when the kernel was booted with psi=0. */
+            close(fd);
+            return -1;
+        }
+        if (k == 0) break;
+        got += (size_t)k;
+    }
+    close(fd);
+    buf[got] = '\0';
+    return got ? 0 : -1;
+}
+
+/* The "some avg10" of a PSI file (/proc/pressure/cpu, io, memory): the share of the last ten
+ * seconds in which at least one task waited for the resource, in percent; -1 if unknown. */
+static double worker_psi(const char *path)
+{
+    char buf[512];
+    if (worker_read_small(path, buf, sizeof buf) != 0) return -1;
+    const char *some = strncmp(buf, "some ", 5) == 0 ? buf : strstr(buf, "\nsome ");
+    const char *avg = some ? strstr(some, "avg10=") : NULL;
+    const char *eol = some ? strchr(some + 1, '\n') : NULL;
+    if (!avg || (eol && avg > eol)) return -1;
+    char *end;
+    double v = strtod(avg + 6, &end);
+    return end != avg + 6 && isfinite(v) && v >= 0 && v <= 100 ? v : -1;
+}
+
+static double worker_load1(void)
+{
+    char buf[256];
+    if (worker_read_small("/proc/loadavg", buf, sizeof buf) != 0) return -1;
+    char *end;
+    double v = strtod(buf, &end);
+    return end != buf && isfinite(v) && v >= 0 ? v : -1;
+}
+
+/* The heartbeat's health: /proc is read at most once a second (PSI's shortest average is ten
+ * seconds and the load average's a minute, so reading it at every heartbeat, which can come
+ * every few ms when work is handed out, would only cost); the chaos factor is always current. */
+static void worker_health(worker *w, wire_health *out)
+{
+    uint64_t now = time_mono_ms();
+    if (w->health_ms == 0 || now - w->health_ms >= 1000) {
+        w->health.psi_cpu = worker_psi("/proc/pressure/cpu");
+        w->health.psi_io = worker_psi("/proc/pressure/io");
+        w->health.psi_memory = worker_psi("/proc/pressure/memory");
+        w->health.load1 = worker_load1();
+        w->health_ms = now;
+    }
+    *out = w->health;
+    pthread_mutex_lock(&w->lock);
+    out->chaos_slow = w->chaos_slow;
+    pthread_mutex_unlock(&w->lock);
+}
+
 /* ---- Heartbeat loop ---------------------------------------------------------------------- */
+
+/* Samples closer together than this are not measured: the interval grows until the next. */
+#define WORKER_RATE_MIN_NS 100000000ull
+/* Time constant of the smoothing, in seconds. */
+#define WORKER_RATE_TAU_S 2.0
+
+/* Updates a's progress rate with a new sample (progress p at time now). Called with the lock.
+ *
+ * The rate is an exponentially weighted moving average of the rates between samples, weighted
+ * by the time each interval covers (tau 2 s), and starts as progress over the time since the
+ * executor got the attempt. Not progress over the whole age of the attempt: what a scheduler
+ * wants to know is how fast an attempt goes now, to estimate its time left and to see a
+ * worker turn slow (or fast again) mid-attempt, and a whole-life average would remember the
+ * job's loading, a reduce's fetching half (which runs at another speed than its reducing
+ * half), or a slow-down long since over. Two seconds smooths the steps in which progress is
+ * published and the jitter of the heartbeats, and follows a change within a few heartbeats. */
+static void worker_rate_sample(worker_attempt *a, uint64_t now, double p)
+{
+    if (a->sample_ns == 0) {
+        a->sample_ns = a->run_ns;
+        a->sample_p = 0;
+    }
+    if (p < a->sample_p) {
+        /* Progress went back (it should not): start measuring again from here. */
+        a->sample_ns = now;
+        a->sample_p = p;
+        return;
+    }
+    if (now < a->sample_ns + WORKER_RATE_MIN_NS) return;
+    double dt = (double)(now - a->sample_ns) / 1e9, inst = (p - a->sample_p) / dt;
+    if (a->rate <= 0) a->rate = inst;
+    else a->rate += (1 - exp(-dt / WORKER_RATE_TAU_S)) * (inst - a->rate);
+    if (!(a->rate >= 0 && a->rate <= 1e6)) a->rate = 0; /* what the protocol allows */
+    a->sample_ns = now;
+    a->sample_p = p;
+}
 
 static int worker_heartbeat(worker *w, uint64_t *next_wait)
 {
     json_t *running = json_array();
+    wire_health health;
+    worker_health(w, &health);
     pthread_mutex_lock(&w->lock);
+    uint64_t now = time_mono_ns();
     for (worker_attempt *a = w->attempts; a; a = a->next) {
         json_t *r = json_pack("{s:s, s:i}", "job", a->job, "attempt", (int)a->attempt);
         counters live;
@@ -381,14 +531,17 @@ static int worker_heartbeat(worker *w, uint64_t *next_wait)
         if (a->exec && task_live_read(execpool_live(a->exec), &progress, live.v) == 0) {
             json_object_set_new(r, "progress", json_real(progress));
             json_object_set_new(r, "counters", wire_counters_encode(&live));
+            worker_rate_sample(a, now, progress);
+            if (a->rate > 0) json_object_set_new(r, "rate", json_real(a->rate));
         }
         counters_free(&live);
         json_array_append_new(running, r);
     }
     pthread_mutex_unlock(&w->lock);
-    json_t *body = json_pack("{s:i, s:s, s:s, s:s, s:i, s:o, s:I}", "version", TALLY_WIRE_VERSION, "name",
+    json_t *body = json_pack("{s:i, s:s, s:s, s:s, s:i, s:o, s:I, s:o}", "version", TALLY_WIRE_VERSION, "name",
                              w->name, "incarnation", w->incarnation, "address", w->address, "slots",
-                             (int)w->slots, "running", running, "wait_ms", (json_int_t)w->heartbeat_ms);
+                             (int)w->slots, "running", running, "wait_ms", (json_int_t)w->heartbeat_ms,
+                             "health", wire_health_encode(&health));
     char *s = wire_dump(body);
     json_decref(body);
     int status = 0;
@@ -456,7 +609,7 @@ static int worker_heartbeat(worker *w, uint64_t *next_wait)
 
 static const char *worker_o_coord, *worker_o_listen, *worker_o_slots, *worker_o_workdir, *worker_o_name,
     *worker_o_token, *worker_o_fail_after, *worker_o_fail_mode, *worker_o_crash, *worker_o_delay,
-    *worker_o_max_delay, *worker_o_seed, *worker_o_log;
+    *worker_o_max_delay, *worker_o_seed, *worker_o_slow, *worker_o_log;
 
 static const cli_opt worker_opts[] = {
     {"coordinator", 0, "HOST:PORT", "TALLY_COORDINATOR", "127.0.0.1:7070", "coordinator address", &worker_o_coord},
@@ -473,8 +626,21 @@ static const cli_opt worker_opts[] = {
     {"chaos-delay", 0, "P", "TALLY_CHAOS_DELAY", NULL, "sleep before a task with probability P", &worker_o_delay},
     {"chaos-max-delay-ms", 0, "MS", "TALLY_CHAOS_MAX_DELAY_MS", "1000", "longest chaos sleep", &worker_o_max_delay},
     {"chaos-seed", 0, "S", "TALLY_CHAOS_SEED", NULL, "seed of the chaos choices (default: random)", &worker_o_seed},
+    {"chaos-slow", 0, "FACTOR", "TALLY_CHAOS_SLOW", "1",
+     "every attempt takes FACTOR (1..1000) times as long, its progress that much slower all along "
+     "(1: off; POST /v1/chaos changes it)", &worker_o_slow},
     {"log-level", 0, "LEVEL", "TALLY_LOG_LEVEL", "info", "debug, info, warn, error", &worker_o_log},
 };
+
+static int worker_factor(const char *s, double *out, struct err *e)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(isfinite(v) && v >= 1 && v <= 1000))
+        return err_set(e, -EINVAL, "--chaos-slow: expected a factor from 1 to 1000 (1: off), got '%s'", s);
+    *out = v;
+    return 0;
+}
 
 static int worker_prob(const char *s, double *out, const char *what, struct err *e)
 {
@@ -566,6 +732,7 @@ int worker_main(int argc, char **argv)
     if (rc == 0) rc = worker_prob(worker_o_delay, &w.chaos_delay, "chaos-delay", &e);
     if (rc == 0 && util_parse_u64(worker_o_max_delay, 0, 3600000, &w.chaos_max_delay_ms))
         rc = err_set(&e, -EINVAL, "--chaos-max-delay-ms: expected milliseconds");
+    if (rc == 0) rc = worker_factor(worker_o_slow, &w.chaos_slow, &e);
     if (rc) {
         fprintf(stderr, "tally worker: %s\n", e.msg);
         free(pos);
@@ -623,6 +790,8 @@ int worker_main(int argc, char **argv)
         claim_release(&w.dir);
         return CLI_FAILED;
     }
+    execpool_set_slow(w.pool, w.chaos_slow);
+    if (w.chaos_slow > 1) log_info("chaos-slow: every attempt takes %g times as long", w.chaos_slow);
     if (http_server_start(&w.srv, lhost, (uint16_t)lport, w.token, 64 * 1024, worker_http, &w, &e) != 0) {
         fprintf(stderr, "tally worker: %s\n", e.msg);
         claim_release(&w.dir);

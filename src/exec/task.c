@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -385,6 +386,7 @@ static int task_map_split(map_state *ms, const input_split *split, tally_ctx *ct
                 if (progress) atomic_store(progress, done_bytes + reader_progress(r));
                 if (env->live)
                     task_live_publish(env->live, split_bytes ? (double)(done_bytes + reader_progress(r)) / (double)split_bytes : 0, c);
+                task_pace_check(env->pace, 0);
                 if (env->cancel && *env->cancel) {
                     rc = err_set(e, -ECANCELED, "cancelled");
                     break;
@@ -505,6 +507,70 @@ int task_live_read(const task_live *l, double *progress, int64_t values[CNT_NBUI
         if (atomic_load_explicit(&l->seq, memory_order_relaxed) == s) return 0;
     }
     return -1;
+}
+
+/* ==== Pacing (--chaos-slow) =============================================================== */
+
+/* Debt below this is carried to the next checkpoint: a nanosleep costs tens of microseconds
+ * more than asked (timer slack), which would slow an attempt checkpointed every few
+ * microseconds far more than F times. What a sleep overshoots is carried as negative debt. */
+#define TASK_PACE_MIN_NS 1000000
+#define TASK_PACE_SLICE_NS 10000000
+
+void task_live_set_slow(task_live *l, double factor)
+{
+    uint64_t bits;
+    memcpy(&bits, &factor, sizeof bits);
+    atomic_store_explicit(&l->slow_bits, bits, memory_order_relaxed);
+}
+
+double task_live_slow(const task_live *l)
+{
+    uint64_t bits = atomic_load_explicit(&l->slow_bits, memory_order_relaxed);
+    double f;
+    memcpy(&f, &bits, sizeof f);
+    /* The negated test is also true for NaN: a page never set (all zero) or garbage is "off". */
+    if (!(f >= 1)) return 1;
+    return f > 1000 ? 1000 : f;
+}
+
+void task_pace_begin(task_pace *p, const task_live *live)
+{
+    *p = (task_pace){.live = live, .mark_ns = time_mono_ns()};
+}
+
+void task_pace_skip(task_pace *p)
+{
+    if (p) p->mark_ns = time_mono_ns();
+}
+
+void task_pace_check(task_pace *p, int final)
+{
+    if (!p || !p->live) return;
+    uint64_t now = time_mono_ns();
+    double f = task_live_slow(p->live);
+    if (f <= 1) {
+        p->debt_ns = 0; /* made fast again: what was owed is forgiven */
+        p->mark_ns = now;
+        return;
+    }
+    p->debt_ns += (int64_t)((f - 1) * (double)(now - p->mark_ns));
+    if (p->debt_ns >= TASK_PACE_MIN_NS || final) {
+        while (p->debt_ns > 0) {
+            int64_t slice = p->debt_ns < TASK_PACE_SLICE_NS ? p->debt_ns : TASK_PACE_SLICE_NS;
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)slice};
+            nanosleep(&ts, NULL);
+            uint64_t after = time_mono_ns();
+            p->debt_ns -= (int64_t)(after - now);
+            p->slept_ns += after - now;
+            now = after;
+            if (task_live_slow(p->live) <= 1) {
+                p->debt_ns = 0;
+                break;
+            }
+        }
+    }
+    p->mark_ns = now; /* the sleep is not work */
 }
 
 /* ==== Reduce side ========================================================================= */
@@ -724,10 +790,13 @@ int task_run_reduce(const task_env *env, uint32_t index, uint32_t attempt, const
             if (ctx.err.msg[0]) *e = ctx.err;
             else err_set(e, rc, "reduce failed (code %d)", rc);
         }
-        if (rc == 0 && (++groups & 1023) == 0) {
+        /* Every 256 groups rather than more rarely: a job with few, large groups must still
+         * have checkpoints for --chaos-slow to pace it evenly. */
+        if (rc == 0 && (++groups & 255) == 0) {
             if (env->cancel && *env->cancel) rc = err_set(e, -ECANCELED, "cancelled");
             if (env->live && env->reduce_records)
                 task_live_publish(env->live, 0.5 + 0.5 * (double)merge_records(m) / (double)env->reduce_records, c);
+            task_pace_check(env->pace, 0);
         }
     }
     c->v[CNT_REDUCE_INPUT_RECORDS] += (int64_t)merge_records(m);

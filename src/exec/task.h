@@ -37,6 +37,7 @@ typedef struct task_env {
      * crashed attempts before) are skipped and counted instead of being given to the job
      * (bad-record skipping, Google MapReduce section 4.6). */
     struct task_live *live;
+    struct task_pace *pace;     /* may be NULL: checkpoints of --chaos-slow (below) */
     const struct task_skip *skip;
     size_t nskip;
     uint64_t reduce_records;    /* records in the reduce's input, when known: for progress */
@@ -51,12 +52,44 @@ typedef struct task_live {
     _Atomic uint32_t seq;
     double progress;            /* 0..1 */
     int64_t counters[CNT_NBUILTIN];
+    /* The other direction, supervisor to attempt: the --chaos-slow factor (the bits of a
+     * double; 0 when never set, i.e. 1), read at every checkpoint so that a worker can change
+     * it under a running attempt. Not per attempt: task_live_reset() leaves it alone. */
+    _Atomic uint64_t slow_bits;
 } task_live;
 
+/* Clears what an attempt publishes (before the next one starts). */
 void task_live_reset(task_live *l);
 void task_live_publish(task_live *l, double progress, const counters *c);
 /* Copies a consistent snapshot; returns 0, or -1 if the writer kept it busy (try later). */
 int task_live_read(const task_live *l, double *progress, int64_t values[CNT_NBUILTIN]);
+/* The slow-down factor: set by the worker, read by the attempt's checkpoints. Factors below 1
+ * (and anything not a number) read as 1, above 1000 as 1000. */
+void task_live_set_slow(task_live *l, double factor);
+double task_live_slow(const task_live *l);
+
+/* Deliberate slowness (failure injection, `tally worker --chaos-slow F`): an attempt runs F
+ * times as long as it otherwise would, and evenly so. At each checkpoint it owes (F - 1) times
+ * the time it worked since the previous one, and pays that debt by sleeping once it reaches a
+ * millisecond, so its progress advances F times slower all along: a scheduler sees a slow
+ * attempt from its first heartbeat, not one that stalls at the end. The map loop checkpoints
+ * every 256 records, the reduce loop every 256 groups, a reducer after each fetched segment
+ * (fetching counts as work), and the executor once more when the attempt ends (spills, merges
+ * and commits count too). A kill stays prompt: it is a SIGKILL of the executor, and a sleep
+ * also ends early, in 10 ms slices, when the factor drops to 1. */
+typedef struct task_pace {
+    const task_live *live;      /* where the factor is read; NULL: never slows */
+    uint64_t mark_ns;           /* when the last checkpoint ended: time since then is work */
+    int64_t debt_ns;            /* sleep owed and not yet slept (negative: overslept) */
+    uint64_t slept_ns;          /* slept in all */
+} task_pace;
+
+void task_pace_begin(task_pace *p, const task_live *live);
+/* A checkpoint (p may be NULL). `final`: the attempt's end, pay the whole debt now. */
+void task_pace_check(task_pace *p, int final);
+/* The time since the last checkpoint was spent waiting for others (a reducer waiting for a
+ * map to be re-run), not working: it is not multiplied. p may be NULL. */
+void task_pace_skip(task_pace *p);
 
 typedef struct task_skip {
     const char *path;

@@ -70,6 +70,106 @@ static void test_heartbeat(void **unused)
     }
 }
 
+/* The heartbeat's "health" and each attempt's "rate": optional (an older worker sends neither),
+ * validated when present. */
+static void test_heartbeat_health(void **unused)
+{
+    (void)unused;
+    struct err e = {0};
+    wire_heartbeat hb;
+    assert_int_equal(wire_heartbeat_decode(S("{\"version\":1,\"name\":\"w\",\"incarnation\":\"i\",\"address\":\"a\","
+                                             "\"slots\":1,\"running\":[{\"job\":\"j\",\"attempt\":1}]}"),
+                                           &hb, &e),
+                     0);
+    assert_true(hb.health.psi_cpu == -1 && hb.health.psi_io == -1 && hb.health.psi_memory == -1);
+    assert_true(hb.health.load1 == -1 && hb.health.chaos_slow == 1);
+    assert_true(hb.running[0].rate == 0);
+    wire_heartbeat_free(&hb);
+
+    assert_int_equal(wire_heartbeat_decode(S("{\"version\":1,\"name\":\"w\",\"incarnation\":\"i\",\"address\":\"a\","
+                                             "\"slots\":1,\"health\":{\"psi_cpu\":12.5,\"psi_io\":0,\"psi_memory\":100,"
+                                             "\"load1\":3,\"chaos_slow\":4,\"future\":\"ignored\"},"
+                                             "\"running\":[{\"job\":\"j\",\"attempt\":1,\"progress\":0.25,"
+                                             "\"counters\":{},\"rate\":0.125},{\"job\":\"j\",\"attempt\":2,\"rate\":0}]}"),
+                                           &hb, &e),
+                     0);
+    assert_true(hb.health.psi_cpu == 12.5 && hb.health.psi_io == 0 && hb.health.psi_memory == 100);
+    assert_true(hb.health.load1 == 3 && hb.health.chaos_slow == 4);
+    assert_true(hb.running[0].rate == 0.125);
+    assert_true(hb.running[1].rate == 0);
+    wire_heartbeat_free(&hb);
+
+    /* Only some fields: a container without PSI still reports its load. */
+    assert_int_equal(wire_heartbeat_decode(S("{\"version\":1,\"name\":\"w\",\"incarnation\":\"i\",\"address\":\"a\","
+                                             "\"slots\":1,\"health\":{\"load1\":0.5}}"),
+                                           &hb, &e),
+                     0);
+    assert_true(hb.health.psi_cpu == -1 && hb.health.load1 == 0.5 && hb.health.chaos_slow == 1);
+    wire_heartbeat_free(&hb);
+
+#define HB "{\"version\":1,\"name\":\"w\",\"incarnation\":\"i\",\"address\":\"a\",\"slots\":1,"
+    static const struct {
+        const char *body, *want;
+    } bad[] = {
+        {HB "\"health\":[]}", "field 'health' must be an object"},
+        {HB "\"health\":3}", "field 'health' must be an object"},
+        {HB "\"health\":{\"psi_cpu\":100.5}}", "health: field 'psi_cpu'"},
+        {HB "\"health\":{\"psi_cpu\":\"1\"}}", "health: field 'psi_cpu'"},
+        {HB "\"health\":{\"psi_io\":-1}}", "health: field 'psi_io'"},
+        {HB "\"health\":{\"psi_memory\":true}}", "health: field 'psi_memory'"},
+        {HB "\"health\":{\"load1\":-0.5}}", "health: field 'load1'"},
+        {HB "\"health\":{\"load1\":1e999}}", "malformed JSON"}, /* jansson refuses overflow */
+        {HB "\"health\":{\"chaos_slow\":0.5}}", "health: field 'chaos_slow'"},
+        {HB "\"health\":{\"chaos_slow\":1000.5}}", "health: field 'chaos_slow'"},
+        {HB "\"health\":{\"chaos_slow\":{}}}", "health: field 'chaos_slow'"},
+        {HB "\"running\":[{\"job\":\"j\",\"attempt\":1,\"rate\":-0.1}]}", "running[0]: field 'rate'"},
+        {HB "\"running\":[{\"job\":\"j\",\"attempt\":1,\"rate\":2e6}]}", "running[0]: field 'rate'"},
+        {HB "\"running\":[{\"job\":\"j\",\"attempt\":1,\"rate\":\"fast\"}]}", "running[0]: field 'rate'"},
+    };
+#undef HB
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&e, 0, sizeof e);
+        assert_fails(wire_heartbeat_decode(bad[i].body, strlen(bad[i].body), &hb, &e), &e, bad[i].want);
+    }
+
+    /* What the worker sends decodes to what it measured; unknown values are left out. */
+    wire_health h = {.psi_cpu = 1.5, .psi_io = -1, .psi_memory = 0, .load1 = 2.25, .chaos_slow = 3};
+    json_t *body = json_pack("{s:i, s:s, s:s, s:s, s:i, s:o}", "version", TALLY_WIRE_VERSION, "name", "w",
+                             "incarnation", "i", "address", "a", "slots", 1, "health", wire_health_encode(&h));
+    assert_null(json_object_get(json_object_get(body, "health"), "psi_io"));
+    char *text = wire_dump(body);
+    json_decref(body);
+    assert_int_equal(wire_heartbeat_decode(text, strlen(text), &hb, &e), 0);
+    free(text);
+    assert_true(hb.health.psi_cpu == 1.5 && hb.health.psi_io == -1 && hb.health.psi_memory == 0);
+    assert_true(hb.health.load1 == 2.25 && hb.health.chaos_slow == 3);
+    wire_heartbeat_free(&hb);
+}
+
+/* POST /v1/chaos bodies. */
+static void test_chaos(void **unused)
+{
+    (void)unused;
+    struct err e = {0};
+    double f = 0;
+    assert_int_equal(wire_chaos_decode(S("{\"slow\":4}"), &f, &e), 0);
+    assert_true(f == 4);
+    assert_int_equal(wire_chaos_decode(S("{\"slow\":1.0}"), &f, &e), 0);
+    assert_true(f == 1);
+    assert_int_equal(wire_chaos_decode(S("{\"slow\":1000}"), &f, &e), 0);
+    assert_true(f == 1000);
+    static const char *const bad[] = {
+        "{}", "{\"slow\":null}", "{\"slow\":0.99}", "{\"slow\":0}", "{\"slow\":-3}", "{\"slow\":1000.01}",
+        "{\"slow\":\"4\"}", "{\"slow\":[4]}", "{\"slow\":true}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&e, 0, sizeof e);
+        assert_fails(wire_chaos_decode(bad[i], strlen(bad[i]), &f, &e), &e, "'slow'");
+    }
+    assert_fails(wire_chaos_decode(S("[4]"), &f, &e), &e, "JSON object");
+    assert_fails(wire_chaos_decode(S("{\"slow\":4"), &f, &e), &e, "malformed JSON");
+}
+
 static void test_report(void **unused)
 {
     (void)unused;
@@ -193,6 +293,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heartbeat),
+        cmocka_unit_test(test_heartbeat_health),
+        cmocka_unit_test(test_chaos),
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_fetch_failure_and_maps),
         cmocka_unit_test(test_frames),
