@@ -260,6 +260,7 @@ static json_t *coord_health_json(const coord *c, const char *name)
     const double vals[] = {h->psi_cpu, h->psi_io, h->psi_memory, h->load1};
     for (int k = 0; k < 4; k++)
         if (vals[k] >= 0) json_object_set_new(o, keys[k], json_real(vals[k]));
+    if (h->chaos_slow > 1) json_object_set_new(o, "chaos_slow", json_real(h->chaos_slow));
     return o;
 }
 
@@ -467,7 +468,10 @@ static void coord_job_ended(coord *c, coord_job *j)
     pthread_cond_broadcast(&c->job_cv);
     j->finished_mono = time_mono_ms();
     c->jobs_total[j->sj->state]++;
-    c->check_now = 1; /* the slow rule looks at the samples the job left at once */
+    /* The slow rule looks at the samples the job left at once: the next job (an iteration
+     * series submits it as soon as this one is reported) already sees a worker on probation. */
+    c->check_now = 1;
+    coord_health_check(c, time_mono_ms());
     coord_record(c, j, json_pack("{s:s, s:s, s:s?, s:I}", "t", "end", "state", sched_job_state_name(j->sj->state),
                                  "e", j->sj->error, "ms", (json_int_t)time_wall_ms()));
     log_info("job=%s %s%s%s", j->id, sched_job_state_name(j->sj->state), j->sj->error ? ": " : "",
@@ -586,6 +590,7 @@ static void coord_copies(coord *c, coord_worker *w, uint64_t seq, uint32_t *runn
         for (size_t i = 0; !sched_job_done(j->sj) && i < j->sj->nattempts; i++)
             copies += j->sj->attempts[i].state == SCHED_ATTEMPT_RUNNING && j->sj->attempts[i].copy == SCHED_COPY_STRAGGLER;
     uint64_t now = time_wall_ms();
+    health_refresh(&c->health, time_mono_ms());
     while (*running < w->slots) {
         coord_job *best = NULL;
         int64_t task = -1;
@@ -698,6 +703,13 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
         snprintf(w->address, sizeof w->address, "%s", hb.address);
         coord_record_worker(c, w);
     }
+    /* Its pressure as it measures it: shown by status and the metrics. */
+    health_worker *hw = health_worker_get(&c->health, name);
+    hw->psi_cpu = hb.health.psi_cpu;
+    hw->psi_io = hb.health.psi_io;
+    hw->psi_memory = hb.health.psi_memory;
+    hw->load1 = hb.health.load1;
+    hw->chaos_slow = hb.health.chaos_slow;
     /* Attempts the worker runs that are no longer wanted (superseded, cancelled, job over). */
     json_t *kill = json_array();
     for (size_t i = 0; i < hb.nrunning; i++) {
@@ -710,7 +722,10 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
         }
         /* Progress and counters so far: shown by status, and the basis for telling a slow
          * attempt from a stuck one. */
-        if (r->has_progress) sched_attempt_progress(j->sj, r->attempt, r->progress, r->counters.v, time_wall_ms());
+        if (r->has_progress) {
+            sched_attempt_progress(j->sj, r->attempt, r->progress, r->counters.v, time_wall_ms());
+            j->sj->attempts[r->attempt].rate = r->rate; /* the worker's, smoothed: sched_pick_copy */
+        }
         if (j->sj->attempts[r->attempt].tag == 0) {
             /* Started under an earlier term (restored from the state): the worker still runs
              * it, so it goes on and its result will count. */
@@ -1668,7 +1683,7 @@ static void coord_tick(coord *c)
 static const char *coord_o_listen, *coord_o_token, *coord_o_hb, *coord_o_timeout, *coord_o_log, *coord_o_state,
     *coord_o_zk, *coord_o_adv, *coord_o_session, *coord_o_spec, *coord_o_spec_cap, *coord_o_spec_factor,
     *coord_o_spec_min, *coord_o_prob, *coord_o_slow_factor, *coord_o_slow_checks, *coord_o_slow_window,
-    *coord_o_slow_check_ms, *coord_o_prob_ms, *coord_o_probe_ms;
+    *coord_o_slow_check_ms, *coord_o_prob_ms, *coord_o_probe_ms, *coord_o_slow_floor;
 
 static const cli_opt coord_opts[] = {
     {"listen", 0, "HOST:PORT", "TALLY_LISTEN", "127.0.0.1:7070", "address to serve the API on", &coord_o_listen},
@@ -1701,6 +1716,8 @@ static const cli_opt coord_opts[] = {
     {"slow-checks", 0, "K", "TALLY_SLOW_CHECKS", "3", "...for K checks in a row...", &coord_o_slow_checks},
     {"slow-window", 0, "N", "TALLY_SLOW_WINDOW", "20", "...over its last N attempts (of the last 10 minutes)",
      &coord_o_slow_window},
+    {"slow-floor-ms", 0, "MS", "TALLY_SLOW_FLOOR_MS", "5",
+     "...each attempt counted MS longer on both sides (a 5 ms attempt that took 10 is not slow)", &coord_o_slow_floor},
     {"slow-check-ms", 0, "MS", "TALLY_SLOW_CHECK_MS", "1000",
      "how often the slow rule runs while jobs run (and at every job end)", &coord_o_slow_check_ms},
     {"probation-ms", 0, "MS", "TALLY_PROBATION_MS", "2000",
@@ -1713,7 +1730,7 @@ static const cli_opt coord_opts[] = {
 /* The tail-latency settings into c (health rule, speculation); 0 or -EINVAL naming the flag. */
 static int coord_parse_tail(coord *c, struct err *e)
 {
-    health_rule r = {.window_ms = 600000, .min_samples = 3, .probes_ok = 3};
+    health_rule r = {.window_ms = 600000, .min_samples = 1, .probes_ok = 3};
     uint64_t checks = 0, window = 0, pms = 0, probe = 0, min_ms = 0;
     double factor = 0, spec_factor = 0;
     if (util_parse_switch(coord_o_spec, &c->speculation)) return err_set(e, -EINVAL, "--speculation: expected on or off");
@@ -1726,6 +1743,8 @@ static int coord_parse_tail(coord *c, struct err *e)
         return err_set(e, -EINVAL, "--speculation-min-ms: expected milliseconds");
     if (util_parse_double(coord_o_slow_factor, 1.1, 1000, &factor))
         return err_set(e, -EINVAL, "--slow-factor: expected a number from 1.1 to 1000");
+    if (util_parse_double(coord_o_slow_floor, 0, 3600000, &r.floor_ms))
+        return err_set(e, -EINVAL, "--slow-floor-ms: expected milliseconds");
     if (util_parse_u64(coord_o_slow_checks, 1, 1000, &checks)) return err_set(e, -EINVAL, "--slow-checks: expected 1 to 1000");
     if (util_parse_u64(coord_o_slow_window, 3, 10000, &window)) return err_set(e, -EINVAL, "--slow-window: expected 3 to 10000");
     if (util_parse_u64(coord_o_slow_check_ms, 10, 3600000, &c->check_ms))

@@ -44,6 +44,7 @@ health_worker *health_worker_get(health *h, const char *name)
     snprintf(w->name, sizeof w->name, "%s", name);
     w->ring = xcalloc(h->rule.window, sizeof *w->ring);
     w->psi_cpu = w->psi_io = w->psi_memory = w->load1 = -1;
+    w->chaos_slow = 1;
     return w;
 }
 
@@ -114,7 +115,7 @@ static size_t health_relative(const health *h, const health_worker *w, uint64_t 
         const health_sample *s = health_at(h, w, k);
         if (!health_live(h, s, now)) continue;
         double m = health_group_median(h, w, s->group, now);
-        if (m > 0) v[n++] = s->cost / m;
+        if (m > 0) v[n++] = (s->cost + s->floor) / (m + s->floor);
     }
     *out = v;
     return n;
@@ -211,16 +212,18 @@ int health_note_attempt(health *h, const char *worker, uint64_t group, uint64_t 
         if (progress >= 0.05) total = ms / progress;
     }
     if (succeeded && w->state == HEALTH_OK) health_history_note(h, sig, phase, ms);
-    double cost = bytes ? total / ((double)bytes / 1048576.0 + 1e-3) : total;
-    w->ring[w->head] = (health_sample){.ms = now, .cost = cost, .group = group};
+    double mib = (double)bytes / 1048576.0 + 1e-3;
+    double cost = bytes ? total / mib : total, floor = bytes ? h->rule.floor_ms / mib : h->rule.floor_ms;
+    w->ring[w->head] = (health_sample){.ms = now, .cost = cost, .floor = floor, .group = group};
     w->head = (w->head + 1) % h->rule.window;
     if (w->nsamples < h->rule.window) w->nsamples++;
     w->fresh = 1;
+    for (size_t i = 0; i < h->nworkers; i++) h->workers[i].rescore = 1; /* their medians moved */
     if (w->state != HEALTH_PROBATION) return 0;
     /* A probe: slow or not by the same rule, on this one sample. */
     double m = health_group_median(h, w, group, now);
     if (m <= 0) return 0; /* nobody to compare with: no verdict */
-    double rel = cost / m;
+    double rel = (cost + floor) / (m + floor);
     if (rel > h->rule.factor) {
         w->probes_good = 0;
         w->score = rel;
@@ -246,6 +249,7 @@ size_t health_check(health *h, uint64_t now, size_t nalive, health_event *ev, si
         w->fresh = 0;
         size_t n;
         double score = health_score(h, w, now, &n);
+        w->rescore = 0;
         if (score <= 0) continue; /* not judged: the count of violations stands */
         w->score = score;
         if (score <= h->rule.factor) {
@@ -268,6 +272,18 @@ size_t health_check(health *h, uint64_t now, size_t nalive, health_event *ev, si
         }
     }
     return nev;
+}
+
+void health_refresh(health *h, uint64_t now)
+{
+    for (size_t i = 0; i < h->nworkers; i++) {
+        health_worker *w = &h->workers[i];
+        if (!w->rescore || w->state != HEALTH_OK) continue;
+        w->rescore = 0;
+        size_t n;
+        double score = health_score(h, w, now, &n);
+        if (score > 0) w->score = score;
+    }
 }
 
 int health_probe_due(const health *h, const char *worker, uint64_t now)

@@ -12,7 +12,8 @@
  *
  * The slow rule (the users' "p90 over the window exceeds the cluster's by a factor for K
  * consecutive checks", made automatic): at each check, a worker's relative cost of a sample
- * is its cost / the median cost of the *other* workers' samples of the same group. The worker
+ * is (its cost + F) / (the median cost of the *other* workers' samples of the same group + F),
+ * F being `floor_ms` in the sample's cost units. The worker
  * is in violation when the p90 of its relative costs exceeds `factor` x the p90 of the other
  * workers' relative costs (taken the same way) and it has at least `min_samples` comparable
  * samples; its score is the ratio of the two. `checks` violations in a row put it on probation.
@@ -45,11 +46,15 @@ typedef struct health_rule {
     uint32_t probes_ok;       /* good probes in a row that end a probation */
     uint64_t min_probation_ms;
     uint64_t probe_every_ms;
+    double floor_ms;          /* added to both sides of every comparison: attempts of a few ms
+                               * that differ by a few ms are not "2x slower" in any way a job's
+                               * latency would notice (timer and scheduling noise) */
 } health_rule;
 
 typedef struct health_sample {
     uint64_t ms;              /* when it ended */
     double cost;
+    double floor;             /* rule.floor_ms in this sample's cost units */
     uint64_t group;           /* hash of (job, phase) */
 } health_sample;
 
@@ -64,8 +69,10 @@ typedef struct health_worker {
     uint32_t probes_good;     /* consecutive probes that were not slow */
     uint64_t last_probe_ms;
     int fresh;                /* samples arrived since the last check */
+    int rescore;              /* ... since its score was last computed (health_refresh) */
     /* Pressure as the worker reports it (-1: not reported). */
     double psi_cpu, psi_io, psi_memory, load1;
+    double chaos_slow;        /* its --chaos-slow factor (failure injection; shown, never used) */
     uint64_t entries, exits;  /* probations begun and ended */
 } health_worker;
 
@@ -109,6 +116,9 @@ int health_note_attempt(health *h, const char *worker, uint64_t group, uint64_t 
 /* Runs the slow rule over every worker with new samples (or all of them if `force`). Fills at
  * most `max` events (probations begun); returns how many. */
 size_t health_check(health *h, uint64_t now, size_t nalive, health_event *ev, size_t max);
+/* Recomputes the scores of the workers with new samples, without counting violations: the
+ * speculation estimates between two checks see a worker that just turned slow. */
+void health_refresh(health *h, uint64_t now);
 /* May `worker` (on probation) get a probe attempt now? health_probe_sent() says it got one. */
 int health_probe_due(const health *h, const char *worker, uint64_t now);
 void health_probe_sent(health *h, const char *worker, uint64_t now);

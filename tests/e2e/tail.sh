@@ -7,16 +7,25 @@
 
 if slow; then big=3M; else big=6M; fi
 gen_ok text --size "$big" --seed 91 -o "$T/big.txt"
+# tests 1 and 2: attempts must run long enough on the slow worker for a copy to be worth it
+if slow; then big2=12M; else big2=24M; fi
+gen_ok text --size "$big2" --seed 92 -o "$T/big2.txt"
 "$TALLY" gen readings --shards 5 -o "$T/readings" >/dev/null || fail "tally gen readings failed"
 SMALL=(aggregate --where 'property==1' --group-by house_id,household_id,plug_id
     --agg 'count,avg(value),min(value),max(value)' -m 10 -r 2)
 step "the local answers"
 cl_answer "$T/ans-big.txt" wordcount -m 12 -r 3 -o "$T/local-big" "$T/big.txt"
-cl_answer "$T/ans-big1.txt" wordcount -m 6 -r 1 -o "$T/local-big1" "$T/big.txt"
+cl_answer "$T/ans-big2.txt" wordcount -m 6 -r 1 -o "$T/local-big2" "$T/big2.txt"
 cl_answer "$T/ans-small.txt" "${SMALL[@]}" -o "$T/local-small" "$T/readings"
 
 # job_q ID EXPR: cl_q over one job's status.
 job_q() { CL_Q_JOB=$1 cl_q "$2"; }
+
+# dump_job ID: its attempts, on stderr (for failures)
+dump_job() {
+    job_q "$1" '[(t["phase"][0] + str(t["index"]), [(x["worker"], x["state"], x["end_ms"] - x["start_ms"], x["speculative"])
+        for x in t["attempts"]]) for t in j["tasks"]]' >&2 || true
+}
 
 # one_commit_per_task ID: every task has exactly one succeeded attempt.
 one_commit_per_task() {
@@ -26,7 +35,7 @@ one_commit_per_task() {
 
 chaos() { # chaos WORKER FACTOR: the worker's runtime switch (POST /v1/chaos)
     curl -sf -H "Authorization: Bearer $(cat "$CL_TOKEN_FILE")" -d "{\"slow\": $2}" \
-        "http://$(cl_worker_address "$1")/v1/chaos" >/dev/null || fail "POST /v1/chaos to $1 failed"
+        "http://$(cl_q "w['$1']['address']")/v1/chaos" >/dev/null || fail "POST /v1/chaos to $1 failed"
 }
 
 # ---- Test 1: one worker 10x slower ---------------------------------------------------------------
@@ -35,20 +44,20 @@ step "test 1: one worker at --chaos-slow 10: copies beat it, the output is exact
 cl_start_coordinator --heartbeat-ms 100 --probation off
 cl_start_worker s1 --slots 1 --chaos-slow 10
 t0=$(date +%s%3N)
-cl_submit_ok wordcount -m 12 -r 3 -o "$T/alone" "$T/big.txt"
+cl_submit_ok wordcount -m 6 -r 3 -o "$T/alone" "$T/big2.txt"
 alone=$(($(date +%s%3N) - t0))
-cl_same "$T/alone" "$T/ans-big.txt"
+cl_same "$T/alone" "$T/ans-big2.txt"
 cl_start_worker f1 --slots 1
 cl_start_worker f2 --slots 1
 cl_until 20 "f1 and f2 to register" 'w.get("f1", {}).get("state") == "alive" and w.get("f2", {}).get("state") == "alive"'
 t0=$(date +%s%3N)
-cl_submit_ok wordcount -m 12 -r 3 -o "$T/spec" "$T/big.txt"
+cl_submit_ok wordcount -m 6 -r 3 -o "$T/spec" "$T/big2.txt"
 took=$(($(date +%s%3N) - t0))
 id=$CL_JOB
 echo "the slow worker alone: $alone ms; with two fast workers and speculation: $took ms"
-cl_same "$T/spec" "$T/ans-big.txt"
+cl_same "$T/spec" "$T/ans-big2.txt"
 one_commit_per_task "$id"
-n=$(job_q "$id" 'j["summary"]["speculative"]') || fail "no speculative attempt in job $id"
+n=$(job_q "$id" 'j["summary"]["speculative"]') || { dump_job "$id"; fail "no speculative attempt in job $id"; }
 echo "speculative attempts: $n"
 [ "$took" -lt $((alone / 3)) ] || fail "the job took $took ms, not well under the slow worker's $alone ms"
 job_q "$id" 'any(x["speculative"] and x["state"] == "succeeded" for t in j["tasks"] for x in t["attempts"])' >/dev/null ||
@@ -57,27 +66,28 @@ grep -q 'speculative copy' "$CL/coord.log" || fail "the coordinator did not log 
 cl_metric() { curl -sf -H "Authorization: Bearer $(cat "$CL_TOKEN_FILE")" "http://$CL_COORD/metrics" | grep "^$1" ; }
 cl_metric 'tally_speculative_attempts_total{event="launched"}' | awk '{ exit !($2 > 0) }' ||
     fail "tally_speculative_attempts_total{event=\"launched\"} is not positive"
-cl_metric 'tally_worker_slowness{worker="s1"}' | awk '{ exit !($2 > 2) }' || fail "s1's slowness score is not above 2"
+cl_metric 'tally_speculative_attempts_total{event="won"}' | awk '{ exit !($2 > 0) }' ||
+    fail "tally_speculative_attempts_total{event=\"won\"} is not positive"
 
 # ---- Test 2: R=1, the single reduce on the slow worker --------------------------------------------
 step "test 2: R=1: the job's only reduce, run by the slow worker, is copied and the copy wins"
 # Where the reduce lands is up to the heartbeats: run the job until it lands on s1 (each run has
 # it there with probability about 1/3).
 landed=""
-for run in $(seq 1 30); do
-    cl_submit_ok wordcount -m 6 -r 1 -o "$T/r1-$run" "$T/big.txt"
-    cl_same "$T/r1-$run" "$T/ans-big1.txt"
+for run in $(seq 1 50); do
+    cl_submit_ok wordcount -m 6 -r 1 -o "$T/r1-$run" "$T/big2.txt"
+    cl_same "$T/r1-$run" "$T/ans-big2.txt"
     one_commit_per_task "$CL_JOB"
     if job_q "$CL_JOB" 'next(t for t in j["tasks"] if t["phase"] == "reduce")["attempts"][0]["worker"] == "s1"' >/dev/null; then
         landed=$CL_JOB
         break
     fi
 done
-[ -n "$landed" ] || fail "in 30 runs the reduce never started on s1"
+[ -n "$landed" ] || fail "in 50 runs the reduce never started on s1"
 echo "run $run: the reduce started on s1"
 job_q "$landed" 'any(x["speculative"] and x["state"] == "succeeded" and x["worker"] != "s1"
     for t in j["tasks"] if t["phase"] == "reduce" for x in t["attempts"])' >/dev/null ||
-    { cl_dump_tasks "$landed"; fail "the reduce on s1 was not copied, or the copy did not win"; }
+    { dump_job "$landed"; cl_q 'w["s1"]["health"]' >&2; fail "the reduce on s1 was not copied, or the copy did not win"; }
 job_q "$landed" 'next(t for t in j["tasks"] if t["phase"] == "reduce")["attempts"][0]["state"] == "killed"' >/dev/null ||
     fail "the original reduce on s1 was not killed when its copy committed"
 cl_reset
@@ -104,11 +114,10 @@ grep -q 'worker=s1 put on probation' "$CL/coord.log" || fail "the probation was 
 cl_q 'w["f1"]["health"]["state"] == "ok" and w["f2"]["health"]["state"] == "ok"' >/dev/null ||
     fail "a fast worker went on probation too"
 # On probation: only probes (at most one attempt at a time, one per --probe-every-ms).
-before=$(cl_q 'w["s1"]["health"]["probations"]')
 for it in 1 2 3; do
     cl_submit_ok "${SMALL[@]}" -o "$T/q-$it" "$T/readings"
     cl_same "$T/q-$it" "$T/ans-small.txt"
-    n=$(job_q "$CL_JOB" 'sum(x["worker"] == "s1" for t in j["tasks"] for x in t["attempts"])')
+    n=$(job_q "$CL_JOB" 'sum(x["worker"] == "s1" for t in j["tasks"] for x in t["attempts"])') || true # 0 is "false"
     [ "$n" -le 2 ] || fail "s1 on probation ran $n attempts of a 12-task job"
 done
 cl_q 'w["s1"]["health"]["state"] == "probation"' >/dev/null || fail "s1 left probation while still slow"
@@ -142,7 +151,7 @@ for it in $(seq 1 20); do
     cl_submit_ok "${SMALL[@]}" -o "$T/n-$it" "$T/readings"
 done
 cl_same "$T/n-20" "$T/ans-small.txt"
-n=$(cl_q 'sum(x["speculative"] for j in d["jobs"] for t in j["tasks"] for x in t["attempts"])')
+n=$(cl_q 'sum(x["speculative"] for j in d["jobs"] for t in j["tasks"] for x in t["attempts"])') || true
 [ "$n" = 0 ] || fail "$n speculative attempts in 20 jobs without noise"
 cl_q 'all(x["health"]["state"] == "ok" for x in d["workers"])' >/dev/null || fail "a worker went on probation without noise"
 cl_reset
@@ -161,7 +170,10 @@ copies=0
 for run in $(seq 1 $runs); do
     cl_submit_ok wordcount -m 12 -r 3 -o "$T/c-$run" "$T/big.txt"
     cl_same "$T/c-$run" "$T/ans-big.txt"
-    one_commit_per_task "$CL_JOB"
+    # A map may succeed twice here (its output lost with a crashed worker, then run again);
+    # a reduce commits once.
+    job_q "$CL_JOB" 'all(sum(x["state"] == "succeeded" for x in t["attempts"]) == 1 for t in j["tasks"] if t["phase"] == "reduce")' \
+        >/dev/null || fail "job $CL_JOB: a reduce task without exactly one committed attempt"
     copies=$((copies + $(job_q "$CL_JOB" 'j["summary"]["speculative"]' || true)))
 done
 echo "$copies speculative attempts in $runs jobs, $(($(cl_restarts c1) + $(cl_restarts c2) + $(cl_restarts c3))) worker restarts"
