@@ -13,14 +13,17 @@
 
 #include <tally/tally.h>
 
+#include "cli/series.h"
 #include "common/util.h"
 #include "exec/jobspec.h"
 
 int cli_run(int argc, char **argv);
 
 /* Parses `JOB [job options] [engine options] -o OUT INPUT...` (argv[1] is JOB) into spec, as
- * `tally run` and `tally submit` both accept it. Returns 0 or -EINVAL with a message. */
-int cli_run_parse(int argc, char **argv, jobspec *spec, int *quiet, int *help, struct err *e);
+ * `tally run` and `tally submit` both accept it; the options of an iteration run, which stay
+ * with the command and never go into the spec, into *series. Returns 0 or -EINVAL with a
+ * message. */
+int cli_run_parse(int argc, char **argv, jobspec *spec, int *quiet, int *help, series_opts *series, struct err *e);
 /* Prints a job's own options ("Options of JOB:"), for tally run's and tally submit's --help. */
 void cli_job_options_usage(FILE *out, const tally_job *job);
 

@@ -2,12 +2,14 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/series.h"
 #include "cluster/execpool.h"
 #include "cluster/wire.h"
 #include "common/claim.h"
@@ -29,6 +31,7 @@
 typedef struct run_flags {
     int quiet;
     int help;
+    series_opts series; /* --iterations, --keep-iterations, --results */
 } run_flags;
 
 typedef int (*run_apply_fn)(jobspec *s, run_flags *f, const char *v, struct err *e);
@@ -192,6 +195,27 @@ static int run_set_log_level(jobspec *s, run_flags *f, const char *v, struct err
     return 0;
 }
 
+static int run_set_iterations(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)s;
+    return run_count(v, 1, SERIES_MAX_ITERATIONS, &f->series.iterations, "--iterations", e);
+}
+
+static int run_set_keep_iterations(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)s, (void)v, (void)e;
+    f->series.keep = 1;
+    return 0;
+}
+
+static int run_set_results(jobspec *s, run_flags *f, const char *v, struct err *e)
+{
+    (void)s;
+    if (!*v) return err_set(e, -EINVAL, "--results: expected a file or a directory, got ''");
+    f->series.results = v;
+    return 0;
+}
+
 static int run_set_help(jobspec *s, run_flags *f, const char *v, struct err *e)
 {
     (void)s, (void)v, (void)e;
@@ -216,7 +240,13 @@ static const run_setting run_settings[] = {
     {"job-arg", 0, "K=V", NULL, "argument for a user job (repeatable)", run_set_job_arg},
     {"strict", 0, NULL, NULL, "fail on the first bad record instead of skipping it", run_set_strict},
     {"overwrite", 0, NULL, NULL, "replace a non-empty output directory", run_set_overwrite},
-    {"quiet", 'q', NULL, NULL, "no progress line", run_set_quiet},
+    {"iterations", 0, "N", "TALLY_ITERATIONS", "run the job N times, each planned afresh (default 1)",
+     run_set_iterations},
+    {"keep-iterations", 0, NULL, NULL, "iteration i goes to OUT/iter-NNNN instead of replacing OUT",
+     run_set_keep_iterations},
+    {"results", 0, "FILE", "TALLY_RESULTS",
+     "append one CSV row per iteration to FILE (a directory: a file named after the plan in it)", run_set_results},
+    {"quiet", 'q', NULL, NULL, "no progress line, nor a line per iteration", run_set_quiet},
     {"log-level", 0, "LEVEL", "TALLY_LOG_LEVEL", "debug, info, warn (default), error or off", run_set_log_level},
     {"help", 'h', NULL, NULL, "show this help", run_set_help},
 };
@@ -359,9 +389,9 @@ static void run_on_signal(int sig)
     run_interrupted = 1;
 }
 
-int cli_run_parse(int argc, char **argv, jobspec *spec, int *quiet, int *help, struct err *e)
+int cli_run_parse(int argc, char **argv, jobspec *spec, int *quiet, int *help, series_opts *series, struct err *e)
 {
-    run_flags flags = {0};
+    run_flags flags = {.series.iterations = 1};
     const tally_job *job = NULL;
     void *handle = NULL;
     int rc = 0, i = 1;
@@ -384,6 +414,7 @@ int cli_run_parse(int argc, char **argv, jobspec *spec, int *quiet, int *help, s
     if (rc == 0 && flags.help && i >= argc) {
         *quiet = flags.quiet;
         *help = 1;
+        *series = flags.series;
         return 0;
     }
     if (rc == 0 && i >= argc) rc = err_set(e, -EINVAL, "no JOB given (see tally run --help)");
@@ -399,6 +430,7 @@ int cli_run_parse(int argc, char **argv, jobspec *spec, int *quiet, int *help, s
     jobreg_unload(handle);
     *quiet = flags.quiet;
     *help = flags.help;
+    *series = flags.series;
     if (rc || flags.help) return rc;
     if (!spec->out) return err_set(e, -EINVAL, "missing -o OUT (see tally run --help)");
     if (spec->ninputs == 0) return err_set(e, -EINVAL, "no INPUT given (see tally run --help)");
@@ -414,12 +446,28 @@ static const char *run_work_parent(const jobspec *spec)
     return spec->work_dir ? spec->work_dir : t && *t ? t : "/tmp";
 }
 
-int cli_run(int argc, char **argv)
+/* What one run of the job was like, for the row of an iteration run. */
+typedef struct run_outcome {
+    int planned;        /* the inputs were planned: maps and reduces are known */
+    uint64_t maps;
+    uint32_t reduces;
+    uint64_t start_ms;  /* wall clock when planning began */
+    uint64_t total_ms;  /* from planning to the job commit */
+    sched_summary sum;
+} run_outcome;
+
+/* Runs the job once, start to end, as `tally run` always has: expands, probes and plans the
+ * inputs, claims spec->out and a fresh work dir, starts the executors, runs the tasks, then
+ * commits or rolls back. An iteration run calls it once per iteration and so sets everything
+ * up afresh: the inputs may have changed in between, and executors cannot be kept because
+ * they cache the opened job under the one job id tally run gives every run, so a kept one
+ * would go on with the first iteration's spec (its OUT, under --keep-iterations) and the
+ * state its setup() made then. `check_out` is what the inputs must not overlap: all of OUT,
+ * also when the iteration writes below it. Returns the exit code; *oc is filled as far as the
+ * run got. */
+static int run_iteration(jobspec *spec, const char *check_out, int quiet, run_outcome *oc)
 {
     struct err e = {0};
-    jobspec spec;
-    jobspec_init(&spec);
-    run_flags flags = {0};
     execpool_job job = {0};
     execpool *pool = NULL;
     json_t *spec_json = NULL;
@@ -429,59 +477,38 @@ int cli_run(int argc, char **argv)
     sched_job *sj = NULL;
     char *owner = NULL;
     int rc = CLI_USAGE, have_out = 0;
+    uint64_t t_plan = time_mono_ns();
 
-    /* A closed stdout or stderr (`tally run ... | head -1`) must not kill the job: writes to
-     * them fail with EPIPE instead, and the job goes on to commit or roll back. A hang-up
-     * (the terminal went away) stops the job like Ctrl-C, so that it cleans up. */
-    signal(SIGPIPE, SIG_IGN);
-    util_catch_stop_signals(run_on_signal);
-    signal(SIGHUP, run_on_signal);
-    ifile_fault_init();
-    if (argc < 2) {
-        run_usage(stderr, NULL);
-        goto done;
-    }
-    if (cli_run_parse(argc, argv, &spec, &flags.quiet, &flags.help, &e) != 0) {
-        fprintf(stderr, "tally: %s\n", e.msg);
-        goto done;
-    }
-    if (flags.help) {
-        const tally_job *hj = NULL;
-        void *hh = NULL;
-        if (spec.job && jobreg_load(spec.job, &hj, &hh, &e) != 0) {
-            fprintf(stderr, "tally: %s\n", e.msg);
-            goto done;
-        }
-        run_usage(stdout, hj);
-        jobreg_unload(hh);
-        rc = 0;
-        goto done;
-    }
+    memset(oc, 0, sizeof *oc);
+    oc->start_ms = time_wall_ms();
     /* A missing or unreadable input is a mistake on the command line, like a bad option. */
-    if (input_expand(spec.inputs, spec.ninputs, NULL, spec.format_forced, spec.format, &inputs, &e) != 0) {
+    if (input_expand(spec->inputs, spec->ninputs, NULL, spec->format_forced, spec->format, &inputs, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
-    input_plan(&inputs, spec.maps, spec.split_size, spec.workers);
+    input_plan(&inputs, spec->maps, spec->split_size, spec->workers);
+    oc->planned = 1;
+    oc->maps = inputs.nsplits;
+    oc->reduces = spec->reduces;
     /* No more executors than attempts can ever run at once. */
-    uint32_t slots = spec.workers ? spec.workers : 1, widest = (uint32_t)inputs.nsplits;
-    if (spec.reduces > widest) widest = spec.reduces;
+    uint32_t slots = spec->workers ? spec->workers : 1, widest = (uint32_t)inputs.nsplits;
+    if (spec->reduces > widest) widest = spec->reduces;
     if (slots > widest) slots = widest ? widest : 1;
     log_debug("%zu input file%s, %llu bytes, %zu map task%s, %u reduce task%s, %u slot%s", inputs.nfiles,
               inputs.nfiles == 1 ? "" : "s", (unsigned long long)inputs.total_bytes, inputs.nsplits,
-              inputs.nsplits == 1 ? "" : "s", spec.reduces, spec.reduces == 1 ? "" : "s", slots,
+              inputs.nsplits == 1 ? "" : "s", spec->reduces, spec->reduces == 1 ? "" : "s", slots,
               slots == 1 ? "" : "s");
 
     /* The work dir, and in it the executors: user code runs there, never in this process, so
      * even a job whose setup() crashes only fails (work dirs of runs that were killed, which
      * had no chance to clean up, go first). */
     rc = CLI_FAILED;
-    int reaped = claim_reap_stale(run_work_parent(&spec), "tally-job-");
+    int reaped = claim_reap_stale(run_work_parent(spec), "tally-job-");
     if (reaped) log_info("removed %d work dir(s) of tally runs that are no longer running", reaped);
-    char *what = xasprintf("job=%s", spec.job);
+    char *what = xasprintf("job=%s", spec->job);
     owner = claim_owner_text(what);
     free(what);
-    if (claim_fresh(&work, run_work_parent(&spec), "tally-job-", owner, &e) != 0) {
+    if (claim_fresh(&work, run_work_parent(spec), "tally-job-", owner, &e) != 0) {
         fprintf(stderr, "tally: work dir: %s\n", e.msg);
         goto done;
     }
@@ -492,9 +519,9 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "tally: cannot start executors: %s\n", exe_len <= 0 ? "cannot find the tally binary" : e.msg);
         goto done;
     }
-    spec_json = wire_jobspec_encode(&spec);
+    spec_json = wire_jobspec_encode(spec);
     /* setup() checks the job's arguments: a refusal is a usage error, before anything else. */
-    int drc = execpool_describe(pool, spec_json, spec.job, &job, &e);
+    int drc = execpool_describe(pool, spec_json, spec->job, &job, &e);
     if (drc) {
         fprintf(stderr, "tally: %s\n", e.msg);
         rc = drc == -EIO ? CLI_FAILED : CLI_USAGE;
@@ -511,27 +538,28 @@ int cli_run(int argc, char **argv)
         }
     }
     const ctx_fields *need = &job.required;
-    if (probe_fields(&inputs, need->names, need->hints, need->n, spec.max_record, &e) != 0 ||
-        output_check_inputs(spec.out, spec.inputs, spec.ninputs, NULL, &inputs, &e) != 0) {
+    if (probe_fields(&inputs, need->names, need->hints, need->n, spec->max_record, &e) != 0 ||
+        output_check_inputs(check_out, spec->inputs, spec->ninputs, NULL, &inputs, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
-    if (output_prepare(&out, spec.out, spec.overwrite, owner, &e) != 0) {
+    if (output_prepare(&out, spec->out, spec->overwrite, owner, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
     have_out = 1;
     rc = CLI_FAILED;
-    log_debug("output %s claimed; work dir %s", spec.out, work.path);
+    log_debug("output %s claimed; work dir %s", spec->out, work.path);
 
-    task_env env = {.spec = &spec, .inputs = &inputs, .work_dir = work.path, .out_tmp = out.tmp};
-    sj = sched_job_new((uint32_t)inputs.nsplits, spec.reduces, spec.max_attempts, time_wall_ms());
-    sj->max_skipped_ratio = spec.max_skipped_ratio;
-    run_progress prog = {.tty = !flags.quiet && isatty(STDOUT_FILENO), .total_bytes = inputs.total_bytes};
+    task_env env = {.spec = spec, .inputs = &inputs, .work_dir = work.path, .out_tmp = out.tmp};
+    sj = sched_job_new((uint32_t)inputs.nsplits, spec->reduces, spec->max_attempts, time_wall_ms());
+    sj->max_skipped_ratio = spec->max_skipped_ratio;
+    run_progress prog = {.tty = !quiet && isatty(STDOUT_FILENO), .total_bytes = inputs.total_bytes};
     uint64_t t0 = time_mono_ns();
     if (local_run(&env, pool, spec_json, sj, slots, &run_interrupted, run_show_progress, &prog, &e) != 0 && !sj->error)
         sched_job_cancel(sj, e.msg, time_wall_ms());
     double secs = (double)(time_mono_ns() - t0) / 1e9;
+    sched_job_summary(sj, &oc->sum);
 
     if (sj->state == SCHED_JOB_SUCCEEDED) {
         counters c;
@@ -540,12 +568,13 @@ int cli_run(int argc, char **argv)
         c.v[CNT_INPUT_BYTES] = (int64_t)inputs.total_bytes;
         struct buf json = {0};
         counters_to_json(&c, &json);
-        if (output_commit(&out, spec.reduces, job.columns, json.data, &e) != 0) {
+        if (output_commit(&out, spec->reduces, job.columns, json.data, &e) != 0) {
             fprintf(stderr, "tally: committing output: %s\n", e.msg);
         } else {
+            oc->total_ms = (time_mono_ns() - t_plan) / 1000000;
             rc = 0;
             have_out = 0;
-            log_debug("committed %u part(s), _counters.json and _SUCCESS to %s", spec.reduces, spec.out);
+            log_debug("committed %u part(s), _counters.json and _SUCCESS to %s", spec->reduces, spec->out);
             double mb = (double)inputs.total_bytes / 1e6;
             printf("tally: %s done in %.2f s: %.1f MB at %.1f MB/s, %lld records in, %lld out, %lld skipped\n",
                    job.name, secs, mb, secs > 0 ? mb / secs : 0.0, (long long)c.v[CNT_INPUT_RECORDS],
@@ -555,7 +584,7 @@ int cli_run(int argc, char **argv)
         buf_free(&json);
         counters_free(&c);
     } else if (sj->state == SCHED_JOB_CANCELLED && run_interrupted) {
-        fprintf(stderr, "tally: job %s interrupted: nothing was written to %s\n", job.name, spec.out);
+        fprintf(stderr, "tally: job %s interrupted: nothing was written to %s\n", job.name, spec->out);
         rc = CLI_INTERRUPTED;
     } else {
         fprintf(stderr, "tally: job %s failed: %s\n", job.name, sj->error ? sj->error : "unknown error");
@@ -574,6 +603,114 @@ done:
     json_decref(spec_json);
     sched_job_free(sj);
     input_set_free(&inputs);
+    return rc;
+}
+
+/* After a series stopped at iteration i of n: what there is of it. */
+static void run_series_stopped(const series_opts *so, const series_results *res, const char *out, uint64_t i,
+                               uint64_t n)
+{
+    if (n == 1) return;
+    if (i == 1)
+        fprintf(stderr, "tally: the series stopped at iteration 1 of %" PRIu64 "\n", n);
+    else if (so->keep)
+        fprintf(stderr, "tally: the series stopped at iteration %" PRIu64 " of %" PRIu64 "; the %" PRIu64
+                        " before it succeeded: their outputs are in %s/iter-*\n", i, n, i - 1, out);
+    else
+        fprintf(stderr, "tally: the series stopped at iteration %" PRIu64 " of %" PRIu64 "; the %" PRIu64
+                        " before it succeeded: %s holds the output of the last one\n", i, n, i - 1, out);
+    if (i > 1 && res->path) fprintf(stderr, "tally: their rows are in %s\n", res->path);
+}
+
+int cli_run(int argc, char **argv)
+{
+    struct err e = {0};
+    jobspec spec;
+    jobspec_init(&spec);
+    run_flags flags = {0};
+    series_results res = {.fd = -1};
+    char *base_out = NULL;
+    int rc = CLI_USAGE, out_existed = 1;
+
+    /* A closed stdout or stderr (`tally run ... | head -1`) must not kill the job: writes to
+     * them fail with EPIPE instead, and the job goes on to commit or roll back. A hang-up
+     * (the terminal went away) stops the job like Ctrl-C, so that it cleans up. */
+    signal(SIGPIPE, SIG_IGN);
+    util_catch_stop_signals(run_on_signal);
+    signal(SIGHUP, run_on_signal);
+    ifile_fault_init();
+    if (argc < 2) {
+        run_usage(stderr, NULL);
+        goto done;
+    }
+    if (cli_run_parse(argc, argv, &spec, &flags.quiet, &flags.help, &flags.series, &e) != 0) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        goto done;
+    }
+    if (flags.help) {
+        const tally_job *hj = NULL;
+        void *hh = NULL;
+        if (spec.job && jobreg_load(spec.job, &hj, &hh, &e) != 0) {
+            fprintf(stderr, "tally: %s\n", e.msg);
+            goto done;
+        }
+        run_usage(stdout, hj);
+        jobreg_unload(hh);
+        rc = 0;
+        goto done;
+    }
+    /* A results file that is not ours, or an OUT that cannot hold the iterations, is refused
+     * before anything runs, like a bad option. */
+    if ((flags.series.results && series_results_open(&res, flags.series.results, &e) != 0) ||
+        series_check_out(&flags.series, spec.out, spec.overwrite, &out_existed, &e) != 0) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        goto done;
+    }
+
+    /* The series: iteration 1 obeys the usual rules for OUT; each later one replaces the
+     * output of the one before through --overwrite's commit (the old output is put aside, and
+     * comes back if the iteration fails), or under --keep-iterations gets a directory of its
+     * own. */
+    base_out = spec.out;
+    spec.out = NULL;
+    int overwrite = spec.overwrite;
+    uint64_t n = flags.series.iterations, i;
+    rc = 0;
+    for (i = 1; i <= n; i++) {
+        if (run_interrupted) {
+            rc = CLI_INTERRUPTED;
+            fprintf(stderr, "tally: interrupted before iteration %" PRIu64 "\n", i);
+            break;
+        }
+        free(spec.out);
+        spec.out = series_out(&flags.series, base_out, i);
+        spec.overwrite = overwrite || (i > 1 && !flags.series.keep);
+        run_outcome oc;
+        rc = run_iteration(&spec, base_out, flags.quiet, &oc);
+        /* The file in a --results directory is named after the first plan, whatever became of
+         * the iteration. */
+        if (i == 1 && oc.planned && series_results_choose(&res, oc.maps, oc.reduces, n, oc.start_ms, &e) != 0) {
+            fprintf(stderr, "tally: %s\n", e.msg);
+            if (rc == 0) rc = CLI_FAILED;
+        }
+        if (rc) break;
+        series_row row = {.iteration = i, .start_ms = oc.start_ms, .total_ms = oc.total_ms, .sum = oc.sum};
+        if (res.fd >= 0 && series_results_append(&res, &row, &e) != 0) {
+            fprintf(stderr, "tally: %s\n", e.msg);
+            rc = CLI_FAILED;
+            break;
+        }
+        if (series_active(&flags.series) && !flags.quiet) series_report(&row, n);
+    }
+    if (rc) {
+        run_series_stopped(&flags.series, &res, base_out, i, n);
+        /* Only if empty: OUT made for the iterations' directories, none of which committed. */
+        if (flags.series.keep && !out_existed) rmdir(base_out);
+    }
+
+done:
+    series_results_close(&res);
+    free(base_out);
     jobspec_free(&spec);
     return rc;
 }

@@ -24,6 +24,7 @@
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cli/series.h"
 #include "cluster/coord.h"
 #include "cluster/leader.h"
 #include "cluster/wire.h"
@@ -238,13 +239,16 @@ static void client_submit_usage(FILE *out, const tally_job *job)
                  "as the workers see them (relative ones are relative to this directory). Exit status: 0 OUT/_SUCCESS\n"
                  "exists, 1 the job failed or was cancelled, 2 a usage error (also the coordinator's: a\n"
                  "missing input, an unusable OUT, a field no input has), 3 cannot reach the coordinator or\n"
-                 "it refused the token (also: lost it while waiting), 130 interrupted: the job goes on.\n\n");
+                 "it refused the token (also: lost it while waiting), 130 interrupted: the job goes on\n"
+                 "(in an iteration run it is cancelled).\n\n");
     cli_opts_list(out, "Options of submit (anywhere before or among the job's)", client_submit_opts,
                   CLIENT_N(client_submit_opts));
     cli_job_options_usage(out, job);
     fprintf(out, "\nThe other options are tally run's (tally run --help): -m, -r, --format, --sort-buffer,\n"
                  "--max-record, --split-size, --max-attempts, --max-skipped-ratio, --strict, --overwrite,\n"
-                 "--job-arg, -q; -w and --work-dir do not apply (each worker has its own).%s\n",
+                 "--job-arg, -q, and --iterations, --keep-iterations, --results (one job per iteration, each\n"
+                 "submitted once the one before succeeded; Ctrl-C cancels the running one); -w and --work-dir\n"
+                 "do not apply (each worker has its own).%s\n",
             job ? "" : "\ntally submit JOB --help lists a job's own options.");
 }
 
@@ -312,11 +316,33 @@ static void client_lost_claim(const char *out, const char *id)
     free(succ);
 }
 
-/* Waits for job `id` (submitted at t0) with a progress line on a terminal; returns the exit
- * code. */
-static int client_wait(const client *cl, const char *id, const jobspec *spec, int quiet, uint64_t t0,
-                       uint64_t give_up_ms)
+/* Ctrl-C during an iteration run: the series stops as it would if the job failed, so the job
+ * is cancelled (the coordinator rolls back what it wrote) rather than left to commit. */
+static int client_stop_job(const client *cl, const char *id)
 {
+    char path[128];
+    client_answer a;
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+    client_call(cl, "POST", path, "{}", 10000, &a);
+    const char *state = a.rc == 0 && a.status == 200 ? json_string_value(json_object_get(a.body, "state")) : NULL;
+    if (state && strcmp(state, "cancelled") == 0)
+        fprintf(stderr, "tally: interrupted: cancelled job %s (what it wrote to OUT is rolled back)\n", id);
+    else if (state)
+        fprintf(stderr, "tally: interrupted: job %s was already %s\n", id, state);
+    else
+        fprintf(stderr, "tally: interrupted, but job %s could not be cancelled (%s): cancel it with tally cancel %s\n",
+                id, a.rc ? a.e.msg : "the coordinator refused", id);
+    client_answer_free(&a);
+    return CLI_INTERRUPTED;
+}
+
+/* Waits for job `id` (submitted at t0) with a progress line on a terminal; returns the exit
+ * code. On Ctrl-C the job goes on, or with `cancel_on_stop` is cancelled. *final (may be NULL)
+ * receives the job's last record once it is over (the caller owns it), else NULL. */
+static int client_wait(const client *cl, const char *id, const jobspec *spec, int quiet, uint64_t t0,
+                       uint64_t give_up_ms, int cancel_on_stop, json_t **final)
+{
+    if (final) *final = NULL;
     int tty = !quiet && isatty(STDOUT_FILENO), printed = 0, rc = CLI_FAILED;
     uint64_t last_answer = time_mono_ms(), version = 0;
     /* Short waits: Ctrl-C is seen between two requests (libcurl carries on through signals). */
@@ -327,6 +353,7 @@ static int client_wait(const client *cl, const char *id, const jobspec *spec, in
         if (client_interrupted) {
             if (printed) printf("\r\033[K");
             fflush(stdout);
+            if (cancel_on_stop) return client_stop_job(cl, id);
             fprintf(stderr, "tally: stopped waiting; job %s goes on: follow it with tally status %s, cancel it "
                             "with tally cancel %s\n", id, id, id);
             return CLI_INTERRUPTED;
@@ -399,6 +426,7 @@ static int client_wait(const client *cl, const char *id, const jobspec *spec, in
             fflush(stdout);
             fprintf(stderr, "tally: job %s %s: %s\n", id, state, err ? err : "no reason given");
         }
+        if (final) *final = json_incref(job);
         json_decref(job);
         return rc;
     }
@@ -411,13 +439,59 @@ static int client_wait(const client *cl, const char *id, const jobspec *spec, in
     return CLI_UNREACHABLE;
 }
 
+/* Sends the job; returns 0 with its id in id[], or prints why not and returns the exit code. */
+static int client_send_job(const client *cl, const jobspec *spec, char *id, size_t cap)
+{
+    json_t *body = json_pack("{s:o}", "spec", wire_jobspec_encode(spec));
+    char *s = wire_dump(body);
+    json_decref(body);
+    client_answer a;
+    int rc = 0;
+    client_call(cl, "POST", "/v1/jobs", s, 60000, &a);
+    free(s);
+    const char *idv = a.rc == 0 && a.status == 200 ? json_string_value(json_object_get(a.body, "id")) : NULL;
+    if (a.rc == 0 && a.status == 400 && json_object_get(a.body, "usage")) {
+        /* The coordinator checked the job as tally run would: say what it found. */
+        char why[1024];
+        client_refusal(&a, why, sizeof why);
+        fprintf(stderr, "tally: %s\n", why);
+        rc = json_is_true(json_object_get(a.body, "usage")) ? CLI_USAGE : CLI_FAILED;
+    } else if (a.rc == 0 && a.status == 200 && !idv) {
+        fprintf(stderr, "tally: the coordinator at %s accepted the job but sent no job id\n", cl->coordinator);
+        rc = CLI_FAILED;
+    } else if (!idv) {
+        rc = client_explain(cl, &a, NULL);
+    }
+    snprintf(id, cap, "%s", idv ? idv : "");
+    client_answer_free(&a);
+    return rc;
+}
+
+/* The "summary" of a job's record (zeros if the coordinator sent none). */
+static void client_summary(const json_t *job, sched_summary *sum)
+{
+    const json_t *o = json_object_get(job, "summary");
+    memset(sum, 0, sizeof *sum);
+    sum->map_ms = (uint64_t)json_integer_value(json_object_get(o, "map_ms"));
+    sum->reduce_ms = (uint64_t)json_integer_value(json_object_get(o, "reduce_ms"));
+    sum->slowest_ms = (uint64_t)json_integer_value(json_object_get(o, "slowest_attempt_ms"));
+    sum->attempts = (uint32_t)json_integer_value(json_object_get(o, "attempts"));
+    sum->speculative = (uint32_t)json_integer_value(json_object_get(o, "speculative"));
+    sum->killed = (uint32_t)json_integer_value(json_object_get(o, "killed"));
+    const char *w = json_string_value(json_object_get(o, "slowest_worker"));
+    snprintf(sum->slowest_worker, sizeof sum->slowest_worker, "%s", w ? w : "");
+}
+
 int coord_submit_main(int argc, char **argv)
 {
     client cl = {0};
     struct err e = {0};
     jobspec spec;
     jobspec_init(&spec);
-    int quiet = 0, help = 0, rc = CLI_USAGE;
+    series_opts series = {.iterations = 1};
+    series_results res = {.fd = -1};
+    char *base_out = NULL;
+    int quiet = 0, help = 0, rc = CLI_USAGE, out_existed = 1;
     uint64_t give_up_ms = 0;
     signal(SIGPIPE, SIG_IGN);
     util_catch_stop_signals(client_on_signal);
@@ -433,7 +507,7 @@ int coord_submit_main(int argc, char **argv)
         client_submit_usage(stderr, NULL);
         goto done;
     }
-    if (cli_run_parse(argc, argv, &spec, &quiet, &help, &e) != 0) {
+    if (cli_run_parse(argc, argv, &spec, &quiet, &help, &series, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
     }
@@ -449,50 +523,86 @@ int coord_submit_main(int argc, char **argv)
         rc = CLI_OK;
         goto done;
     }
+    if (client_o_detach && series_active(&series)) {
+        fprintf(stderr, "tally: --detach returns once one job is accepted: it does not go with --iterations, "
+                        "--keep-iterations or --results, which wait for every iteration\n");
+        goto done;
+    }
     if ((rc = client_open(&cl)) != 0) goto done;
+    rc = CLI_USAGE;
     /* Inputs go as given, with the directory they are relative to: jobs see the paths the user
      * typed (grep and index print them), as under tally run. */
     char cwd[PATH_MAX];
     if (getcwd(cwd, sizeof cwd)) spec.cwd = xstrdup(cwd);
-    char *o = client_abs(spec.out);
+    base_out = client_abs(spec.out);
     free(spec.out);
-    spec.out = o;
+    spec.out = NULL;
     if (spec.job[0] != '/' && strchr(spec.job, '/')) {
         char *j = client_abs(spec.job);
         free(spec.job);
         spec.job = j;
     }
-    json_t *body = json_pack("{s:o}", "spec", wire_jobspec_encode(&spec));
-    char *s = wire_dump(body);
-    json_decref(body);
-    client_answer a;
-    uint64_t t0 = time_mono_ms();
-    client_call(&cl, "POST", "/v1/jobs", s, 60000, &a);
-    free(s);
-    const char *idv = a.rc == 0 && a.status == 200 ? json_string_value(json_object_get(a.body, "id")) : NULL;
-    if (a.rc == 0 && a.status == 400 && json_object_get(a.body, "usage")) {
-        /* The coordinator checked the job as tally run would: say what it found. */
-        char why[1024];
-        client_refusal(&a, why, sizeof why);
-        fprintf(stderr, "tally: %s\n", why);
-        rc = json_is_true(json_object_get(a.body, "usage")) ? CLI_USAGE : CLI_FAILED;
-    } else if (a.rc == 0 && a.status == 200 && !idv) {
-        fprintf(stderr, "tally: the coordinator at %s accepted the job but sent no job id\n", cl.coordinator);
-        rc = CLI_FAILED;
-    } else if (!idv) {
-        rc = client_explain(&cl, &a, NULL);
+    /* As under tally run, and here too before anything is sent: OUT is as the workers see it,
+     * which the client assumes it shares (it looks for OUT/_SUCCESS). */
+    if ((series.results && series_results_open(&res, series.results, &e) != 0) ||
+        series_check_out(&series, base_out, spec.overwrite, &out_existed, &e) != 0) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        goto done;
     }
-    char id[64] = "";
-    if (idv) snprintf(id, sizeof id, "%s", idv);
-    client_answer_free(&a);
-    if (!id[0]) goto done;
-    if (client_o_detach) {
-        printf("%s\n", id);
-        rc = CLI_OK;
-    } else {
-        rc = client_wait(&cl, id, &spec, quiet, t0, give_up_ms);
+    /* One job per iteration, each planned by the coordinator afresh; after the first, each
+     * replaces the output of the one before (--overwrite's commit) or, with --keep-iterations,
+     * gets OUT/iter-NNNN. */
+    int overwrite = spec.overwrite;
+    uint64_t n = series.iterations, i;
+    rc = 0;
+    for (i = 1; i <= n; i++) {
+        if (client_interrupted) {
+            fprintf(stderr, "tally: interrupted before iteration %" PRIu64 "\n", i);
+            rc = CLI_INTERRUPTED;
+            break;
+        }
+        free(spec.out);
+        spec.out = series_out(&series, base_out, i);
+        spec.overwrite = overwrite || (i > 1 && !series.keep);
+        char id[64];
+        series_row row = {.iteration = i, .start_ms = time_wall_ms()};
+        uint64_t t0 = time_mono_ms();
+        if ((rc = client_send_job(&cl, &spec, id, sizeof id)) != 0) break;
+        if (client_o_detach) {
+            printf("%s\n", id);
+            break;
+        }
+        json_t *job = NULL;
+        rc = client_wait(&cl, id, &spec, quiet, t0, give_up_ms, series_active(&series), &job);
+        row.total_ms = time_mono_ms() - t0;
+        if (job) client_summary(job, &row.sum);
+        /* The file in a --results directory is named after the first plan (the coordinator's). */
+        if (i == 1 && job &&
+            series_results_choose(&res, (uint64_t)json_integer_value(json_object_get(job, "maps_total")),
+                                  (uint64_t)json_integer_value(json_object_get(job, "reduces_total")), n,
+                                  row.start_ms, &e) != 0) {
+            fprintf(stderr, "tally: %s\n", e.msg);
+            if (rc == 0) rc = CLI_FAILED;
+        }
+        json_decref(job);
+        if (rc) break;
+        if (res.fd >= 0 && series_results_append(&res, &row, &e) != 0) {
+            fprintf(stderr, "tally: %s\n", e.msg);
+            rc = CLI_FAILED;
+            break;
+        }
+        if (series_active(&series) && !quiet) series_report(&row, n);
     }
+    if (rc && n > 1) {
+        fprintf(stderr, "tally: the series stopped at iteration %" PRIu64 " of %" PRIu64 " (%" PRIu64
+                        " succeeded)\n", i, n, i - 1);
+        if (i > 1 && res.path) fprintf(stderr, "tally: their rows are in %s\n", res.path);
+    }
+    /* Only if empty: OUT made for the iterations' directories, none of which committed. */
+    if (rc && series.keep && !out_existed) rmdir(base_out);
 done:
+    series_results_close(&res);
+    free(base_out);
     jobspec_free(&spec);
     free(cl.token);
     leader_free(&cl.ldr);

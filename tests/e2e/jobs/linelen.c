@@ -15,6 +15,10 @@
  *                        containing CRASH-HERE (cluster test: the crash is noticed, the record
  *                        is skipped after it crashed two attempts)
  *   -DLINELEN_SLOW       map() sleeps 0.2 ms per line, so attempts run long enough to watch
+ *   -DLINELEN_FAIL_AT    each map() call on a record at offset 0 appends a byte to the file
+ *                        named by the job argument fail_file, and fails once that file holds
+ *                        fail_at bytes: with one map task and --max-attempts 1, run number
+ *                        fail_at of a series fails (iterations.sh)
  *   -DLINELEN_SETUP_SEGV setup() dies with SIGSEGV when the job argument crash=1 is given (the
  *                        coordinator must survive loading it)
  *   -DLINELEN_BAD_ABI    declares an ABI version the engine does not have
@@ -22,11 +26,13 @@
  */
 #define _GNU_SOURCE /* memmem, usleep */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tally/tally.h"
@@ -85,6 +91,18 @@ static int linelen_map(tally_ctx *ctx, const tally_record *rec)
 #endif
 #ifdef LINELEN_SLOW
     usleep(200);
+#endif
+#ifdef LINELEN_FAIL_AT
+    if (rec->offset == 0) {
+        const char *path = tally_arg(ctx, "fail_file"), *at = tally_arg(ctx, "fail_at");
+        int fd = path ? open(path, O_WRONLY | O_APPEND | O_CREAT, 0644) : -1;
+        struct stat st;
+        int ok = fd >= 0 && write(fd, "x", 1) == 1 && fstat(fd, &st) == 0;
+        if (fd >= 0) close(fd);
+        if (!ok) return tally_error(ctx, "linelen: cannot count runs in fail_file '%s'", path ? path : "(not given)");
+        if (at && st.st_size >= strtol(at, NULL, 10))
+            return tally_error(ctx, "linelen: failing run %lld on purpose", (long long)st.st_size);
+    }
 #endif
     const struct linelen_state *s = tally_state(ctx);
     char key[32];
