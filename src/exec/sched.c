@@ -160,6 +160,9 @@ int64_t sched_pick_copy(const sched_job *j, const char *worker, const sched_spec
         const sched_task *t = &j->tasks[a->task];
         if (a->state != SCHED_ATTEMPT_RUNNING || t->state != SCHED_TASK_RUNNING || t->running != 1) continue;
         if (strcmp(a->worker, worker) == 0 || a->blocked_on >= 0 || now < a->start_ms) continue;
+        /* A reduce while a lost map runs again is slow for the map's sake: a copy would wait
+         * for the same map (and take a slot the map may need). */
+        if (t->phase == SCHED_REDUCE && j->maps_done < j->nmaps) continue;
         int on_probation = sp->probation && sp->probation(sp->arg, a->worker);
         if (reason == SCHED_COPY_MIGRATE && !on_probation) continue;
         double elapsed = (double)(now - a->start_ms);

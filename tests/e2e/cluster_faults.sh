@@ -68,8 +68,9 @@ cl_reset
 step "SIGKILL the worker with the most map outputs once the maps are done"
 # s2 is slow on purpose: with this seed each of its first 12 tasks first sleeps at least
 # 0.3 * 2500 = 750 ms, so its reduces are still waiting to fetch when the kill comes (checked
-# below from the attempt times, not assumed).
-cl_start_coordinator --heartbeat-ms 100 --worker-timeout-ms "$TIMEOUT_MS"
+# below from the attempt times, not assumed). Speculation off: it would copy s2's delayed
+# attempts to s1, and this is about reducers that keep going across the loss of map outputs.
+cl_start_coordinator --heartbeat-ms 100 --worker-timeout-ms "$TIMEOUT_MS" --speculation off
 cl_start_worker s1 --slots 2
 cl_start_worker s2 --slots 2 --chaos-delay 1 --chaos-max-delay-ms 2500 --chaos-seed "$(cl_chaos_seed 24 0.3)"
 id=$("$TALLY" submit --coordinator "$CL_COORD" --token-file "$CL_TOKEN_FILE" --detach wordcount -m 8 -r 4 \
