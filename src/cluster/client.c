@@ -34,7 +34,8 @@
 
 /* ---- Settings tables ---------------------------------------------------------------------- */
 
-static const char *client_o_coord, *client_o_token, *client_o_detach, *client_o_json, *client_o_give_up;
+static const char *client_o_coord, *client_o_token, *client_o_detach, *client_o_json, *client_o_give_up,
+    *client_o_weight;
 
 #define CLIENT_OPT_COORD                                                                                   \
     {"coordinator", 0, "HOST:PORT", "TALLY_COORDINATOR", "127.0.0.1:7070", "the coordinator's address",    \
@@ -49,6 +50,8 @@ static const cli_opt client_submit_opts[] = {
     {"detach", 0, NULL, NULL, NULL, "print the job id and return at once instead of waiting", &client_o_detach},
     {"coordinator-timeout-ms", 0, "MS", "TALLY_COORDINATOR_TIMEOUT_MS", "10000",
      "while waiting, give up on a coordinator that has not answered for this long", &client_o_give_up},
+    {"weight", 0, "W", "TALLY_WEIGHT", "1",
+     "the job's share of the slots against the other running jobs (fair sharing; 0.01 to 1000)", &client_o_weight},
 };
 static const cli_opt client_status_opts[] = {
     CLIENT_OPT_COORD,
@@ -66,6 +69,7 @@ typedef struct client {
     leader ldr;             /* follows the leader among the --coordinator addresses */
     const char *token_file;
     char *token;
+    double weight;          /* submit --weight */
 } client;
 
 /* One request's outcome: a transport failure (rc < 0, message in e), or an HTTP status with the
@@ -442,7 +446,7 @@ static int client_wait(const client *cl, const char *id, const jobspec *spec, in
 /* Sends the job; returns 0 with its id in id[], or prints why not and returns the exit code. */
 static int client_send_job(const client *cl, const jobspec *spec, char *id, size_t cap)
 {
-    json_t *body = json_pack("{s:o}", "spec", wire_jobspec_encode(spec));
+    json_t *body = json_pack("{s:o, s:f}", "spec", wire_jobspec_encode(spec), "weight", cl->weight);
     char *s = wire_dump(body);
     json_decref(body);
     client_answer a;
@@ -526,6 +530,10 @@ int coord_submit_main(int argc, char **argv)
     if (client_o_detach && series_active(&series)) {
         fprintf(stderr, "tally: --detach returns once one job is accepted: it does not go with --iterations, "
                         "--keep-iterations or --results, which wait for every iteration\n");
+        goto done;
+    }
+    if (util_parse_double(client_o_weight, 0.01, 1000, &cl.weight) != 0) {
+        fprintf(stderr, "tally: --weight: expected a number from 0.01 to 1000, got '%s'\n", client_o_weight);
         goto done;
     }
     if ((rc = client_open(&cl)) != 0) goto done;
@@ -647,18 +655,19 @@ static void client_print_attempts(const json_t *job)
         json_array_foreach(json_object_get(v, "attempts"), k, a) {
             if (strcmp(client_str(a, "state"), "running") != 0) continue;
             if (!header++)
-                printf("\n%-8s %-8s %-20s %8s %12s %12s\n", "ATTEMPT", "TASK", "WORKER", "PROGRESS", "RECORDS IN",
-                       "RECORDS OUT");
+                printf("\n%-8s %-8s %-20s %8s %12s %12s  %s\n", "ATTEMPT", "TASK", "WORKER", "PROGRESS", "RECORDS IN",
+                       "RECORDS OUT", "COPY");
             json_t *cs = json_object_get(a, "counters");
             const char *ph = client_str(v, "phase");
             char task[24], att[24];
             snprintf(task, sizeof task, "%c%05d", ph[0] ? ph[0] : '?', client_int(v, "index"));
             snprintf(att, sizeof att, "a%d", client_int(a, "id"));
             int is_map = strcmp(ph, "map") == 0;
-            printf("%-8s %-8s %-20s %7.0f%% %12" JSON_INTEGER_FORMAT " %12" JSON_INTEGER_FORMAT "\n", att, task,
+            printf("%-8s %-8s %-20s %7.0f%% %12" JSON_INTEGER_FORMAT " %12" JSON_INTEGER_FORMAT "  %s\n", att, task,
                    client_str(a, "worker"), 100 * json_number_value(json_object_get(a, "progress")),
                    json_integer_value(json_object_get(cs, is_map ? "input_records" : "reduce_input_records")),
-                   json_integer_value(json_object_get(cs, is_map ? "map_output_records" : "output_records")));
+                   json_integer_value(json_object_get(cs, is_map ? "map_output_records" : "output_records")),
+                   json_object_get(a, "copy") ? client_str(a, "copy") : "-");
         }
     }
 }
@@ -714,10 +723,19 @@ int coord_status_main(int argc, char **argv)
                    json_object_get(v, "state") ? client_str(v, "state") : "-");
         }
         printf("\n");
-        printf("%-20s %-22s %-6s %5s %7s\n", "WORKER", "ADDRESS", "STATE", "SLOTS", "RUNNING");
-        json_array_foreach(json_object_get(a.body, "workers"), i, v)
-            printf("%-20s %-22s %-6s %5d %7d\n", client_str(v, "name"), client_str(v, "address"),
-                   client_str(v, "state"), client_int(v, "slots"), client_int(v, "running"));
+        printf("%-20s %-22s %-6s %5s %7s  %-9s %5s %7s %5s\n", "WORKER", "ADDRESS", "STATE", "SLOTS", "RUNNING",
+               "HEALTH", "SLOW", "PSI-CPU", "LOAD");
+        json_array_foreach(json_object_get(a.body, "workers"), i, v) {
+            const json_t *h = json_object_get(v, "health");
+            char psi[16] = "-", load[16] = "-";
+            if (json_is_number(json_object_get(h, "psi_cpu")))
+                snprintf(psi, sizeof psi, "%.1f%%", json_number_value(json_object_get(h, "psi_cpu")));
+            if (json_is_number(json_object_get(h, "load1")))
+                snprintf(load, sizeof load, "%.2f", json_number_value(json_object_get(h, "load1")));
+            printf("%-20s %-22s %-6s %5d %7d  %-9s %5.2f %7s %5s\n", client_str(v, "name"), client_str(v, "address"),
+                   client_str(v, "state"), client_int(v, "slots"), client_int(v, "running"),
+                   h ? client_str(h, "state") : "-", json_number_value(json_object_get(h, "score")), psi, load);
+        }
         if (json_array_size(json_object_get(a.body, "workers")) == 0)
             printf("(no worker has registered: start one with tally worker --coordinator %s --token-file FILE)\n",
                    cl.coordinator);

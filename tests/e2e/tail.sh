@@ -154,6 +154,30 @@ cl_same "$T/n-20" "$T/ans-small.txt"
 n=$(cl_q 'sum(x["speculative"] for j in d["jobs"] for t in j["tasks"] for x in t["attempts"])') || true
 [ "$n" = 0 ] || fail "$n speculative attempts in 20 jobs without noise"
 cl_q 'all(x["health"]["state"] == "ok" for x in d["workers"])' >/dev/null || fail "a worker went on probation without noise"
+
+# ---- Fair sharing ------------------------------------------------------------------------------------
+step "fair sharing: a small job submitted behind a big one gets slots while the big one still has maps to run"
+big=$("$TALLY" submit --coordinator "$CL_COORD" --token-file "$CL_TOKEN_FILE" --detach wordcount -m 40 -r 3 \
+    -o "$T/fair-big" "$T/big2.txt") || fail "submit --detach failed"
+CL_Q_JOB=$big cl_until 30 "the big job to run" 'j["state"] == "running" and j["maps_done"] >= 1'
+cl_submit_ok "${SMALL[@]}" -o "$T/fair-small" "$T/readings"
+small=$CL_JOB
+cl_same "$T/fair-small" "$T/ans-small.txt"
+cl_job_wait 60 "$big"
+assert_eq "$CL_STATE" succeeded "state of the big job"
+cl_same "$T/fair-big" "$T/ans-big2.txt"
+"$PYTHON" - "$(cl_status)" "$big" "$small" <<'EOF' || fail "the small job waited for the big one's maps (first come, first served)"
+import json, sys
+d = json.loads(sys.argv[1])
+jobs = {j["id"]: j for j in d["jobs"]}
+big, small = jobs[sys.argv[2]], jobs[sys.argv[3]]
+first_small = min(x["start_ms"] for t in small["tasks"] for x in t["attempts"])
+last_big_map = max(x["start_ms"] for t in big["tasks"] if t["phase"] == "map" for x in t["attempts"])
+print(f"small job: submitted {small['submit_ms'] - big['submit_ms']} ms after the big one, first attempt after "
+      f"{first_small - small['submit_ms']} ms, done {small['end_ms'] - small['submit_ms']} ms after its submit; "
+      f"the big job started its last map {last_big_map - first_small} ms after that")
+sys.exit(0 if first_small < last_big_map and small["end_ms"] < big["end_ms"] else 1)
+EOF
 cl_reset
 
 # ---- Test 6: speculation under crashes and delays ---------------------------------------------------
