@@ -13,7 +13,8 @@
 #
 # usage: bench/noisy.sh BUILD_DIR      (part of make bench)
 # Environment: ITERATIONS (default 100), NOISY_OUT (default BUILD_DIR/bench-results/noisy),
-# NOISY_CPU (the CPU w3 and the hog share; default the last one).
+# NOISY_CPU (the CPU w3 and the hog share; default the last one), NOISY_HOG (stress-ng's
+# arguments; default 4 CPU hogs and 2 memory hogs of 256 MiB: w3 gets about a fifth of its CPU).
 set -euo pipefail
 export LC_ALL=C
 BUILD=$(cd "${1:?usage: bench/noisy.sh BUILD_DIR}" && pwd)
@@ -22,6 +23,7 @@ ITERATIONS=${ITERATIONS:-100}
 OUT=${NOISY_OUT:-$BUILD/bench-results/noisy}
 NCPU=$(nproc)
 CPU=${NOISY_CPU:-$((NCPU - 1))}
+read -r -a HOGARGS <<<"${NOISY_HOG:---cpu 4 --vm 2 --vm-bytes 256M}"
 # Everything but w3 (the coordinator, w1, w2, the submitting client) runs on the other CPUs, so
 # the hog is w3's neighbour only, as on a cluster where it shares w3's node.
 REST=$(python3 -c "import sys; n, c = int(sys.argv[1]), int(sys.argv[2]); print(','.join(str(i) for i in range(n) if i != c))" "$NCPU" "$CPU")
@@ -52,6 +54,7 @@ JOB=(aggregate --where 'property==1' --group-by house_id,household_id,plug_id
 start_coordinator() { # ARGS...: sets COORD
     taskset -c "$REST" "$T" coordinator --listen 127.0.0.1:0 --token-file "$WORK/token" --log-level info "$@" >"$WORK/coord.out" 2>"$WORK/coord.log" &
     PIDS+=($!)
+    disown $!
     COORD=""
     for _ in $(seq 200); do
         COORD=$(sed -n 's/^coordinator listening on //p' "$WORK/coord.out")
@@ -69,6 +72,7 @@ start_worker() { # NAME [taskset CPU] ARGS...
     "${pin[@]}" "$T" worker --coordinator "$COORD" --token-file "$WORK/token" --name "$name" --slots 1 \
         --work-dir "$WORK/$name" --log-level warn "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS+=($!)
+    disown $!
 }
 
 wait_alive() { # N
@@ -96,23 +100,25 @@ run() {
     start_worker w3 taskset "$CPU"
     wait_alive 3
     if [ "$noise" = noise ]; then
-        # Two CPU hogs and one memory hog (256 MiB, touched continuously) on w3's CPU: w3's
-        # executor gets about a third of its CPU and shares its caches.
-        setsid stress-ng --cpu 2 --vm 1 --vm-bytes 256M --taskset "$CPU" --timeout 3600 --quiet \
+        # CPU hogs and memory hogs (touching their 256 MiB continuously) on w3's CPU: w3's
+        # executor gets a small share of its CPU and shares its caches.
+        setsid stress-ng "${HOGARGS[@]}" --taskset "$CPU" --timeout 3600 --quiet \
             --temp-path "$WORK" >/dev/null 2>&1 &
         HOG=$!
+        disown $!
         sleep 1 # let the hog take hold
     fi
     taskset -c "$REST" "$T" submit --quiet --iterations "$ITERATIONS" --results "$OUT/$name.csv" "${JOB[@]}" -o "$WORK/out-$name" \
         "$WORK"/readings/readings_shard*.csv >/dev/null
     [ -f "$WORK/out-$name/_SUCCESS" ] || { echo "$name: no _SUCCESS" >&2; exit 1; }
-    grep -c 'put on probation' "$WORK/coord.log" | sed "s/^/$name: probations: /"
+    echo "$name: $(grep -c 'put on probation' "$WORK/coord.log" || true) probations," \
+        "$(grep -c 'speculative copy' "$WORK/coord.log" || true) speculative copies, $(grep -c 'migrating' "$WORK/coord.log" || true) migrations"
     cp "$WORK/coord.log" "$OUT/$name.coord.log"
     stop_all
 }
 
 echo "== noisy neighbour: smart-plug aggregation, 5 shards, M=10 R=2, 3 one-slot workers, $ITERATIONS iterations;"
-echo "   the hog (stress-ng --cpu 2 --vm 1 --vm-bytes 256M) and w3 share CPU $CPU; everything else runs on CPU $REST"
+echo "   the hog (stress-ng ${HOGARGS[*]}) and w3 share CPU $CPU; everything else runs on CPU $REST"
 run quiet-off quiet off
 run quiet-on quiet on
 run noisy-off noise off

@@ -574,6 +574,24 @@ static int coord_fair_one(coord *c, coord_worker *w, unsigned mask, int blocked_
     }
 }
 
+/* Could any running attempt be copied now: one that has run --speculation-min-ms (a possible
+ * straggler) or one on a worker on probation (a possible migration)? Cheap, so that the costly
+ * estimates (health_refresh, sched_pick_copy) and the wake-ups they need happen only then:
+ * small jobs whose attempts all take less pay nothing for speculation. */
+static int coord_copy_possible(coord *c, uint64_t now_wall)
+{
+    for (const coord_job *j = c->jobs; j; j = j->next) {
+        if (j->finished || sched_job_done(j->sj) || j->sj->running == 0) continue;
+        for (size_t i = 0; i < j->sj->nattempts; i++) {
+            const sched_attempt *a = &j->sj->attempts[i];
+            if (a->state != SCHED_ATTEMPT_RUNNING) continue;
+            if (c->speculation && now_wall >= a->start_ms + c->spec.min_ms) return 1;
+            if (c->health.rule.enabled && health_on_probation(&c->health, a->worker)) return 1;
+        }
+    }
+    return 0;
+}
+
 /* Copies of running attempts onto w, which has free slots and nothing else to run: first
  * migrations (the original's worker is on probation and a fresh run here is faster than what
  * it has left), then speculative copies of stragglers, at most --speculation-cap of the slots
@@ -590,6 +608,7 @@ static void coord_copies(coord *c, coord_worker *w, uint64_t seq, uint32_t *runn
         for (size_t i = 0; !sched_job_done(j->sj) && i < j->sj->nattempts; i++)
             copies += j->sj->attempts[i].state == SCHED_ATTEMPT_RUNNING && j->sj->attempts[i].copy == SCHED_COPY_STRAGGLER;
     uint64_t now = time_wall_ms();
+    if (!coord_copy_possible(c, now)) return;
     health_refresh(&c->health, time_mono_ms());
     while (*running < w->slots) {
         coord_job *best = NULL;
@@ -1672,11 +1691,9 @@ static void coord_tick(coord *c)
     coord_health_check(c, now);
     /* Copies depend on time passing, not only on events: let the workers waiting for work
      * look again while anything runs. */
-    int running = 0;
-    for (coord_job *j = c->jobs; j && !running; j = j->next) running = !j->finished && j->sj->running > 0;
     struct err e = {0};
     coord_sync(c, &e);
-    if (changed || (running && (c->speculation || c->health.rule.enabled))) pthread_cond_broadcast(&c->work_cv);
+    if (changed || coord_copy_possible(c, time_wall_ms())) pthread_cond_broadcast(&c->work_cv);
     pthread_mutex_unlock(&c->lock);
 }
 
