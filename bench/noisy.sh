@@ -5,16 +5,23 @@
 #
 #   quiet-off   no noise, speculation and probation off
 #   quiet-on    no noise, speculation and probation on (the defaults)
-#   noisy-off   a CPU and memory hog (stress-ng) pinned to worker w3's CPU, mitigation off
+#   noisy-off   a CPU and memory hog (stress-ng) on worker w3's node, mitigation off
 #   noisy-on    the same hog, mitigation on
 #
 # then `tally report` over them (percentiles, comparison, CDF plots) and the targets. Last, a
 # worker made 5x slower (--chaos-slow 5): after how many iterations it is on probation.
 #
+# Nodes: on a cluster each worker has a node of its own, and a hog on w3's node takes nothing
+# from w1 and w2. One 2-core machine has no such nodes, so each worker gets one: a cgroup with a
+# CPU quota of NOISY_NODE_CPU (default 0.5) of a CPU, and the hog runs in w3's, as on w3's node
+# (the three nodes, the coordinator and the client fit in 2 CPUs). Without a writable cgroup CPU
+# controller it falls back to CPUs: w3 and the hog share the last CPU (taskset), everything else
+# the others, which also takes that CPU away from the rest (the printout says which it used).
+#
 # usage: bench/noisy.sh BUILD_DIR      (part of make bench)
 # Environment: ITERATIONS (default 100), NOISY_OUT (default BUILD_DIR/bench-results/noisy),
-# NOISY_CPU (the CPU w3 and the hog share; default the last one), NOISY_HOG (stress-ng's
-# arguments; default 4 CPU hogs and 2 memory hogs of 256 MiB: w3 gets about a fifth of its CPU).
+# NOISY_NODE_CPU (0.5), NOISY_HOG (stress-ng's arguments; default 2 CPU hogs and 1 memory hog
+# touching 256 MiB).
 set -euo pipefail
 export LC_ALL=C
 BUILD=$(cd "${1:?usage: bench/noisy.sh BUILD_DIR}" && pwd)
@@ -22,14 +29,51 @@ T=$BUILD/tally
 ITERATIONS=${ITERATIONS:-100}
 OUT=${NOISY_OUT:-$BUILD/bench-results/noisy}
 NCPU=$(nproc)
-CPU=${NOISY_CPU:-$((NCPU - 1))}
-read -r -a HOGARGS <<<"${NOISY_HOG:---cpu 4 --vm 2 --vm-bytes 256M}"
-# Everything but w3 (the coordinator, w1, w2, the submitting client) runs on the other CPUs, so
-# the hog is w3's neighbour only, as on a cluster where it shares w3's node.
-REST=$(python3 -c "import sys; n, c = int(sys.argv[1]), int(sys.argv[2]); print(','.join(str(i) for i in range(n) if i != c))" "$NCPU" "$CPU")
-[ -n "$REST" ] || { echo "noisy.sh: needs at least 2 CPUs" >&2; exit 1; }
+NODE_CPU=${NOISY_NODE_CPU:-0.5}
+read -r -a HOGARGS <<<"${NOISY_HOG:---cpu 2 --vm 1 --vm-bytes 256M}"
 command -v stress-ng >/dev/null || { echo "noisy.sh: stress-ng is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "noisy.sh: taskset (util-linux) is not installed" >&2; exit 1; }
+[ "$NCPU" -ge 2 ] || { echo "noisy.sh: needs at least 2 CPUs" >&2; exit 1; }
+
+# ---- Nodes: cgroups with a CPU quota (v1 cpu controller or v2), else CPUs ---------------------
+CGROOT=""
+for d in /sys/fs/cgroup/cpu /sys/fs/cgroup; do
+    if [ -w "$d/cgroup.procs" ] && { [ -e "$d/cpu.cfs_quota_us" ] || [ -e "$d/cgroup.subtree_control" ]; }; then
+        if mkdir "$d/tally-noisy-$$" 2>/dev/null; then CGROOT=$d/tally-noisy-$$; break; fi
+    fi
+done
+node_make() { # NAME: a cgroup with the node's quota; prints nothing, fails if it cannot
+    local g=$CGROOT/$1 us
+    mkdir -p "$g"
+    us=$(python3 -c "import sys; print(int(float(sys.argv[1]) * 100000))" "$NODE_CPU")
+    if [ -e "$g/cpu.cfs_quota_us" ]; then
+        echo 100000 >"$g/cpu.cfs_period_us" && echo "$us" >"$g/cpu.cfs_quota_us"
+    else
+        echo "+cpu" >"$CGROOT/cgroup.subtree_control" 2>/dev/null || true
+        echo "$us 100000" >"$g/cpu.max"
+    fi
+}
+if [ -n "$CGROOT" ]; then
+    for n in w1 w2 w3; do node_make "$n" || { rm -rf "$CGROOT" 2>/dev/null; CGROOT=""; break; }; done
+fi
+LAST=$((NCPU - 1))
+REST=$(python3 -c "import sys; n = int(sys.argv[1]); print(','.join(str(i) for i in range(n - 1)))" "$NCPU")
+# in_node NAME CMD...: execs the command as it runs on NAME's node. Called in a subshell (or as
+# `cmd &`), so that $! is the command's own pid.
+in_node() {
+    local name=$1
+    shift
+    if [ -n "$CGROOT" ]; then
+        exec sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CGROOT/$name" "$@"
+    elif [ "$name" = w3 ]; then
+        exec taskset -c "$LAST" "$@"
+    else
+        exec taskset -c "$REST" "$@"
+    fi
+}
+# off_nodes CMD...: execs the command on no worker's node (the coordinator, the client); likewise
+off_nodes() { if [ -n "$CGROOT" ]; then exec "$@"; else exec taskset -c "$REST" "$@"; fi; }
+
 mkdir -p "$OUT"
 rm -f "$OUT"/*.csv
 WORK=$(mktemp -d)
@@ -43,6 +87,11 @@ cleanup() {
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     stop_hog
     rm -rf "$WORK"
+    if [ -n "$CGROOT" ]; then
+        sleep 0.3
+        for n in w1 w2 w3; do rmdir "$CGROOT/$n" 2>/dev/null || true; done
+        rmdir "$CGROOT" 2>/dev/null || true
+    fi
 }
 trap cleanup EXIT
 head -c 24 /dev/urandom | base64 >"$WORK/token"
@@ -52,7 +101,8 @@ JOB=(aggregate --where 'property==1' --group-by house_id,household_id,plug_id
     --agg 'count,avg(value),min(value),max(value)' -m 10 -r 2)
 
 start_coordinator() { # ARGS...: sets COORD
-    taskset -c "$REST" "$T" coordinator --listen 127.0.0.1:0 --token-file "$WORK/token" --log-level info "$@" >"$WORK/coord.out" 2>"$WORK/coord.log" &
+    off_nodes "$T" coordinator --listen 127.0.0.1:0 --token-file "$WORK/token" --log-level info "$@" \
+        >"$WORK/coord.out" 2>"$WORK/coord.log" &
     PIDS+=($!)
     disown $!
     COORD=""
@@ -65,11 +115,10 @@ start_coordinator() { # ARGS...: sets COORD
     export TALLY_COORDINATOR=$COORD
 }
 
-start_worker() { # NAME [taskset CPU] ARGS...
-    local name=$1 pin=(taskset -c "$REST")
+start_worker() { # NAME ARGS...: on its node
+    local name=$1
     shift
-    if [ "${1:-}" = taskset ]; then pin=(taskset -c "$2"); shift 2; fi
-    "${pin[@]}" "$T" worker --coordinator "$COORD" --token-file "$WORK/token" --name "$name" --slots 1 \
+    in_node "$name" "$T" worker --coordinator "$COORD" --token-file "$WORK/token" --name "$name" --slots 1 \
         --work-dir "$WORK/$name" --log-level warn "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS+=($!)
     disown $!
@@ -81,7 +130,8 @@ wait_alive() { # N
         [ "$n" -ge "$1" ] && return 0
         sleep 0.05
     done
-    echo "workers did not come up" >&2
+    echo "workers did not come up:" >&2
+    tail -n 3 "$WORK"/w*.err >&2
     exit 1
 }
 
@@ -91,38 +141,46 @@ stop_all() {
     stop_hog
 }
 
-# run NAME noise|quiet on|off: one series of ITERATIONS iterations into $OUT/NAME.csv
+# run NAME noise|quiet on|off N: a fresh cluster runs a series of N iterations, appending to
+# $OUT/NAME.csv
 run() {
-    local name=$1 noise=$2 mit=$3
+    local name=$1 noise=$2 mit=$3 n=$4
     start_coordinator --speculation "$mit" --probation "$mit"
-    start_worker w1
-    start_worker w2
-    start_worker w3 taskset "$CPU"
+    for w in w1 w2 w3; do start_worker "$w"; done
     wait_alive 3
     if [ "$noise" = noise ]; then
-        # CPU hogs and memory hogs (touching their 256 MiB continuously) on w3's CPU: w3's
-        # executor gets a small share of its CPU and shares its caches.
-        setsid stress-ng "${HOGARGS[@]}" --taskset "$CPU" --timeout 3600 --quiet \
-            --temp-path "$WORK" >/dev/null 2>&1 &
+        in_node w3 setsid -w stress-ng "${HOGARGS[@]}" --timeout 3600 --quiet --temp-path "$WORK" >/dev/null 2>&1 &
         HOG=$!
         disown $!
         sleep 1 # let the hog take hold
     fi
-    taskset -c "$REST" "$T" submit --quiet --iterations "$ITERATIONS" --results "$OUT/$name.csv" "${JOB[@]}" -o "$WORK/out-$name" \
-        "$WORK"/readings/readings_shard*.csv >/dev/null
+    (off_nodes "$T" submit --quiet --iterations "$n" --results "$OUT/$name.csv" "${JOB[@]}" -o "$WORK/out-$name" \
+        "$WORK"/readings/readings_shard*.csv >/dev/null)
     [ -f "$WORK/out-$name/_SUCCESS" ] || { echo "$name: no _SUCCESS" >&2; exit 1; }
-    echo "$name: $(grep -c 'put on probation' "$WORK/coord.log" || true) probations," \
+    [ "$noise" = quiet ] || echo "$name: $(grep -c 'put on probation' "$WORK/coord.log" || true) probations," \
         "$(grep -c 'speculative copy' "$WORK/coord.log" || true) speculative copies, $(grep -c 'migrating' "$WORK/coord.log" || true) migrations"
-    cp "$WORK/coord.log" "$OUT/$name.coord.log"
+    cat "$WORK/coord.log" >>"$OUT/$name.coord.log"
     stop_all
 }
 
-echo "== noisy neighbour: smart-plug aggregation, 5 shards, M=10 R=2, 3 one-slot workers, $ITERATIONS iterations;"
-echo "   the hog (stress-ng ${HOGARGS[*]}) and w3 share CPU $CPU; everything else runs on CPU $REST"
-run quiet-off quiet off
-run quiet-on quiet on
-run noisy-off noise off
-run noisy-on noise on
+echo "== noisy neighbour: smart-plug aggregation, 5 shards, M=10 R=2, 3 one-slot workers, $ITERATIONS iterations"
+if [ -n "$CGROOT" ]; then
+    echo "   nodes: each worker in a cgroup of $NODE_CPU CPU; the hog (stress-ng ${HOGARGS[*]}) in w3's"
+else
+    echo "   nodes: no writable cgroup CPU controller: w3 and the hog (stress-ng ${HOGARGS[*]}) share CPU $LAST, the rest CPU $REST"
+fi
+# Quiet, off against on: the cost of mitigation is a few per cent at most, less than this
+# machine's drift from one minute to the next, so the two alternate in series of 10.
+rm -f "$OUT"/*.coord.log
+for _ in $(seq 1 $(((ITERATIONS + 9) / 10))); do
+    run quiet-off quiet off 10
+    run quiet-on quiet on 10
+done
+echo "quiet-on: $(grep -c 'speculative copy' "$OUT/quiet-on.coord.log" || true) speculative copies," \
+    "$(grep -c 'put on probation' "$OUT/quiet-on.coord.log" || true) probations"
+# Noisy: one series each, from a fresh coordinator (detection included).
+run noisy-off noise off "$ITERATIONS"
+run noisy-on noise on "$ITERATIONS"
 "$T" report "$OUT/quiet-on.csv" "$OUT/noisy-off.csv" "$OUT/noisy-on.csv" "$OUT/quiet-off.csv" -o "$OUT/report"
 
 python3 - "$OUT" <<'PY'
@@ -140,10 +198,10 @@ p = lambda n, q: pct(tot[n], q)
 spec = sum(int(r["speculative_attempts"]) for r in rows["quiet-on"])
 att = sum(int(r["attempts"]) for r in rows["quiet-on"])
 def verdict(ok): return "PASS" if ok else "MISS"
-print("%-12s %6s %6s %6s %6s %6s" % ("run", "p50", "p90", "p99", "max", "copies"))
+print("%-12s %6s %6s %6s %6s %6s %6s" % ("run", "avg", "p50", "p90", "p99", "max", "copies"))
 for n in rows:
-    print("%-12s %6d %6d %6d %6d %6d" % (n, p(n, 50), p(n, 90), p(n, 99), max(tot[n]),
-                                          sum(int(r["speculative_attempts"]) for r in rows[n])))
+    print("%-12s %6.1f %6d %6d %6d %6d %6d" % (n, sum(tot[n]) / len(tot[n]), p(n, 50), p(n, 90), p(n, 99), max(tot[n]),
+                                               sum(int(r["speculative_attempts"]) for r in rows[n])))
 a, b, c = p("noisy-on", 99), p("quiet-on", 99), p("noisy-off", 99)
 print(f"noisy, mitigation on: p99 {a} ms <= 1.2 x quiet p99 {b} ms ({1.2*b:.0f}): {verdict(a <= 1.2 * b)}")
 print(f"noisy, mitigation on: p99 {a} ms at least 30% below mitigation off {c} ms ({0.7*c:.0f}): {verdict(a <= 0.7 * c)}")
@@ -160,7 +218,7 @@ start_worker w3 --chaos-slow 5
 wait_alive 3
 on=""
 for k in $(seq 1 20); do
-    "$T" submit --quiet "${JOB[@]}" --overwrite -o "$WORK/out-slow" "$WORK"/readings/readings_shard*.csv >/dev/null
+    (off_nodes "$T" submit --quiet "${JOB[@]}" --overwrite -o "$WORK/out-slow" "$WORK"/readings/readings_shard*.csv >/dev/null)
     if "$T" status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(not any(w["name"]=="w3" and w["health"]["state"]=="probation" for w in d["workers"]))'; then
         on=$k
         break

@@ -671,8 +671,19 @@ static json_t *coord_assign(coord *c, coord_worker *w, uint64_t seq)
         }
         return tasks;
     }
+    /* A worker found slow at its last check (not yet on probation) runs maps only while a
+     * healthy worker is there to take the reduces. */
+    unsigned mask = any;
+    if (c->health.rule.enabled && health_suspect(&c->health, w->name)) {
+        for (size_t i = 0; i < c->nworkers && mask == any; i++) {
+            const coord_worker *o = &c->workers[i];
+            if (o != w && o->state == COORD_WORKER_ALIVE && !health_on_probation(&c->health, o->name) &&
+                !health_suspect(&c->health, o->name))
+                mask = 1u << SCHED_MAP;
+        }
+    }
     while (running < w->slots && coord_fair_one(c, w, 1u << SCHED_MAP, 1, seq, round, tasks)) running++;
-    while (running < w->slots && coord_fair_one(c, w, any, 0, seq, round, tasks)) running++;
+    while (running < w->slots && coord_fair_one(c, w, mask, 0, seq, round, tasks)) running++;
     if (running < w->slots) coord_copies(c, w, seq, &running, tasks);
     return tasks;
 }
@@ -1724,7 +1735,7 @@ static const cli_opt coord_opts[] = {
      "share of the healthy slots speculative copies may hold at once (at least one copy)", &coord_o_spec_cap},
     {"speculation-factor", 0, "F", "TALLY_SPECULATION_FACTOR", "2",
      "copy when the time left exceeds F times a fresh run's estimate", &coord_o_spec_factor},
-    {"speculation-min-ms", 0, "MS", "TALLY_SPECULATION_MIN_MS", "100",
+    {"speculation-min-ms", 0, "MS", "TALLY_SPECULATION_MIN_MS", "40",
      "never copy an attempt that has run less than this, nor one whose copy would save less", &coord_o_spec_min},
     {"probation", 0, "on|off", "TALLY_PROBATION", "on",
      "put slow workers on probation (no new attempts but probes; their running attempts migrate)", &coord_o_prob},

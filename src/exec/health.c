@@ -304,6 +304,12 @@ int health_on_probation(const health *h, const char *worker)
     return w && w->state == HEALTH_PROBATION;
 }
 
+int health_suspect(const health *h, const char *worker)
+{
+    const health_worker *w = health_worker_find(h, worker);
+    return w && w->state == HEALTH_OK && w->violations > 0;
+}
+
 double health_slowness(const health *h, const char *worker)
 {
     const health_worker *w = health_worker_find(h, worker);

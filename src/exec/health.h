@@ -123,6 +123,10 @@ void health_refresh(health *h, uint64_t now);
 int health_probe_due(const health *h, const char *worker, uint64_t now);
 void health_probe_sent(health *h, const char *worker, uint64_t now);
 int health_on_probation(const health *h, const char *worker);
+/* Not (yet) on probation, but its last check found it slow: the coordinator gives it no reduce
+ * (a job's last stage, with nothing after it to make up for a slow one) while a healthy worker
+ * can take it. */
+int health_suspect(const health *h, const char *worker);
 /* Its slowness for the speculation estimates: its score once judged slow-ish, else 1. */
 double health_slowness(const health *h, const char *worker);
 /* The median recent duration of `phase` for jobs with signature sig, or 0. */
