@@ -73,10 +73,14 @@ bench: all $(BENCHBIN)
 	./bench/run.sh $(BUILD)
 	./bench/cluster.sh $(BUILD)
 	./bench/ha.sh $(BUILD)
+	./bench/noisy.sh $(BUILD)
+	./bench/fair.sh $(BUILD)
 
 bench-cluster: all
 	./bench/cluster.sh $(BUILD)
 	./bench/ha.sh $(BUILD)
+	./bench/noisy.sh $(BUILD)
+	./bench/fair.sh $(BUILD)
 
 # libFuzzer targets (clang): every decoder of bytes from outside. FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 20
