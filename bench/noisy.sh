@@ -101,13 +101,14 @@ JOB=(aggregate --where 'property==1' --group-by house_id,household_id,plug_id
     --agg 'count,avg(value),min(value),max(value)' -m 10 -r 2)
 
 start_coordinator() { # ARGS...: sets COORD
+    rm -f "$WORK/coord.out" # not to read the address of the coordinator before
     off_nodes "$T" coordinator --listen 127.0.0.1:0 --token-file "$WORK/token" --log-level info "$@" \
         >"$WORK/coord.out" 2>"$WORK/coord.log" &
     PIDS+=($!)
     disown $!
     COORD=""
     for _ in $(seq 200); do
-        COORD=$(sed -n 's/^coordinator listening on //p' "$WORK/coord.out")
+        COORD=$(sed -n 's/^coordinator listening on //p' "$WORK/coord.out" 2>/dev/null || true)
         [ -n "$COORD" ] && break
         sleep 0.05
     done
@@ -115,16 +116,18 @@ start_coordinator() { # ARGS...: sets COORD
     export TALLY_COORDINATOR=$COORD
 }
 
+RUNNO=0 # each cluster's workers get fresh work dirs: a killed worker's executors may outlive it a moment
 start_worker() { # NAME ARGS...: on its node
     local name=$1
     shift
     in_node "$name" "$T" worker --coordinator "$COORD" --token-file "$WORK/token" --name "$name" --slots 1 \
-        --work-dir "$WORK/$name" --log-level warn "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+        --work-dir "$WORK/run$RUNNO/$name" --log-level warn "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PIDS+=($!)
     disown $!
 }
 
 wait_alive() { # N
+    local n
     for _ in $(seq 400); do
         n=$("$T" status --json | python3 -c 'import json,sys; print(sum(w["state"]=="alive" for w in json.load(sys.stdin)["workers"]))')
         [ "$n" -ge "$1" ] && return 0
@@ -139,6 +142,7 @@ stop_all() {
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     PIDS=()
     stop_hog
+    RUNNO=$((RUNNO + 1))
 }
 
 # run NAME noise|quiet on|off N: a fresh cluster runs a series of N iterations, appending to
@@ -154,7 +158,7 @@ run() {
         disown $!
         sleep 1 # let the hog take hold
     fi
-    (off_nodes "$T" submit --quiet --iterations "$n" --results "$OUT/$name.csv" "${JOB[@]}" -o "$WORK/out-$name" \
+    (off_nodes "$T" submit --quiet --iterations "$n" --results "$OUT/$name.csv" "${JOB[@]}" --overwrite -o "$WORK/out-$name" \
         "$WORK"/readings/readings_shard*.csv >/dev/null)
     [ -f "$WORK/out-$name/_SUCCESS" ] || { echo "$name: no _SUCCESS" >&2; exit 1; }
     [ "$noise" = quiet ] || echo "$name: $(grep -c 'put on probation' "$WORK/coord.log" || true) probations," \

@@ -256,7 +256,9 @@ size_t health_check(health *h, uint64_t now, size_t nalive, health_event *ev, si
             w->violations = 0;
             continue;
         }
-        w->violations++;
+        /* A violation by twice the factor or more counts double: a worker that slow costs
+         * every job it touches more than waiting for more evidence saves. */
+        w->violations += score >= 2 * h->rule.factor ? 2 : 1;
         /* Never more than half the cluster on probation, never the last healthy worker: a
          * cluster-wide slowdown is not one worker's fault. */
         size_t limit = nalive / 2 ? nalive / 2 : 1;

@@ -11,7 +11,8 @@
  * any size mix in the window.
  *
  * The slow rule (the users' "p90 over the window exceeds the cluster's by a factor for K
- * consecutive checks", made automatic): at each check, a worker's relative cost of a sample
+ * consecutive checks", made automatic; a violation by 2 x the factor counts as two): at each
+ * check, a worker's relative cost of a sample
  * is (its cost + F) / (the median cost of the *other* workers' samples of the same group + F),
  * F being `floor_ms` in the sample's cost units. The worker
  * is in violation when the p90 of its relative costs exceeds `factor` x the p90 of the other

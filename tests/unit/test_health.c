@@ -31,18 +31,21 @@ static void test_slow_worker_put_on_probation_after_k_checks(void **state)
     health_init(&h, &rule);
     health_event ev[4];
     uint64_t now = 1000;
+    /* 3x slower: a violation at each check, probation at the third. */
     for (int it = 1; it <= 3; it++) {
-        iteration(&h, (uint64_t)it, 5, now, 3);
+        iteration(&h, (uint64_t)it, 3, now, 3);
         size_t n = health_check(&h, now, 3, ev, 4);
         assert_int_equal(n, it == 3 ? 1 : 0);
+        assert_int_equal(health_suspect(&h, "w3"), it < 3); /* score >= 1.5 x 2 */
         now += 100;
     }
     assert_string_equal(ev[0].worker, "w3");
     assert_int_equal(ev[0].to, HEALTH_PROBATION);
-    assert_true(ev[0].score > 3);
+    assert_true(ev[0].score > 2.5 && ev[0].score < 4);
     assert_true(health_on_probation(&h, "w3"));
     assert_false(health_on_probation(&h, "w1"));
-    assert_true(health_slowness(&h, "w3") > 3);
+    assert_false(health_suspect(&h, "w1"));
+    assert_true(health_slowness(&h, "w3") > 2.5);
     assert_true(health_slowness(&h, "w1") < 1.5);
     /* The history of the healthy workers' runs of this job. */
     assert_true(health_history_ms(&h, 7, SCHED_MAP) >= 20 && health_history_ms(&h, 7, SCHED_MAP) <= 25);
@@ -64,6 +67,21 @@ static void test_slow_worker_put_on_probation_after_k_checks(void **state)
     assert_false(health_on_probation(&h, "w3"));
     assert_int_equal(h.entries, 1);
     assert_int_equal(h.exits, 1);
+    health_free(&h);
+}
+
+/* 6x slower: violations by twice the factor count double, probation at the second check. */
+static void test_much_slower_worker_goes_sooner(void **state)
+{
+    (void)state;
+    health h;
+    health_init(&h, &rule);
+    health_event ev[4];
+    iteration(&h, 1, 6, 1000, 3);
+    assert_int_equal(health_check(&h, 1000, 3, ev, 4), 0);
+    iteration(&h, 2, 6, 1100, 3);
+    assert_int_equal(health_check(&h, 1100, 3, ev, 4), 1);
+    assert_true(health_on_probation(&h, "w3"));
     health_free(&h);
 }
 
@@ -139,6 +157,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slow_worker_put_on_probation_after_k_checks),
+        cmocka_unit_test(test_much_slower_worker_goes_sooner),
         cmocka_unit_test(test_no_probation_without_noise_or_when_disabled),
         cmocka_unit_test(test_superseded_attempts_count),
         cmocka_unit_test(test_probation_limits),
