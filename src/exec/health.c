@@ -63,14 +63,6 @@ static int health_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Nearest-rank percentile of v[0..n) (sorted in place), n > 0. */
-static double health_pct(double *v, size_t n, double p)
-{
-    qsort(v, n, sizeof *v, health_cmp);
-    size_t rank = (size_t)ceil(p / 100.0 * (double)n);
-    return v[rank ? rank - 1 : 0];
-}
-
 static const health_sample *health_at(const health *h, const health_worker *w, size_t i)
 {
     return &w->ring[(w->head + h->rule.window - w->nsamples + i) % h->rule.window];
@@ -105,52 +97,108 @@ static double health_group_median(const health *h, const health_worker *skip, ui
     return m;
 }
 
-/* Relative costs of w's live samples (against the other workers' medians) into *out (caller
- * frees); returns how many were comparable. */
-static size_t health_relative(const health *h, const health_worker *w, uint64_t now, double **out)
+/* ---- Scores: every worker's at once ----------------------------------------------------------
+ * One pass sorts every live sample by (group, cost); a sample's relative cost needs the median of
+ * its group without its own worker's samples, computed once per (group, worker) by walking the
+ * group's run; a worker's base is the p90 of the other healthy workers' relative costs, found by
+ * walking the sorted union. O(W x N) for W workers and N samples, instead of a median per
+ * sample per worker. */
+
+typedef struct health_ref {
+    uint64_t group;
+    double cost, floor, rel;
+    uint32_t worker;
+} health_ref;
+
+static int health_cmp_ref(const void *a, const void *b)
 {
-    double *v = xcalloc(w->nsamples + 1, sizeof *v);
-    size_t n = 0;
-    for (size_t k = 0; k < w->nsamples; k++) {
-        const health_sample *s = health_at(h, w, k);
-        if (!health_live(h, s, now)) continue;
-        double m = health_group_median(h, w, s->group, now);
-        if (m > 0) v[n++] = (s->cost + s->floor) / (m + s->floor);
-    }
-    *out = v;
-    return n;
+    const health_ref *x = a, *y = b;
+    if (x->group != y->group) return x->group < y->group ? -1 : 1;
+    return x->cost < y->cost ? -1 : x->cost > y->cost;
 }
 
-/* The score of w now: p90 of its relative costs / p90 of the other healthy workers'. 0 when
- * it cannot be judged (too few comparable samples, nobody to compare with). */
-static double health_score(const health *h, const health_worker *w, uint64_t now, size_t *nsamples)
+static int health_cmp_rel(const void *a, const void *b)
 {
-    double *mine;
-    size_t n = health_relative(h, w, now, &mine);
-    *nsamples = n;
-    if (n < h->rule.min_samples) {
-        free(mine);
-        return 0;
-    }
-    double p90 = health_pct(mine, n, 90);
-    free(mine);
-    /* The others' p90, each relative to the rest of the cluster but w: what "normal" varies by. */
-    size_t total = 0;
-    double *all = NULL;
+    const health_ref *x = a, *y = b;
+    return x->rel < y->rel ? -1 : x->rel > y->rel;
+}
+
+/* Fills score[i] (0: not judged) and comparable[i] for every worker. */
+static void health_scores(const health *h, uint64_t now, double *score, size_t *comparable)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->nworkers; i++) n += h->workers[i].nsamples;
+    health_ref *r = xcalloc(n + 1, sizeof *r);
+    n = 0;
     for (size_t i = 0; i < h->nworkers; i++) {
-        const health_worker *o = &h->workers[i];
-        if (o == w || o->state != HEALTH_OK) continue;
-        double *rel;
-        size_t k = health_relative(h, o, now, &rel);
-        all = xrealloc(all, (total + k + 1) * sizeof *all);
-        memcpy(all + total, rel, k * sizeof *rel);
-        total += k;
-        free(rel);
+        const health_worker *w = &h->workers[i];
+        score[i] = 0;
+        comparable[i] = 0;
+        for (size_t k = 0; k < w->nsamples; k++) {
+            const health_sample *sm = health_at(h, w, k);
+            if (health_live(h, sm, now))
+                r[n++] = (health_ref){.group = sm->group, .cost = sm->cost, .floor = sm->floor, .worker = (uint32_t)i};
+        }
     }
-    double base = total ? health_pct(all, total, 90) : 1;
-    free(all);
-    if (base < 1) base = 1; /* the others' spread is at least "as fast as their median" */
-    return p90 / base;
+    qsort(r, n, sizeof *r, health_cmp_ref);
+    /* Per group run [a, b): for each worker in it, the median of the others' costs. */
+    for (size_t a = 0, b; a < n; a = b) {
+        for (b = a; b < n && r[b].group == r[a].group; b++) {}
+        for (size_t x = a; x < b; x++) {
+            if (r[x].rel != 0) continue; /* its worker's median is done */
+            uint32_t wk = r[x].worker;
+            size_t others = 0;
+            for (size_t y = a; y < b; y++) others += r[y].worker != wk;
+            double m = 0;
+            for (size_t y = a, seen = 0; y < b && others; y++) {
+                if (r[y].worker == wk) continue;
+                if (seen++ == (others - 1) / 2) {
+                    m = r[y].cost;
+                    break;
+                }
+            }
+            for (size_t y = x; y < b; y++)
+                if (r[y].worker == wk)
+                    r[y].rel = others && m + r[y].floor > 0 ? (r[y].cost + r[y].floor) / (m + r[y].floor) : -1;
+        }
+    }
+    /* Drop what had nothing to compare with, then sort by relative cost. */
+    size_t m = 0;
+    for (size_t x = 0; x < n; x++)
+        if (r[x].rel > 0) r[m++] = r[x];
+    qsort(r, m, sizeof *r, health_cmp_rel);
+    size_t healthy = 0;
+    for (size_t x = 0; x < m; x++) {
+        comparable[r[x].worker]++;
+        healthy += h->workers[r[x].worker].state == HEALTH_OK;
+    }
+    for (size_t i = 0; i < h->nworkers; i++) {
+        if (comparable[i] < h->rule.min_samples) continue;
+        /* Its own p90 and the p90 of the other healthy workers', nearest rank, one walk each. */
+        size_t mine = comparable[i], rank = (size_t)ceil(0.9 * (double)mine), seen = 0;
+        double p90 = 0, base = 1;
+        for (size_t x = 0; x < m; x++)
+            if (r[x].worker == i && ++seen == (rank ? rank : 1)) {
+                p90 = r[x].rel;
+                break;
+            }
+        size_t rest = healthy - (h->workers[i].state == HEALTH_OK ? mine : 0);
+        if (rest) {
+            size_t rrank = (size_t)ceil(0.9 * (double)rest);
+            seen = 0;
+            for (size_t x = 0; x < m; x++) {
+                const health_ref *e = &r[x];
+                if (e->worker == i || h->workers[e->worker].state != HEALTH_OK) continue;
+                if (++seen == (rrank ? rrank : 1)) {
+                    base = e->rel;
+                    break;
+                }
+            }
+        }
+        if (base < 1) base = 1; /* the others' spread is at least "as fast as their median" */
+        score[i] = p90 / base;
+    }
+    free(r);
 }
 
 static void health_enter(health *h, health_worker *w, health_state s, uint64_t now)
@@ -242,23 +290,24 @@ int health_note_attempt(health *h, const char *worker, uint64_t group, uint64_t 
 size_t health_check(health *h, uint64_t now, size_t nalive, health_event *ev, size_t max)
 {
     size_t nev = 0, onprob = 0;
+    double *score = xcalloc(h->nworkers + 1, sizeof *score);
+    size_t *comparable = xcalloc(h->nworkers + 1, sizeof *comparable);
+    health_scores(h, now, score, comparable);
     for (size_t i = 0; i < h->nworkers; i++) onprob += h->workers[i].state == HEALTH_PROBATION;
     for (size_t i = 0; i < h->nworkers; i++) {
         health_worker *w = &h->workers[i];
         if (!w->fresh || w->state != HEALTH_OK) continue;
         w->fresh = 0;
-        size_t n;
-        double score = health_score(h, w, now, &n);
         w->rescore = 0;
-        if (score <= 0) continue; /* not judged: the count of violations stands */
-        w->score = score;
-        if (score <= h->rule.factor) {
+        if (score[i] <= 0) continue; /* not judged: the count of violations stands */
+        w->score = score[i];
+        if (score[i] <= h->rule.factor) {
             w->violations = 0;
             continue;
         }
         /* A violation by twice the factor or more counts double: a worker that slow costs
          * every job it touches more than waiting for more evidence saves. */
-        w->violations += score >= 2 * h->rule.factor ? 2 : 1;
+        w->violations += score[i] >= 2 * h->rule.factor ? 2 : 1;
         /* Never more than half the cluster on probation, never the last healthy worker: a
          * cluster-wide slowdown is not one worker's fault. */
         size_t limit = nalive / 2 ? nalive / 2 : 1;
@@ -266,26 +315,33 @@ size_t health_check(health *h, uint64_t now, size_t nalive, health_event *ev, si
         health_enter(h, w, HEALTH_PROBATION, now);
         onprob++;
         if (nev < max) {
-            ev[nev] = (health_event){.worker = w->name, .to = HEALTH_PROBATION, .score = score};
+            ev[nev] = (health_event){.worker = w->name, .to = HEALTH_PROBATION, .score = score[i]};
             snprintf(ev[nev].why, sizeof ev[nev].why,
                      "p90 attempt cost %.2fx the other workers' for %u checks in a row (rule: > %.2fx over its last %zu "
-                     "attempts)", score, h->rule.checks, h->rule.factor, n);
+                     "attempts)", score[i], h->rule.checks, h->rule.factor, comparable[i]);
             nev++;
         }
     }
+    free(score);
+    free(comparable);
     return nev;
 }
 
 void health_refresh(health *h, uint64_t now)
 {
+    int any = 0;
+    for (size_t i = 0; i < h->nworkers && !any; i++) any = h->workers[i].rescore && h->workers[i].state == HEALTH_OK;
+    if (!any) return;
+    double *score = xcalloc(h->nworkers + 1, sizeof *score);
+    size_t *comparable = xcalloc(h->nworkers + 1, sizeof *comparable);
+    health_scores(h, now, score, comparable);
     for (size_t i = 0; i < h->nworkers; i++) {
         health_worker *w = &h->workers[i];
-        if (!w->rescore || w->state != HEALTH_OK) continue;
         w->rescore = 0;
-        size_t n;
-        double score = health_score(h, w, now, &n);
-        if (score > 0) w->score = score;
+        if (w->state == HEALTH_OK && score[i] > 0) w->score = score[i];
     }
+    free(score);
+    free(comparable);
 }
 
 int health_probe_due(const health *h, const char *worker, uint64_t now)

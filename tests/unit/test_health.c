@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "exec/health.h"
@@ -153,6 +154,34 @@ static void test_probation_limits(void **state)
     health_free(&h);
 }
 
+/* A cluster of 60: the one slow worker is found, and nobody else; the scores of the others
+ * stay near 1. */
+static void test_many_workers(void **state)
+{
+    (void)state;
+    health h;
+    health_init(&h, &rule);
+    health_event ev[4];
+    char name[16];
+    size_t n = 0;
+    for (int it = 1; it <= 3; it++) {
+        for (int k = 0; k < 4; k++)
+            for (int i = 0; i < 60; i++) {
+                snprintf(name, sizeof name, "w%02d", i);
+                double ms = (20 + (i * 7 + k * 3) % 9) * (i == 42 ? 4 : 1);
+                health_note_attempt(&h, name, (uint64_t)it, 1, SCHED_MAP, ms, 1, 1, 1 << 20, 1000, NULL);
+            }
+        n += health_check(&h, 1000, 60, ev, 4);
+    }
+    assert_int_equal(n, 1);
+    assert_true(health_on_probation(&h, "w42"));
+    for (int i = 0; i < 60; i++) {
+        snprintf(name, sizeof name, "w%02d", i);
+        if (i != 42) assert_true(health_slowness(&h, name) < 1.5);
+    }
+    health_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_no_probation_without_noise_or_when_disabled),
         cmocka_unit_test(test_superseded_attempts_count),
         cmocka_unit_test(test_probation_limits),
+        cmocka_unit_test(test_many_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
