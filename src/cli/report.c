@@ -382,21 +382,6 @@ static void report_name_files(struct report_file *files, size_t n)
 
 /* ---- The CSV files ----------------------------------------------------------------------------- */
 
-/* Appends s as one CSV field: quoted (RFC 4180) when it holds a comma, quote or line break. */
-static void report_csv_field(struct buf *b, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        buf_append(b, s, strlen(s));
-        return;
-    }
-    buf_putc(b, '"');
-    for (; *s; s++) {
-        if (*s == '"') buf_putc(b, '"');
-        buf_putc(b, *s);
-    }
-    buf_putc(b, '"');
-}
-
 static void report_percentiles_csv(struct buf *b, const struct report_file *files, size_t n)
 {
     buf_appendf(b, "file,measure,n");
@@ -406,7 +391,7 @@ static void report_percentiles_csv(struct buf *b, const struct report_file *file
         for (size_t m = 0; m < REPORT_NMEASURES; m++) {
             const struct report_series *s = &files[i].m[m];
             if (!s->present) continue;
-            report_csv_field(b, files[i].name);
+            buf_append_csv_field(b, files[i].name);
             buf_appendf(b, ",%s,%zu", report_measures[m].column, s->n);
             for (size_t k = 0; k < REPORT_NSTATS; k++) {
                 char t[64];
@@ -421,13 +406,13 @@ static void report_percentiles_csv(struct buf *b, const struct report_file *file
 static void report_comparison_csv(struct buf *b, const struct report_file *files, size_t n)
 {
     buf_appendf(b, "measure,stat,");
-    report_csv_field(b, files[0].name);
+    buf_append_csv_field(b, files[0].name);
     for (size_t i = 1; i < n; i++) {
         char *imp = xasprintf("improvement_%s_%%", files[i].name);
         buf_putc(b, ',');
-        report_csv_field(b, files[i].name);
+        buf_append_csv_field(b, files[i].name);
         buf_putc(b, ',');
-        report_csv_field(b, imp);
+        buf_append_csv_field(b, imp);
         free(imp);
     }
     buf_putc(b, '\n');

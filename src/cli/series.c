@@ -148,21 +148,6 @@ int series_results_choose(series_results *r, uint64_t maps, uint64_t reduces, ui
     return rc;
 }
 
-/* Appends a CSV field, quoted (RFC 4180) only if it must be: worker names are the operators'. */
-static void series_csv_field(struct buf *b, const char *s)
-{
-    if (!s[strcspn(s, ",\"\r\n")]) {
-        buf_appendf(b, "%s", s);
-        return;
-    }
-    buf_putc(b, '"');
-    for (; *s; s++) {
-        if (*s == '"') buf_putc(b, '"');
-        buf_putc(b, *s);
-    }
-    buf_putc(b, '"');
-}
-
 int series_results_append(series_results *r, const series_row *row, struct err *e)
 {
     if (r->fd < 0) return err_set(e, -EBADF, "internal error: no results file chosen");
@@ -174,7 +159,7 @@ int series_results_append(series_results *r, const series_row *row, struct err *
     buf_appendf(&b, "%" PRIu64 ",%s.%03uZ,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%u,%u,%u,", row->iteration,
                 when, (unsigned)(row->start_ms % 1000), row->total_ms, row->sum.map_ms, row->sum.reduce_ms,
                 row->sum.slowest_ms, row->sum.attempts, row->sum.speculative, row->sum.killed);
-    series_csv_field(&b, row->sum.slowest_worker);
+    buf_append_csv_field(&b, row->sum.slowest_worker);
     buf_putc(&b, '\n');
     int rc = series_write(r->fd, b.data, b.len);
     buf_free(&b);

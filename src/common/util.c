@@ -242,3 +242,17 @@ int util_parse_switch(const char *s, int *out)
     }
     return -EINVAL;
 }
+
+void buf_append_csv_field(struct buf *b, const char *s)
+{
+    if (!s[strcspn(s, ",\"\r\n")]) {
+        buf_append(b, s, strlen(s));
+        return;
+    }
+    buf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"') buf_putc(b, '"');
+        buf_putc(b, *s);
+    }
+    buf_putc(b, '"');
+}

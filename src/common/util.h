@@ -36,6 +36,8 @@ void buf_reserve(struct buf *b, size_t extra);
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_putc(struct buf *b, char c);
+/* Appends s as one CSV field: quoted (RFC 4180) only when it holds a comma, quote or line break. */
+void buf_append_csv_field(struct buf *b, const char *s);
 void buf_free(struct buf *b);
 
 /* Monotonic milliseconds/nanoseconds, and wall-clock milliseconds since the epoch. */
