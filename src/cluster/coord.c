@@ -125,7 +125,7 @@ typedef struct coord {
     double spec_cap;                        /* --speculation-cap: share of the slots copies may hold */
     uint64_t check_ms, last_check;          /* the slow rule runs this often (and at every job end) */
     int check_now;
-    uint64_t spec_launched, spec_won, spec_lost, migrations, probes;
+    uint64_t spec_launched[3], spec_won[3], spec_lost[3], probes; /* [sched_copy] */
     uint64_t assign_round;
 } coord;
 
@@ -217,8 +217,8 @@ static void coord_attempt_sample(coord *c, const coord_job *j, const sched_attem
     const sched_task *t = &sj->tasks[a->task];
     int superseded = a->state == SCHED_ATTEMPT_KILLED && a->error && strncmp(a->error, "superseded", 10) == 0;
     if (a->copy != SCHED_COPY_NONE) {
-        if (a->state == SCHED_ATTEMPT_SUCCEEDED) c->spec_won++;
-        else if (a->state == SCHED_ATTEMPT_KILLED) c->spec_lost++;
+        if (a->state == SCHED_ATTEMPT_SUCCEEDED) c->spec_won[a->copy]++;
+        else if (a->state == SCHED_ATTEMPT_KILLED) c->spec_lost[a->copy]++;
     }
     if ((a->state != SCHED_ATTEMPT_SUCCEEDED && !superseded) || a->end_ms < a->start_ms) return;
     uint64_t bytes = t->phase == SCHED_MAP && t->index < j->inputs.nsplits ? j->inputs.splits[t->index].bytes : 0;
@@ -267,7 +267,7 @@ static json_t *coord_health_json(const coord *c, const char *name)
 /* The slow rule, run from the tick every --slow-check-ms and at every job end. */
 static void coord_health_check(coord *c, uint64_t now)
 {
-    if (!c->check_now && now - c->last_check < c->check_ms) return;
+    if (!c->check_now && (now < c->last_check || now - c->last_check < c->check_ms)) return;
     c->check_now = 0;
     c->last_check = now;
     size_t alive = 0;
@@ -396,6 +396,8 @@ static void coord_job_check(coord *c, coord_job *j);
 static void coord_worker_lost(coord *c, coord_worker *w, const char *why)
 {
     c->workers_lost++;
+    if (health_forget(&c->health, w->name, time_mono_ms()))
+        log_info("worker=%s: its probation ends with it (%s); it is judged afresh if it comes back", w->name, why);
     for (coord_job *j = c->jobs; j; j = j->next) {
         if (sched_job_done(j->sj)) continue;
         for (size_t i = 0; i < j->sj->nattempts; i++) {
@@ -548,7 +550,8 @@ static void coord_started(coord *c, coord_worker *w, coord_job *j, int64_t id, u
 /* Starts one attempt on w from the running job furthest below its fair share of the slots
  * (running attempts / weight; the oldest job on ties), as Hadoop's and Spark's fair
  * schedulers do, so that a small job does not queue behind a big one. `round` marks the jobs
- * found to have nothing to run for w in this answer. Returns 1 if it started one. */
+ * found to have nothing to run for w in this answer. blocked_only > 0: only jobs whose reducers
+ * wait for a lost map; < 0: no such job. Returns 1 if it started one. */
 static int coord_fair_one(coord *c, coord_worker *w, unsigned mask, int blocked_only, uint64_t seq, uint64_t round,
                           json_t *tasks)
 {
@@ -556,7 +559,8 @@ static int coord_fair_one(coord *c, coord_worker *w, unsigned mask, int blocked_
         coord_job *best = NULL;
         double best_load = 0;
         for (coord_job *j = c->jobs; j; j = j->next) {
-            if (j->finished || sched_job_done(j->sj) || j->exhausted == round || (blocked_only && !j->sj->blocked))
+            if (j->finished || sched_job_done(j->sj) || j->exhausted == round || (blocked_only > 0 && !j->sj->blocked) ||
+                (blocked_only < 0 && j->sj->blocked))
                 continue;
             double load = (double)j->sj->running / (j->weight > 0 ? j->weight : 1);
             if (!best || load < best_load) {
@@ -642,12 +646,8 @@ static void coord_copies(coord *c, coord_worker *w, uint64_t seq, uint32_t *runn
                  "fresh run here ~%.0f ms", best->id, t->phase == SCHED_MAP ? 'm' : 'r', t->index,
                  reason == SCHED_COPY_MIGRATE ? "migrating (its worker is on probation) to" : "speculative copy", id,
                  w->name, o->id, o->worker, why.left_ms, 100 * why.progress, why.elapsed_ms, why.fresh_ms);
-        if (reason == SCHED_COPY_MIGRATE) {
-            c->migrations++;
-        } else {
-            c->spec_launched++;
-            copies++;
-        }
+        c->spec_launched[reason]++;
+        if (reason == SCHED_COPY_STRAGGLER) copies++;
         coord_started(c, w, best, id, seq, tasks);
         (*running)++;
     }
@@ -665,9 +665,8 @@ static json_t *coord_assign(coord *c, coord_worker *w, uint64_t seq)
     const unsigned any = (1u << SCHED_MAP) | (1u << SCHED_REDUCE);
     if (health_on_probation(&c->health, w->name)) {
         uint64_t now = time_mono_ms();
-        if (running == 0 && health_probe_due(&c->health, w->name, now) &&
-            (coord_fair_one(c, w, 1u << SCHED_MAP, 1, seq, round, tasks) ||
-             coord_fair_one(c, w, any, 0, seq, round, tasks))) {
+        /* Not a lost map that reducers wait for: a probe may well be slow. */
+        if (running == 0 && health_probe_due(&c->health, w->name, now) && coord_fair_one(c, w, any, -1, seq, round, tasks)) {
             health_probe_sent(&c->health, w->name, now);
             c->probes++;
             log_info("worker=%s (on probation): probe attempt sent", w->name);
@@ -1314,15 +1313,18 @@ static void coord_metrics(coord *c, http_response *resp)
     buf_appendf(&b, "# HELP tally_attempts_adopted_total Running attempts taken over from an earlier coordinator "
                     "(not re-run).\n# TYPE tally_attempts_adopted_total counter\ntally_attempts_adopted_total %" PRIu64 "\n",
                 c->attempts_adopted);
-    buf_appendf(&b, "# HELP tally_speculative_attempts_total Copies of running attempts, by event (launched: "
-                    "stragglers copied; won: copies that committed; killed: copies that lost or were stopped).\n"
-                    "# TYPE tally_speculative_attempts_total counter\n"
-                    "tally_speculative_attempts_total{event=\"launched\"} %" PRIu64 "\n"
-                    "tally_speculative_attempts_total{event=\"won\"} %" PRIu64 "\n"
-                    "tally_speculative_attempts_total{event=\"killed\"} %" PRIu64 "\n",
-                c->spec_launched, c->spec_won, c->spec_lost);
+    buf_appendf(&b, "# HELP tally_speculative_attempts_total Copies of running attempts, by event (launched; won: "
+                    "committed; killed: lost the race or were stopped) and reason (straggler: speculative; "
+                    "migration: off a worker on probation).\n# TYPE tally_speculative_attempts_total counter\n");
+    for (int r = SCHED_COPY_STRAGGLER; r <= SCHED_COPY_MIGRATE; r++)
+        buf_appendf(&b, "tally_speculative_attempts_total{event=\"launched\",reason=\"%s\"} %" PRIu64 "\n"
+                        "tally_speculative_attempts_total{event=\"won\",reason=\"%s\"} %" PRIu64 "\n"
+                        "tally_speculative_attempts_total{event=\"killed\",reason=\"%s\"} %" PRIu64 "\n",
+                    sched_copy_name((sched_copy)r), c->spec_launched[r], sched_copy_name((sched_copy)r), c->spec_won[r],
+                    sched_copy_name((sched_copy)r), c->spec_lost[r]);
     buf_appendf(&b, "# HELP tally_migrations_total Attempts copied off a worker on probation.\n"
-                    "# TYPE tally_migrations_total counter\ntally_migrations_total %" PRIu64 "\n", c->migrations);
+                    "# TYPE tally_migrations_total counter\ntally_migrations_total %" PRIu64 "\n",
+                c->spec_launched[SCHED_COPY_MIGRATE]);
     buf_appendf(&b, "# HELP tally_probation_total Probations begun (enter) and ended (exit).\n"
                     "# TYPE tally_probation_total counter\ntally_probation_total{event=\"enter\"} %" PRIu64 "\n"
                     "tally_probation_total{event=\"exit\"} %" PRIu64 "\n", c->health.entries, c->health.exits);

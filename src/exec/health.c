@@ -8,6 +8,8 @@
 
 #include "common/util.h"
 
+static void health_enter(health *h, health_worker *w, health_state s, uint64_t now);
+
 void health_init(health *h, const health_rule *rule)
 {
     memset(h, 0, sizeof *h);
@@ -48,13 +50,19 @@ health_worker *health_worker_get(health *h, const char *name)
     return w;
 }
 
-void health_forget(health *h, const char *name)
+int health_forget(health *h, const char *name, uint64_t now)
 {
     health_worker *w = (health_worker *)health_worker_find(h, name);
-    if (!w) return;
+    if (!w) return 0;
+    int was = w->state == HEALTH_PROBATION;
+    /* Gone (or a new process under its name): it is judged afresh when it comes back, and a
+     * dead worker's probation no longer counts against the half of the cluster that may be on
+     * probation. */
+    if (was) health_enter(h, w, HEALTH_OK, now);
     w->nsamples = w->head = 0;
     w->violations = 0;
     w->score = 0;
+    return was;
 }
 
 static int health_cmp(const void *a, const void *b)
@@ -106,7 +114,7 @@ static double health_group_median(const health *h, const health_worker *skip, ui
 
 typedef struct health_ref {
     uint64_t group;
-    double cost, floor, rel;
+    double cost, floor, rel, mib;
     uint32_t worker;
 } health_ref;
 
@@ -137,13 +145,23 @@ static void health_scores(const health *h, uint64_t now, double *score, size_t *
         for (size_t k = 0; k < w->nsamples; k++) {
             const health_sample *sm = health_at(h, w, k);
             if (health_live(h, sm, now))
-                r[n++] = (health_ref){.group = sm->group, .cost = sm->cost, .floor = sm->floor, .worker = (uint32_t)i};
+                r[n++] = (health_ref){.group = sm->group, .cost = sm->cost, .floor = sm->floor, .mib = sm->mib,
+                                      .worker = (uint32_t)i};
         }
     }
     qsort(r, n, sizeof *r, health_cmp_ref);
-    /* Per group run [a, b): for each worker in it, the median of the others' costs. */
+    /* Per group run [a, b): for each worker in it, the median of the others' costs. A split
+     * under half the group's median size (the tail of a file) is not compared at all: its fixed
+     * cost per attempt makes it look slow per MiB on any worker. */
     for (size_t a = 0, b; a < n; a = b) {
         for (b = a; b < n && r[b].group == r[a].group; b++) {}
+        double *sizes = xcalloc(b - a, sizeof *sizes);
+        for (size_t x = a; x < b; x++) sizes[x - a] = r[x].mib;
+        qsort(sizes, b - a, sizeof *sizes, health_cmp);
+        double small = sizes[(b - a - 1) / 2] / 2;
+        free(sizes);
+        for (size_t x = a; x < b; x++)
+            if (r[x].mib > 0 && r[x].mib < small) r[x].rel = -1;
         for (size_t x = a; x < b; x++) {
             if (r[x].rel != 0) continue; /* its worker's median is done */
             uint32_t wk = r[x].worker;
@@ -226,7 +244,8 @@ static void health_history_note(health *h, uint64_t sig, sched_phase phase, doub
     for (size_t i = 0; i < h->nhist && !e; i++)
         if (h->hist[i].sig == sig) e = &h->hist[i];
     if (!e) {
-        /* Replace the oldest-noted entry when full (a ring over signatures). */
+        /* When full, a signature takes the slot its hash names (cheap, and one job series
+         * cannot push out all the others). */
         e = &h->hist[h->nhist < HEALTH_HISTORY ? h->nhist++ : (size_t)(sig % HEALTH_HISTORY)];
         memset(e, 0, sizeof *e);
         e->sig = sig;
@@ -262,17 +281,18 @@ int health_note_attempt(health *h, const char *worker, uint64_t group, uint64_t 
     if (succeeded && w->state == HEALTH_OK) health_history_note(h, sig, phase, ms);
     double mib = (double)bytes / 1048576.0 + 1e-3;
     double cost = bytes ? total / mib : total, floor = bytes ? h->rule.floor_ms / mib : h->rule.floor_ms;
-    w->ring[w->head] = (health_sample){.ms = now, .cost = cost, .floor = floor, .group = group};
+    w->ring[w->head] = (health_sample){.ms = now, .cost = cost, .floor = floor, .mib = bytes ? mib : 0, .group = group};
     w->head = (w->head + 1) % h->rule.window;
     if (w->nsamples < h->rule.window) w->nsamples++;
     w->fresh = 1;
     for (size_t i = 0; i < h->nworkers; i++) h->workers[i].rescore = 1; /* their medians moved */
     if (w->state != HEALTH_PROBATION) return 0;
-    /* A probe: slow or not by the same rule, on this one sample. */
+    /* A probe: slow or not by the same rule, on this one sample. One that lost to its copy was
+     * slow, whatever its elapsed time (a lower bound) says. */
     double m = health_group_median(h, w, group, now);
-    if (m <= 0) return 0; /* nobody to compare with: no verdict */
-    double rel = (cost + floor) / (m + floor);
-    if (rel > h->rule.factor) {
+    if (m <= 0 && succeeded) return 0; /* nobody to compare with: no verdict */
+    double rel = m > 0 ? (cost + floor) / (m + floor) : h->rule.factor + 1;
+    if (!succeeded || rel > h->rule.factor) {
         w->probes_good = 0;
         w->score = rel;
         return 0;
@@ -329,9 +349,13 @@ size_t health_check(health *h, uint64_t now, size_t nalive, health_event *ev, si
 
 void health_refresh(health *h, uint64_t now)
 {
+    /* At most every 100 ms: scores move with samples, and the speculation estimates need the
+     * news of a worker that just turned slow, not a recount at every attempt's end. */
+    if (h->refreshed_ms && now >= h->refreshed_ms && now - h->refreshed_ms < 100) return;
     int any = 0;
     for (size_t i = 0; i < h->nworkers && !any; i++) any = h->workers[i].rescore && h->workers[i].state == HEALTH_OK;
     if (!any) return;
+    h->refreshed_ms = now;
     double *score = xcalloc(h->nworkers + 1, sizeof *score);
     size_t *comparable = xcalloc(h->nworkers + 1, sizeof *comparable);
     health_scores(h, now, score, comparable);

@@ -56,6 +56,7 @@ typedef struct health_sample {
     uint64_t ms;              /* when it ended */
     double cost;
     double floor;             /* rule.floor_ms in this sample's cost units */
+    double mib;               /* a map's split size in MiB (0 for reduces) */
     uint64_t group;           /* hash of (job, phase) */
 } health_sample;
 
@@ -101,6 +102,7 @@ typedef struct health {
     health_history hist[HEALTH_HISTORY];
     size_t nhist;
     uint64_t entries, exits;
+    uint64_t refreshed_ms;    /* health_refresh()'s last recount */
 } health;
 
 void health_init(health *h, const health_rule *rule);
@@ -114,7 +116,7 @@ const health_worker *health_worker_find(const health *h, const char *name);
  * worker's probation: returns 1 and fills *ev if it did. */
 int health_note_attempt(health *h, const char *worker, uint64_t group, uint64_t sig, sched_phase phase, double ms,
                         double progress, int succeeded, uint64_t bytes, uint64_t now, health_event *ev);
-/* Runs the slow rule over every worker with new samples (or all of them if `force`). Fills at
+/* Runs the slow rule over every worker with new samples. Fills at
  * most `max` events (probations begun); returns how many. */
 size_t health_check(health *h, uint64_t now, size_t nalive, health_event *ev, size_t max);
 /* Recomputes the scores of the workers with new samples, without counting violations: the
@@ -133,8 +135,9 @@ int health_suspect(const health *h, const char *worker);
 double health_slowness(const health *h, const char *worker);
 /* The median recent duration of `phase` for jobs with signature sig, or 0. */
 double health_history_ms(const health *h, uint64_t sig, sched_phase phase);
-/* A worker left the cluster (or restarted): its samples no longer describe it. */
-void health_forget(health *h, const char *worker);
+/* A worker left the cluster (or restarted): its samples no longer describe it, and a probation
+ * it was on ends (returns 1 then). */
+int health_forget(health *h, const char *worker, uint64_t now);
 
 const char *health_state_name(health_state s);
 

@@ -125,8 +125,9 @@ static int sched_cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-double sched_phase_median_ms(const sched_job *j, sched_phase phase)
+double sched_phase_median_ms(sched_job *j, sched_phase phase)
 {
+    if (!j->median_stale[phase]) return j->median_ms[phase];
     size_t n = 0;
     double *d = xcalloc(j->nattempts + 1, sizeof *d);
     for (size_t i = 0; i < j->nattempts; i++) {
@@ -137,6 +138,8 @@ double sched_phase_median_ms(const sched_job *j, sched_phase phase)
     qsort(d, n, sizeof *d, sched_cmp_double);
     double m = n ? d[(n - 1) / 2] : 0;
     free(d);
+    j->median_ms[phase] = m;
+    j->median_stale[phase] = 0;
     return m;
 }
 
@@ -146,7 +149,7 @@ static double sched_slowness(const sched_spec *sp, const char *worker)
     return s > 0 ? s : 1;
 }
 
-int64_t sched_pick_copy(const sched_job *j, const char *worker, const sched_spec *sp, sched_copy reason, uint64_t now,
+int64_t sched_pick_copy(sched_job *j, const char *worker, const sched_spec *sp, sched_copy reason, uint64_t now,
                         sched_copy_why *why)
 {
     if (j->state != SCHED_JOB_RUNNING || reason == SCHED_COPY_NONE) return -1;
@@ -182,17 +185,21 @@ int64_t sched_pick_copy(const sched_job *j, const char *worker, const sched_spec
         double late = elapsed - typical, due = typical * there - elapsed;
         double guess = typical > 0 ? (due > late ? due : late) : 0, left;
         if (rate > 0) {
-            /* From its rate, counting on from the last report; past the end that promised (the
-             * report is old, the attempt slowed down), as much again as it is overdue by. */
+            /* From its rate, counting on from the last report (a long task near its end is not a
+             * straggler however much longer than the median it runs); past the end that rate
+             * promised (the report is old, the attempt slowed down), as much again as it is
+             * overdue by, or the typical guess if that is more. */
             left = (1 - p) / rate - since;
-            if (left < 0) left = -left;
-            if (guess > left) left = guess;
+            if (left < 0) {
+                left = -left;
+                if (guess > left) left = guess;
+            }
         } else {
             left = typical > 0 ? guess : elapsed;
         }
         if (left < 0) left = 0;
         double fresh = typical > 0 ? typical * here : (elapsed + left) * here / there;
-        int worth = reason == SCHED_COPY_MIGRATE ? left > fresh
+        int worth = reason == SCHED_COPY_MIGRATE ? elapsed >= fresh && left > fresh
                                                  : left > sp->factor * fresh && left - fresh >= (double)sp->min_gain_ms;
         if (!worth || left <= best) continue;
         best = left;
@@ -283,6 +290,7 @@ int sched_attempt_succeeded(sched_job *j, uint32_t id, const counters *c, uint64
     }
     a->state = SCHED_ATTEMPT_SUCCEEDED;
     a->progress = 1;
+    j->median_stale[t->phase] = 1;
     sched_attempt_unblock(j, a);
     t->state = SCHED_TASK_SUCCEEDED;
     t->committed = a->id;
@@ -317,6 +325,20 @@ int sched_attempt_succeeded(sched_job *j, uint32_t id, const counters *c, uint64
     return 1;
 }
 
+/* The task cannot succeed any more: it fails, and its job with it. */
+static void sched_task_fail(sched_job *j, sched_task *t, const char *last, int fatal, uint64_t now)
+{
+    t->state = SCHED_TASK_FAILED;
+    if (j->state != SCHED_JOB_RUNNING) return;
+    free(j->error);
+    if (fatal)
+        j->error = xasprintf("%s task %u failed: %s", t->phase == SCHED_MAP ? "map" : "reduce", t->index, last);
+    else
+        j->error = xasprintf("%s task %u failed %u times; last error: %s", t->phase == SCHED_MAP ? "map" : "reduce",
+                             t->index, t->failures, last);
+    sched_finish_job(j, SCHED_JOB_FAILED, now);
+}
+
 int sched_attempt_failed(sched_job *j, uint32_t id, const char *error, int fatal, uint64_t now)
 {
     sched_attempt *a = sched_running_attempt(j, id);
@@ -330,22 +352,11 @@ int sched_attempt_failed(sched_job *j, uint32_t id, const char *error, int fatal
     j->running--;
     t->failures++;
     if (t->state != SCHED_TASK_RUNNING) return 1;
-    if (fatal || t->failures >= j->max_attempts) {
-        t->state = SCHED_TASK_FAILED;
-        if (j->state == SCHED_JOB_RUNNING) {
-            free(j->error);
-            if (fatal)
-                j->error = xasprintf("%s task %u failed: %s", t->phase == SCHED_MAP ? "map" : "reduce",
-                                     t->index, a->error);
-            else
-                j->error = xasprintf("%s task %u failed %u times; last error: %s",
-                                     t->phase == SCHED_MAP ? "map" : "reduce", t->index, t->failures,
-                                     a->error);
-            sched_finish_job(j, SCHED_JOB_FAILED, now);
-        }
-    } else if (t->running == 0) {
-        sched_push_pending(j, a->task);
-    }
+    /* Out of attempts, but its other attempt (a copy, or the original of one) still runs and
+     * may yet commit: the task fails only if that one fails too. */
+    if (!fatal && t->failures >= j->max_attempts && t->running > 0) return 1;
+    if (fatal || t->failures >= j->max_attempts) sched_task_fail(j, t, a->error, fatal, now);
+    else if (t->running == 0) sched_push_pending(j, a->task);
     return 1;
 }
 
@@ -360,7 +371,19 @@ int sched_attempt_killed(sched_job *j, uint32_t id, const char *why, uint64_t no
     sched_attempt_unblock(j, a);
     t->running--;
     j->running--;
-    if (t->state == SCHED_TASK_RUNNING && t->running == 0) sched_push_pending(j, a->task);
+    if (t->state != SCHED_TASK_RUNNING || t->running > 0) return 1;
+    if (t->failures >= j->max_attempts) {
+        /* Its copy failed its last attempt while this one ran on; now nothing runs. */
+        const char *last = "out of attempts";
+        for (size_t i = j->nattempts; i-- > 0;)
+            if (j->attempts[i].task == a->task && j->attempts[i].state == SCHED_ATTEMPT_FAILED) {
+                last = j->attempts[i].error;
+                break;
+            }
+        sched_task_fail(j, t, last, 0, now);
+    } else {
+        sched_push_pending(j, a->task);
+    }
     return 1;
 }
 

@@ -118,6 +118,8 @@ typedef struct sched_job {
     uint32_t max_attempts;
     uint32_t blocked;     /* running reduce attempts waiting for a lost map's re-run */
     uint32_t running;     /* attempts running (the sum of the tasks' `running`) */
+    double median_ms[2];  /* sched_phase_median_ms()'s, cached until the next success */
+    int median_stale[2];
     char *error;
     uint64_t submit_ms, start_ms, end_ms;
     sched_crash *crashes;
@@ -144,7 +146,9 @@ int64_t sched_assign(sched_job *j, const char *worker, unsigned phase_mask, uint
  * the attempt's own estimated total; each scaled by the workers' slowness (1 = typical).
  * A straggler is copied when time left > factor x the fresh estimate, it gains at least
  * min_gain_ms and it has run at least min_ms; a migration (the attempt's worker is on
- * probation) as soon as time left exceeds the fresh estimate. */
+ * probation) once it has run as long as a fresh run would take and its time left exceeds that:
+ * a probe that is fast after all finishes first, and its worker's return is not held back by a
+ * copy racing it from the start. */
 typedef struct sched_spec {
     double factor;            /* straggler: time left must exceed factor x a fresh run */
     uint64_t min_ms;          /* never copy an attempt younger than this */
@@ -166,13 +170,14 @@ typedef struct sched_copy_why {
 
 /* The task whose copy on `worker` is worth most (largest time left) by the rules above for
  * `reason`, or -1. Changes nothing. */
-int64_t sched_pick_copy(const sched_job *j, const char *worker, const sched_spec *sp, sched_copy reason, uint64_t now,
+int64_t sched_pick_copy(sched_job *j, const char *worker, const sched_spec *sp, sched_copy reason, uint64_t now,
                         sched_copy_why *why);
 /* Starts a copy of RUNNING task `task` on `worker`; returns its attempt id, or -1 if the task
  * is not running (then nothing changes). */
 int64_t sched_start_copy(sched_job *j, uint32_t task, const char *worker, sched_copy reason, uint64_t now);
-/* The median duration of the job's successful attempts of `phase`, or 0 if none. */
-double sched_phase_median_ms(const sched_job *j, sched_phase phase);
+/* The median duration of the job's successful attempts of `phase`, or 0 if none (cached: it is
+ * recomputed only after a success). */
+double sched_phase_median_ms(sched_job *j, sched_phase phase);
 
 /* Reports. Each returns 1 if it changed state, 0 if ignored (attempt not running). */
 int sched_attempt_succeeded(sched_job *j, uint32_t attempt, const counters *c, uint64_t now);

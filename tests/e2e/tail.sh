@@ -64,9 +64,9 @@ job_q "$id" 'any(x["speculative"] and x["state"] == "succeeded" for t in j["task
     fail "no speculative copy won"
 grep -q 'speculative copy' "$CL/coord.log" || fail "the coordinator did not log its copies"
 cl_metric() { curl -sf -H "Authorization: Bearer $(cat "$CL_TOKEN_FILE")" "http://$CL_COORD/metrics" | grep "^$1" ; }
-cl_metric 'tally_speculative_attempts_total{event="launched"}' | awk '{ exit !($2 > 0) }' ||
+cl_metric 'tally_speculative_attempts_total{event="launched",reason="straggler"}' | awk '{ exit !($2 > 0) }' ||
     fail "tally_speculative_attempts_total{event=\"launched\"} is not positive"
-cl_metric 'tally_speculative_attempts_total{event="won"}' | awk '{ exit !($2 > 0) }' ||
+cl_metric 'tally_speculative_attempts_total{event="won",reason="straggler"}' | awk '{ exit !($2 > 0) }' ||
     fail "tally_speculative_attempts_total{event=\"won\"} is not positive"
 
 # ---- Test 2: R=1, the single reduce on the slow worker --------------------------------------------

@@ -650,7 +650,7 @@ static uint32_t rnd(uint32_t n)
  * each task is in its queue iff pending, and a job ends only as the rules say. */
 static void check_invariants(const sched_job *j)
 {
-    uint32_t maps_done = 0, reduces_done = 0;
+    uint32_t maps_done = 0, reduces_done = 0, running_all = 0;
     for (uint32_t t = 0; t < j->nmaps + j->nreduces; t++) {
         const sched_task *task = &j->tasks[t];
         uint32_t running = 0, failed = 0;
@@ -663,6 +663,10 @@ static void check_invariants(const sched_job *j)
         }
         assert_int_equal(task->running, running);
         assert_int_equal(task->failures, failed);
+        running_all += running;
+        assert_true(running <= 2); /* an attempt and at most one copy */
+        /* A commit kills its sibling at once. */
+        if (task->state == SCHED_TASK_SUCCEEDED) assert_int_equal(running, 0);
         if (task->state == SCHED_TASK_SUCCEEDED) {
             assert_true(task->committed >= 0);
             assert_int_equal(j->attempts[task->committed].state, SCHED_ATTEMPT_SUCCEEDED);
@@ -674,8 +678,14 @@ static void check_invariants(const sched_job *j)
         }
         if (j->state == SCHED_JOB_RUNNING && task->state == SCHED_TASK_PENDING)
             assert_int_equal(running, 0);
-        if (j->state == SCHED_JOB_RUNNING) assert_true(task->failures < j->max_attempts);
+        /* Out of attempts is fine while its other attempt still runs (it may commit), or for a
+         * map that then committed (its output may be lost and its re-run have no attempt left). */
+        if (j->state == SCHED_JOB_RUNNING) {
+            assert_true(task->failures <= j->max_attempts);
+            assert_true(task->failures < j->max_attempts || task->running > 0 || committed >= 0);
+        }
     }
+    assert_int_equal(j->running, running_all);
     assert_int_equal(j->maps_done, maps_done);
     assert_int_equal(j->reduces_done, reduces_done);
     /* While the job runs, each pending task is queued exactly once, and nothing else is. */
@@ -752,6 +762,15 @@ static void test_random_runs(void **state)
                 }
             } else if (op == 9 && nmaps && rnd(3) == 0) {
                 sched_map_lost(j, rnd(nmaps));
+            } else if (op == 9 && nlive && rnd(2) == 0) {
+                /* A copy of a running task (with one attempt), as the coordinator starts them. */
+                uint32_t a = live[rnd((uint32_t)nlive)];
+                uint32_t t = j->attempts[a].task;
+                if (j->tasks[t].running == 1) {
+                    int64_t c = sched_start_copy(j, t, "w2", rnd(2) ? SCHED_COPY_STRAGGLER : SCHED_COPY_MIGRATE, now);
+                    assert_true(c >= 0);
+                    live[nlive++] = (uint32_t)c;
+                }
             } else if (op == 9 && nmaps && nlive) {
                 /* A running attempt says it waits for a map (accepted for reduces only). */
                 sched_reduce_blocked(j, live[rnd((uint32_t)nlive)], rnd(nmaps));
@@ -836,6 +855,12 @@ static int probation_w1(void *arg, const char *worker)
     return strcmp(worker, "w1") == 0;
 }
 
+static int probation_w2(void *arg, const char *worker)
+{
+    (void)arg;
+    return strcmp(worker, "w2") == 0;
+}
+
 static const sched_spec spec_plain = {.factor = 2, .min_ms = 100, .min_gain_ms = 50};
 
 static void test_straggler_copied_and_first_to_finish_commits(void **state)
@@ -905,9 +930,16 @@ static void test_no_copy_of_a_normal_attempt(void **state)
     sched_attempt_progress(j, a[2], 0.5, NULL, 1150);
     sched_attempt_progress(j, a[3], 0.6, NULL, 1150);
     assert_int_equal(sched_pick_copy(j, "w1", &spec_plain, SCHED_COPY_STRAGGLER, 1150, NULL), -1);
-    /* Migration only moves attempts off a worker on probation. */
+    /* Migration only moves attempts off a worker on probation: none of these is on one... */
     sched_spec sp = spec_plain;
+    sp.probation = probation_w1;
     assert_int_equal(sched_pick_copy(j, "w1", &sp, SCHED_COPY_MIGRATE, 1150, NULL), -1);
+    /* ...and nothing moves from w1 to w1. With w2 on probation, its attempts that have run as
+     * long as a fresh run (the 200 ms median) and have more than that left move. */
+    sp.probation = probation_w2;
+    assert_int_equal(sched_pick_copy(j, "w1", &sp, SCHED_COPY_MIGRATE, 1150, NULL), -1);
+    sched_attempt_progress(j, a[2], 0.1, NULL, 1300);
+    assert_int_equal(sched_pick_copy(j, "w1", &sp, SCHED_COPY_MIGRATE, 1300, NULL), j->attempts[a[2]].task);
     sched_job_free(j);
 }
 
@@ -929,11 +961,13 @@ static void test_single_reduce_on_slow_worker_is_copied(void **state)
     sched_copy_why why;
     assert_int_equal(sched_pick_copy(j, "w2", &sp, SCHED_COPY_STRAGGLER, 1300, &why), j->attempts[r].task);
     assert_true(why.fresh_ms < why.left_ms / 5);
-    /* On probation: migrated as soon as a fresh run elsewhere is faster, however young. */
+    /* On probation: migrated, whatever --speculation-min-ms, once it has run as long as a fresh
+     * run elsewhere would take (400 ms here: a probe that is fast after all finishes first). */
     sp.probation = probation_w1;
     sp.min_ms = 100000;
-    assert_int_equal(sched_pick_copy(j, "w2", &sp, SCHED_COPY_MIGRATE, 1300, NULL), j->attempts[r].task);
-    int64_t copy = sched_start_copy(j, j->attempts[r].task, "w2", SCHED_COPY_MIGRATE, 1300);
+    assert_int_equal(sched_pick_copy(j, "w2", &sp, SCHED_COPY_MIGRATE, 1300, NULL), -1);
+    assert_int_equal(sched_pick_copy(j, "w2", &sp, SCHED_COPY_MIGRATE, 1600, NULL), j->attempts[r].task);
+    int64_t copy = sched_start_copy(j, j->attempts[r].task, "w2", SCHED_COPY_MIGRATE, 1600);
     /* The original finishes first after all: it commits and the copy is killed. */
     assert_int_equal(sched_attempt_succeeded(j, r, with_records(&c, 1), 1400), 1);
     counters_free(&c);
