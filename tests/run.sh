@@ -8,7 +8,9 @@
 # TALLY_EXAMPLES pointing into that build. A build dir whose name contains "asan" also gets the
 # sanitizer options and TALLY_TEST_SLOW=1 (scripts shrink their matrices). Prints one line per
 # test, in a fixed order, `PASS name (1.2s)` or `FAIL name` followed by the tail of its output,
-# and finally `N passed, N failed`; exits 1 if any test failed.
+# and finally `N passed, N failed`; exits 1 if any test failed. A script with a line
+# `# run.sh: alone` runs with no other test beside it (it measures timing: another test's
+# processes on these 2 cores would be noise it must not see).
 #
 # Environment:
 #   TESTS=REGEX       run only the tests whose name matches (names look like build/e2e/wordcount
@@ -38,6 +40,7 @@ trap 'rm -rf "$LOGS"' EXIT
 names=()
 builds=()
 files=()
+alone=()
 missing=0
 for build in "$@"; do
     if ! bdir=$(cd "$ORIG" && cd "$build" 2>/dev/null && pwd); then
@@ -60,6 +63,7 @@ for build in "$@"; do
         names+=("$name")
         builds+=("$bdir")
         files+=("$t")
+        if [[ $t == *.sh ]] && grep -q '^# run.sh: alone$' "$t"; then alone+=(1); else alone+=(0); fi
     done
 done
 
@@ -112,11 +116,17 @@ report() {
 next=0  # the next test to start
 shown=0 # the next test to report: reports keep the list's order whatever finishes first
 while [ $shown -lt ${#names[@]} ]; do
-    running=0
+    running=0 running_alone=0
     for ((i = shown; i < next; i++)); do
-        [ -e "$LOGS/$i.rc" ] || running=$((running + 1))
+        [ -e "$LOGS/$i.rc" ] && continue
+        running=$((running + 1))
+        [ "${alone[$i]}" = 0 ] || running_alone=1
     done
-    while [ $next -lt ${#names[@]} ] && [ $running -lt "$JOBS" ]; do
+    while [ $next -lt ${#names[@]} ] && [ $running -lt "$JOBS" ] && [ $running_alone = 0 ]; do
+        if [ "${alone[$next]}" = 1 ]; then
+            [ $running -eq 0 ] || break # it starts once the others have ended
+            running_alone=1
+        fi
         launch $next
         next=$((next + 1))
         running=$((running + 1))

@@ -6,9 +6,11 @@
 . "$(dirname "$0")/cluster_lib.sh"
 
 # No failures happen here, so a generous worker timeout: a loaded machine must not make a
-# worker look dead (which would add attempts and break the M + R count).
+# worker look dead (which would add attempts and break the M + R count). For the same reason no
+# speculation or probation: a worker slowed by the test runner's other test would get copies
+# (tail.sh tests those).
 JOB_TIMEOUT=60 # seconds one submit may take
-cl_start_coordinator --heartbeat-ms 100 --worker-timeout-ms 15000
+cl_start_coordinator --heartbeat-ms 100 --worker-timeout-ms 15000 --speculation off --probation off
 
 gen_ok text --size 2M --seed 31 -o "$T/gen.txt"
 if slow; then big=3M; else big=6M; fi
