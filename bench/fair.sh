@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fair.sh - small jobs beside a big one (issue 9, fair sharing): the smart-plug aggregation
-# (5 shards, M=10 R=2) ITERATIONS times alone, then again while a 250 MB word count (M=100 R=4)
-# runs on the same coordinator and two 2-slot workers. Before fair sharing, jobs were served
+# (5 shards, M=10 R=2) ITERATIONS times alone, then again while a word count of 1 GB (a 250 MB
+# file four times, M=200 R=4) runs on the same coordinator and two 2-slot workers. Before fair sharing, jobs were served
 # first come, first served: a 0.1 s aggregate submitted behind a 250 MB word count got its first
 # task 8.3 s later.
 #
@@ -59,9 +59,12 @@ big_running() {
     "$T" status "$1" --json | python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["jobs"][0]["state"] != "running")'
 }
 
-echo "== small jobs beside a big one: aggregate (M=10 R=2) x $ITERATIONS, alone and while a 250 MB word count runs"
+echo "== small jobs beside a big one: aggregate (M=10 R=2) x $ITERATIONS, alone and while a 1 GB word count runs"
 series alone
-big=$("$T" submit --detach wordcount -m 100 -r 4 -o "$WORK/big" "$BIG")
+# The big job reads the 250 MB file four times over (1 GB, M=200): it must outlast the small
+# series beside it.
+for k in 1 2 3 4; do ln -s "$BIG" "$WORK/big-$k.txt"; done
+big=$("$T" submit --detach wordcount -m 200 -r 4 -o "$WORK/big" "$WORK"/big-[1-4].txt)
 # Let the big job take every slot first (the case that used to starve the small ones).
 for _ in $(seq 200); do
     "$T" status "$big" --json | python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; sys.exit(sum(a["state"]=="running" for t in j["tasks"] for a in t["attempts"]) < 4)' && break
@@ -82,7 +85,7 @@ for n in ("alone", "beside"):
         res[n] = [int(r["total_ms"]) for r in csv.DictReader(f)]
 for n, v in res.items():
     print("%-44s p50 %5d ms  p90 %5d ms  p99 %5d ms  max %5d ms  (n=%d)" % (
-        "small job, " + ("alone" if n == "alone" else "beside a 250 MB word count"), pct(v, 50), pct(v, 90), pct(v, 99),
+        "small job, " + ("alone" if n == "alone" else "beside a 1 GB word count"), pct(v, 50), pct(v, 90), pct(v, 99),
         max(v), len(v)))
 print("slow-down beside the big job: p50 x%.2f, p99 x%.2f (was: first task after 8300 ms, first come first served)"
       % (pct(res["beside"], 50) / pct(res["alone"], 50), pct(res["beside"], 99) / pct(res["alone"], 99)))
