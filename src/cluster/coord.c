@@ -665,8 +665,10 @@ static json_t *coord_assign(coord *c, coord_worker *w, uint64_t seq)
     const unsigned any = (1u << SCHED_MAP) | (1u << SCHED_REDUCE);
     if (health_on_probation(&c->health, w->name)) {
         uint64_t now = time_mono_ms();
-        /* Not a lost map that reducers wait for: a probe may well be slow. */
-        if (running == 0 && health_probe_due(&c->health, w->name, now) && coord_fair_one(c, w, any, -1, seq, round, tasks)) {
+        /* A map, and not a lost one that reducers wait for: a probe may well be slow, and a slow
+         * reduce (a job's last stage) would hold its whole job. */
+        if (running == 0 && health_probe_due(&c->health, w->name, now) &&
+            coord_fair_one(c, w, 1u << SCHED_MAP, -1, seq, round, tasks)) {
             health_probe_sent(&c->health, w->name, now);
             c->probes++;
             log_info("worker=%s (on probation): probe attempt sent", w->name);
