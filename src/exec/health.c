@@ -291,8 +291,10 @@ int health_note_attempt(health *h, const char *worker, uint64_t group, uint64_t 
      * slow, whatever its elapsed time (a lower bound) says. */
     double m = health_group_median(h, w, group, now);
     if (m <= 0 && succeeded) return 0; /* nobody to compare with: no verdict */
+    /* Hysteresis: back only when clearly not slow (half way from 1 to the factor), or a worker
+     * that is slow now and then passes its probes on a good moment and goes straight back. */
     double rel = m > 0 ? (cost + floor) / (m + floor) : h->rule.factor + 1;
-    if (!succeeded || rel > h->rule.factor) {
+    if (!succeeded || rel > 1 + (h->rule.factor - 1) / 2) {
         w->probes_good = 0;
         w->score = rel;
         return 0;

@@ -22,7 +22,8 @@
  * Worker health:  OK -> PROBATION   health_check(): K consecutive violations (at most half of
  *                                   the workers are on probation at once; never the last one)
  *                 PROBATION -> OK   health_note_attempt(): `probes_ok` probe attempts in a row
- *                                   were not slow (same rule, one sample at a time) and it has
+ *                                   succeeded at most half way from 1 to the factor (1.5 for
+ *                                   2: hysteresis), one sample at a time, and it has
  *                                   been on probation for at least `min_probation_ms`
  * On probation a worker gets no attempts except a probe every `probe_every_ms` (latency-
  * induced probation, Dean & Barroso, "The Tail at Scale"); its map outputs stay served.
