@@ -14,27 +14,16 @@ CACHE=${TALLY_BENCH_DIR:-$HOME/.cache/tally-bench}
 KILLS=${KILLS:-20}
 ITERATIONS=${ITERATIONS:-100}
 mkdir -p "$CACHE"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-head -c 24 /dev/urandom | base64 > "$WORK/token"
-export TALLY_TOKEN_FILE=$WORK/token
+. "$(dirname "$0")/lib.sh"
+bench_init
 
 # start_coordinator ARGS... : sets COORD (host:port)
 start_coordinator() {
+    rm -f "$WORK/coord.out" # bench_address must not read the previous coordinator's address
     "$T" coordinator --listen 127.0.0.1:0 --token-file "$WORK/token" --log-level warn "$@" > "$WORK/coord.out" 2> "$WORK/coord.err" &
     disown $!
     PIDS+=($!)
-    for _ in $(seq 200); do
-        COORD=$(sed -n 's/^coordinator listening on //p' "$WORK/coord.out")
-        [ -n "$COORD" ] && break
-        sleep 0.05
-    done
-    [ -n "$COORD" ] || { echo "coordinator did not start" >&2; exit 1; }
+    COORD=$(bench_address "$WORK/coord.out")
     export TALLY_COORDINATOR=$COORD
 }
 
@@ -47,24 +36,6 @@ start_worker() {
     echo $!
 }
 
-wait_alive() { # N
-    for _ in $(seq 400); do
-        n=$("$T" status --json | python3 -c 'import json,sys; print(sum(w["state"]=="alive" for w in json.load(sys.stdin)["workers"]))')
-        [ "$n" -ge "$1" ] && return 0
-        sleep 0.05
-    done
-    echo "workers did not come up" >&2
-    exit 1
-}
-
-percentiles() { # reads numbers (ms), prints p50 p99 max
-    python3 -c '
-import sys
-v = sorted(float(x) for x in sys.stdin.read().split())
-def p(q): return v[min(len(v) - 1, int(q * len(v)))]
-print("%.0f %.0f %.0f %d" % (p(0.50), p(0.99), v[-1], len(v)))'
-}
-
 if [ "$KILLS" -gt 0 ]; then
 echo "== recovery after SIGKILL of a worker (--worker-timeout-ms 1000, $KILLS kills)"
 start_coordinator --worker-timeout-ms 1000
@@ -74,7 +45,7 @@ declare -A WPID
 # Two map tasks on three one-slot workers: a worker is always free to take over, so the
 # figure is detection plus reassignment, not waiting for a slot.
 for i in 1 2 3; do WPID[w$i]=$(start_worker w$i --slots 1 --chaos-delay 1 --chaos-max-delay-ms 3000 --chaos-seed $i); PIDS+=(${WPID[w$i]}); done
-wait_alive 3
+bench_wait_alive 3
 for k in $(seq "$KILLS"); do
     id=$("$T" submit --detach wordcount -m 2 -r 1 --overwrite -o "$WORK/out-rec" "$WORK/text.txt")
     # Wait until some attempt runs, then kill its worker and time until its task runs elsewhere.
@@ -106,9 +77,9 @@ for t in j["tasks"]:
     "$T" cancel "$id" > /dev/null || true
     WPID[$vname]=$(start_worker "$vname" --slots 1 --chaos-delay 1 --chaos-max-delay-ms 3000 --chaos-seed $((k + 10)))
     PIDS+=(${WPID[$vname]})
-    wait_alive 3
+    bench_wait_alive 3
 done
-read -r p50 p99 max n < <(percentiles < "$WORK/recovery.txt")
+read -r p50 p99 max n < <(bench_percentiles < "$WORK/recovery.txt")
 printf '%-44s p50 %5s ms  p99 %5s ms  max %5s ms  (n=%s; target p99 <= 1200 ms: %s)\n' "kill -> task running elsewhere" \
     "$p50" "$p99" "$max" "$n" "$([ "${p99%.*}" -le 1200 ] && echo PASS || echo MISS)"
 for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
@@ -119,7 +90,7 @@ if [ "$ITERATIONS" -gt 0 ]; then
 echo "== small-job latency: aggregate over 5 CSV shards of ~1.3 MB, M=10 R=2, 2 workers, $ITERATIONS iterations"
 start_coordinator
 for i in 1 2; do PIDS+=($(start_worker s$i --slots 2)); done
-wait_alive 2
+bench_wait_alive 2
 "$T" gen readings --shards 5 -o "$WORK/readings" > /dev/null
 : > "$WORK/latency.txt"
 for k in $(seq "$ITERATIONS"); do
@@ -130,7 +101,7 @@ for k in $(seq "$ITERATIONS"); do
     [ -f "$WORK/agg/_SUCCESS" ] || { echo "iteration $k: no _SUCCESS" >&2; exit 1; }
     echo $(( (t1 - t0) / 1000000 )) >> "$WORK/latency.txt"
 done
-read -r p50 p99 max n < <(percentiles < "$WORK/latency.txt")
+read -r p50 p99 max n < <(bench_percentiles < "$WORK/latency.txt")
 printf '%-44s p50 %5s ms  p99 %5s ms  max %5s ms  (n=%s; targets p50 <= 100, p99 <= 200: %s; Spark ~5200 ms median)\n' \
     "submit -> _SUCCESS" "$p50" "$p99" "$max" "$n" \
     "$([ "${p50%.*}" -le 100 ] && [ "${p99%.*}" -le 200 ] && echo PASS || echo MISS)"
@@ -145,7 +116,7 @@ if [ "${BENCH_SKIP_1G:-0}" != 1 ]; then
     PIDS=()
     start_coordinator
     for i in 1 2; do PIDS+=($(start_worker b$i --slots 1)); done
-    wait_alive 2
+    bench_wait_alive 2
     t0=$(date +%s%N)
     "$T" run wordcount -w 2 --quiet --overwrite -o "$WORK/wc-local" "$C1G" > /dev/null
     t1=$(date +%s%N)

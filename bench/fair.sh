@@ -14,15 +14,8 @@ T=$BUILD/tally
 CACHE=${TALLY_BENCH_DIR:-$HOME/.cache/tally-bench}
 ITERATIONS=${ITERATIONS:-30}
 mkdir -p "$CACHE"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-head -c 24 /dev/urandom | base64 >"$WORK/token"
-export TALLY_TOKEN_FILE=$WORK/token
+. "$(dirname "$0")/lib.sh"
+bench_init
 BIG=$CACHE/text-250M.txt
 [ -f "$BIG" ] || "$T" gen text --size 250M --seed 7 -o "$BIG" >/dev/null
 "$T" gen readings --shards 5 -o "$WORK/readings" >/dev/null
@@ -32,11 +25,7 @@ SMALL=(aggregate --where 'property==1' --group-by house_id,household_id,plug_id
 "$T" coordinator --listen 127.0.0.1:0 --token-file "$WORK/token" --log-level warn >"$WORK/coord.out" 2>"$WORK/coord.err" &
 PIDS+=($!)
 disown $!
-for _ in $(seq 200); do
-    COORD=$(sed -n 's/^coordinator listening on //p' "$WORK/coord.out")
-    [ -n "$COORD" ] && break
-    sleep 0.05
-done
+COORD=$(bench_address "$WORK/coord.out")
 export TALLY_COORDINATOR=$COORD
 for i in 1 2; do
     "$T" worker --coordinator "$COORD" --token-file "$WORK/token" --name "w$i" --slots 2 --work-dir "$WORK/w$i" \
@@ -44,11 +33,7 @@ for i in 1 2; do
     PIDS+=($!)
     disown $!
 done
-for _ in $(seq 400); do
-    n=$("$T" status --json | python3 -c 'import json,sys; print(sum(w["state"]=="alive" for w in json.load(sys.stdin)["workers"]))')
-    [ "$n" -ge 2 ] && break
-    sleep 0.05
-done
+bench_wait_alive 2
 
 series() { # NAME: ITERATIONS small jobs, one CSV row each
     "$T" submit --quiet --iterations "$ITERATIONS" --results "$WORK/$1.csv" "${SMALL[@]}" -o "$WORK/out-$1" \

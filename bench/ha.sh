@@ -15,19 +15,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 T=$BUILD/tally
 KILLS=${KILLS:-20}
 ITERATIONS=${ITERATIONS:-100}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-percentiles() { # reads numbers (ms), prints p50 p99 max n
-    sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "- - - 0"; exit }
-        i50 = int(0.5 * NR + 0.5); if (i50 < 1) i50 = 1; i99 = int(0.99 * NR + 0.5); if (i99 < 1) i99 = 1; if (i99 > NR) i99 = NR
-        print v[i50], v[i99], v[NR], NR }'
-}
+. "$(dirname "$0")/lib.sh"
+bench_init
 
 if [ "$KILLS" -gt 0 ]; then
     echo "== failover: $KILLS leader kills (SIGKILL) during a word count, 3 coordinators, ZooKeeper session 2000 ms"
@@ -36,15 +25,13 @@ if [ "$KILLS" -gt 0 ]; then
     TALLY=$T KILLS=$KILLS SESSION_MS=2000 MAPS=400 REDUCES=40 WORKER_DELAY_MS=600 FAILOVER_OUT=$WORK/failover.txt bash "$ROOT/tests/e2e/ha_zk_kills.sh" \
         >"$WORK/kills.log" 2>&1 || { tail -n 20 "$WORK/kills.log"; echo "the failover run failed" >&2; exit 1; }
     grep "kills; failover" "$WORK/kills.log" || true
-    read -r p50 p99 max n < <(percentiles <"$WORK/failover.txt")
+    read -r p50 p99 max n < <(bench_percentiles <"$WORK/failover.txt")
     printf '%-44s p50 %5s ms  p99 %5s ms  max %5s ms  (n=%s; target p99 <= 3000 ms: %s; Spark standalone 60000-120000 ms)\n' \
         "leader SIGKILL -> next leader assigns" "$p50" "$p99" "$max" "$n" "$([ "$n" -gt 0 ] && [ "$p99" -le 3000 ] && echo PASS || echo MISS)"
 fi
 
 [ "$ITERATIONS" -gt 0 ] || exit 0
 echo "== cost of durability: small job (5 CSV shards, M=10 R=2, 2 workers), $ITERATIONS iterations each"
-head -c 24 /dev/urandom | base64 >"$WORK/token"
-export TALLY_TOKEN_FILE=$WORK/token
 "$T" gen readings --shards 5 -o "$WORK/readings" >/dev/null
 zkport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$WORK/zk/data"
@@ -68,23 +55,15 @@ run_small() {
     "$T" coordinator --listen 127.0.0.1:0 --token-file "$WORK/token" --log-level warn "$@" >"$WORK/c-$mode.out" 2>"$WORK/c-$mode.err" &
     local cpid=$!
     PIDS+=($cpid)
-    local coord=""
-    for _ in $(seq 200); do
-        coord=$(sed -n 's/^coordinator listening on //p' "$WORK/c-$mode.out")
-        [ -n "$coord" ] && break
-        sleep 0.05
-    done
+    local coord
+    coord=$(bench_address "$WORK/c-$mode.out")
     export TALLY_COORDINATOR=$coord
     for i in 1 2; do
         "$T" worker --coordinator "$coord" --token-file "$WORK/token" --name "$mode$i" --work-dir "$WORK/w-$mode$i" \
             --slots 2 --log-level warn >/dev/null 2>&1 &
         PIDS+=($!)
     done
-    for _ in $(seq 400); do
-        n=$("$T" status --json 2>/dev/null | python3 -c 'import json,sys; print(sum(w["state"]=="alive" for w in json.load(sys.stdin)["workers"]))' 2>/dev/null || echo 0)
-        [ "$n" -ge 2 ] && break
-        sleep 0.05
-    done
+    bench_wait_alive 2
     : >"$WORK/lat-$mode.txt"
     for k in $(seq "$ITERATIONS"); do
         t0=$(date +%s%N)
@@ -97,7 +76,7 @@ run_small() {
     done
     for p in "${PIDS[@]}"; do [ "$p" = "${PIDS[0]}" ] || kill -9 "$p" 2>/dev/null || true; done
     PIDS=("${PIDS[0]}")
-    percentiles <"$WORK/lat-$mode.txt"
+    bench_percentiles <"$WORK/lat-$mode.txt"
 }
 read -r base b99 _ _ < <(run_small none)
 read -r jp50 j99 _ _ < <(run_small journal --state-dir "$WORK/state")

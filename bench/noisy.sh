@@ -76,26 +76,21 @@ off_nodes() { if [ -n "$CGROOT" ]; then exec "$@"; else exec taskset -c "$REST" 
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.csv
-WORK=$(mktemp -d)
-PIDS=()
 HOG=""
 stop_hog() { # the hog runs in a process group of its own (setsid): its workers go with it
     [ -z "$HOG" ] || kill -9 -- "-$HOG" 2>/dev/null || true
     HOG=""
 }
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+bench_at_exit() { # after lib.sh's cleanup has killed PIDS
     stop_hog
-    rm -rf "$WORK"
     if [ -n "$CGROOT" ]; then
         sleep 0.3
         for n in w1 w2 w3; do rmdir "$CGROOT/$n" 2>/dev/null || true; done
         rmdir "$CGROOT" 2>/dev/null || true
     fi
 }
-trap cleanup EXIT
-head -c 24 /dev/urandom | base64 >"$WORK/token"
-export TALLY_TOKEN_FILE=$WORK/token
+. "$(dirname "$0")/lib.sh"
+bench_init
 "$T" gen readings --shards 5 -o "$WORK/readings" >/dev/null
 JOB=(aggregate --where 'property==1' --group-by house_id,household_id,plug_id
     --agg 'count,avg(value),min(value),max(value)' -m 10 -r 2)
@@ -106,13 +101,7 @@ start_coordinator() { # ARGS...: sets COORD
         >"$WORK/coord.out" 2>"$WORK/coord.log" &
     PIDS+=($!)
     disown $!
-    COORD=""
-    for _ in $(seq 200); do
-        COORD=$(sed -n 's/^coordinator listening on //p' "$WORK/coord.out" 2>/dev/null || true)
-        [ -n "$COORD" ] && break
-        sleep 0.05
-    done
-    [ -n "$COORD" ] || { echo "coordinator did not start" >&2; exit 1; }
+    COORD=$(bench_address "$WORK/coord.out")
     export TALLY_COORDINATOR=$COORD
 }
 
@@ -126,17 +115,6 @@ start_worker() { # NAME ARGS...: on its node
     disown $!
 }
 
-wait_alive() { # N
-    local n
-    for _ in $(seq 400); do
-        n=$("$T" status --json | python3 -c 'import json,sys; print(sum(w["state"]=="alive" for w in json.load(sys.stdin)["workers"]))')
-        [ "$n" -ge "$1" ] && return 0
-        sleep 0.05
-    done
-    echo "workers did not come up:" >&2
-    tail -n 3 "$WORK"/w*.err >&2
-    exit 1
-}
 
 stop_all() {
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
@@ -151,7 +129,7 @@ run() {
     local name=$1 noise=$2 mit=$3 n=$4
     start_coordinator --speculation "$mit" --probation "$mit"
     for w in w1 w2 w3; do start_worker "$w"; done
-    wait_alive 3
+    bench_wait_alive 3
     if [ "$noise" = noise ]; then
         in_node w3 setsid -w stress-ng "${HOGARGS[@]}" --timeout 3600 --quiet --temp-path "$WORK" >/dev/null 2>&1 &
         HOG=$!
@@ -219,7 +197,7 @@ start_coordinator
 start_worker w1
 start_worker w2
 start_worker w3 --chaos-slow 5
-wait_alive 3
+bench_wait_alive 3
 on=""
 for k in $(seq 1 20); do
     (off_nodes "$T" submit --quiet "${JOB[@]}" --overwrite -o "$WORK/out-slow" "$WORK"/readings/readings_shard*.csv >/dev/null)
