@@ -166,7 +166,8 @@ no_debris "$T/keep"
 
 step "an --overwrite run killed with SIGKILL: the next run puts the old output back first"
 start_slow "$T/keep" --overwrite
-[ -d "$T/keep/_temporary/_previous" ] || fail "test bug: --overwrite did not move the old output aside"
+# The claim (_owner) comes first, then --overwrite moves OUT's entries aside: wait for that.
+poll_until 10 "--overwrite to move the old output aside" test -d "$T/keep/_temporary/_previous"
 kill -KILL "$SLOW_PID"
 wait "$SLOW_PID" || true
 poll_until 10 "the executors of the killed run to exit" eval "! pgrep -f '__executor $WORK/' >/dev/null"
