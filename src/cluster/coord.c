@@ -124,7 +124,6 @@ typedef struct coord {
     int speculation;                        /* --speculation on */
     double spec_cap;                        /* --speculation-cap: share of the slots copies may hold */
     uint64_t check_ms, last_check;          /* the slow rule runs this often (and at every job end) */
-    int check_now;
     uint64_t spec_launched[3], spec_won[3], spec_lost[3], probes; /* [sched_copy] */
     uint64_t assign_round;
 } coord;
@@ -215,12 +214,11 @@ static void coord_attempt_sample(coord *c, const coord_job *j, const sched_attem
 {
     const sched_job *sj = j->sj;
     const sched_task *t = &sj->tasks[a->task];
-    int superseded = a->state == SCHED_ATTEMPT_KILLED && a->error && strncmp(a->error, "superseded", 10) == 0;
     if (a->copy != SCHED_COPY_NONE) {
         if (a->state == SCHED_ATTEMPT_SUCCEEDED) c->spec_won[a->copy]++;
         else if (a->state == SCHED_ATTEMPT_KILLED) c->spec_lost[a->copy]++;
     }
-    if ((a->state != SCHED_ATTEMPT_SUCCEEDED && !superseded) || a->end_ms < a->start_ms) return;
+    if ((a->state != SCHED_ATTEMPT_SUCCEEDED && !a->superseded) || a->end_ms < a->start_ms) return;
     uint64_t bytes = t->phase == SCHED_MAP && t->index < j->inputs.nsplits ? j->inputs.splits[t->index].bytes : 0;
     health_event ev;
     if (health_note_attempt(&c->health, a->worker, coord_group(j, t->phase), j->sig, t->phase,
@@ -265,10 +263,9 @@ static json_t *coord_health_json(const coord *c, const char *name)
 }
 
 /* The slow rule, run from the tick every --slow-check-ms and at every job end. */
-static void coord_health_check(coord *c, uint64_t now)
+static void coord_health_check(coord *c, uint64_t now, int force)
 {
-    if (!c->check_now && (now < c->last_check || now - c->last_check < c->check_ms)) return;
-    c->check_now = 0;
+    if (!force && (now < c->last_check || now - c->last_check < c->check_ms)) return;
     c->last_check = now;
     size_t alive = 0;
     for (size_t i = 0; i < c->nworkers; i++) alive += c->workers[i].state == COORD_WORKER_ALIVE;
@@ -472,8 +469,7 @@ static void coord_job_ended(coord *c, coord_job *j)
     c->jobs_total[j->sj->state]++;
     /* The slow rule looks at the samples the job left at once: the next job (an iteration
      * series submits it as soon as this one is reported) already sees a worker on probation. */
-    c->check_now = 1;
-    coord_health_check(c, time_mono_ms());
+    coord_health_check(c, time_mono_ms(), 1);
     coord_record(c, j, json_pack("{s:s, s:s, s:s?, s:I}", "t", "end", "state", sched_job_state_name(j->sj->state),
                                  "e", j->sj->error, "ms", (json_int_t)time_wall_ms()));
     log_info("job=%s %s%s%s", j->id, sched_job_state_name(j->sj->state), j->sj->error ? ": " : "",
@@ -1706,7 +1702,7 @@ static void coord_tick(coord *c)
         coord_job_check(c, j);
         changed |= coord_preempt(c, j, now);
     }
-    coord_health_check(c, now);
+    coord_health_check(c, now, 0);
     /* Copies depend on time passing, not only on events: let the workers waiting for work
      * look again while anything runs. */
     struct err e = {0};

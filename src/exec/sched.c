@@ -286,6 +286,8 @@ int sched_attempt_succeeded(sched_job *j, uint32_t id, const counters *c, uint64
         /* Another attempt committed first (or the job is over): this one loses. */
         a->state = SCHED_ATTEMPT_KILLED;
         a->error = xstrdup("superseded");
+        a->superseded = 1;
+        a->progress = 1; /* it did finish: its duration is a whole run's */
         return 0;
     }
     a->state = SCHED_ATTEMPT_SUCCEEDED;
@@ -302,6 +304,7 @@ int sched_attempt_succeeded(sched_job *j, uint32_t id, const counters *c, uint64
         o->end_ms = now;
         free(o->error);
         o->error = xasprintf("superseded: attempt a%u committed first", a->id);
+        o->superseded = 1;
         sched_attempt_unblock(j, o);
         t->running--;
         j->running--;

@@ -80,6 +80,7 @@ typedef struct sched_attempt {
     int64_t blocked_on;   /* a reduce waiting for this map's output to be re-run, or -1 */
     sched_copy copy;      /* SCHED_COPY_NONE, or why it was started beside a running attempt */
     double rate;          /* progress per second as its worker measured it, or 0 (then progress/elapsed) */
+    int superseded;       /* KILLED because another attempt of its task committed first */
 } sched_attempt;
 
 typedef struct sched_task {

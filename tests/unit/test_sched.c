@@ -900,6 +900,8 @@ static void test_straggler_copied_and_first_to_finish_commits(void **state)
     counters_free(&c);
     assert_int_equal(j->attempts[a2].state, SCHED_ATTEMPT_KILLED);
     assert_non_null(strstr(j->attempts[a2].error, "superseded"));
+    assert_true(j->attempts[a2].superseded);
+    assert_false(j->attempts[copy].superseded);
     assert_int_equal(j->tasks[t].committed, copy);
     assert_int_equal(j->running, 0);
     assert_int_equal(j->state, SCHED_JOB_SUCCEEDED);
