@@ -598,6 +598,11 @@ static int coord_copy_possible(coord *c, uint64_t now_wall)
  * at once. Every decision is logged with its reason. */
 static void coord_copies(coord *c, coord_worker *w, uint64_t seq, uint32_t *running, json_t *tasks)
 {
+    uint64_t now = time_wall_ms();
+    /* Copies go to fast, healthy workers only: not one found slow, nor one slower than typical
+     * by the slow rule's factor. */
+    if (health_suspect(&c->health, w->name) || health_slowness(&c->health, w->name) >= c->health.rule.factor) return;
+    if (!coord_copy_possible(c, now)) return;
     uint32_t slots = 0, copies = 0;
     for (size_t i = 0; i < c->nworkers; i++)
         if (c->workers[i].state == COORD_WORKER_ALIVE && !health_on_probation(&c->health, c->workers[i].name))
@@ -607,11 +612,6 @@ static void coord_copies(coord *c, coord_worker *w, uint64_t seq, uint32_t *runn
     for (const coord_job *j = c->jobs; j; j = j->next)
         for (size_t i = 0; !sched_job_done(j->sj) && i < j->sj->nattempts; i++)
             copies += j->sj->attempts[i].state == SCHED_ATTEMPT_RUNNING && j->sj->attempts[i].copy == SCHED_COPY_STRAGGLER;
-    uint64_t now = time_wall_ms();
-    /* Copies go to fast, healthy workers only: not one found slow, nor one slower than typical
-     * by the slow rule's factor. */
-    if (health_suspect(&c->health, w->name) || health_slowness(&c->health, w->name) >= c->health.rule.factor) return;
-    if (!coord_copy_possible(c, now)) return;
     health_refresh(&c->health, time_mono_ms());
     while (*running < w->slots) {
         coord_job *best = NULL;
