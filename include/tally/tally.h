@@ -8,6 +8,7 @@
  *   setup(ctx, &state)            once, before any task; parses job arguments into `state`
  *   map(ctx, record)              once per input record
  *   combine(ctx, key, values)     zero or more times per key on map output (must be associative)
+ *   fold(state, acc, value)       optional: instead of buffering map output, per value (below)
  *   reduce(ctx, key, values)      once per distinct key, keys in byte order within a partition
  *   teardown(state)               once, at the end
  *
@@ -32,7 +33,8 @@
 extern "C" {
 #endif
 
-#define TALLY_ABI_VERSION 1
+/* 2 added the fold functions at the end of tally_job; jobs built for 1 still load. */
+#define TALLY_ABI_VERSION 2
 
 /* Error codes beyond errno values. */
 #define TALLY_ENOFIELD (-2)   /* tally_record_field: the record has no such field (= -ENOENT) */
@@ -81,7 +83,24 @@ typedef struct tally_job {
     uint32_t (*partition)(const void *key, size_t klen, uint32_t nparts, void *state);
     /* Optional: a header line (without newline) the engine writes to OUT/_columns. */
     const char *(*columns)(void *state);
+
+    /* Optional (ABI 2): folding at emit time, like the map-side combine of Spark's
+     * reduceByKey. When fold is set (combine is then required), a map task keeps one
+     * accumulator of fold_size(state) bytes (8-byte aligned) per distinct key in the engine's
+     * hash table instead of buffering what map emits: the first value of a key is copied into
+     * its accumulator, every later one goes through fold(state, acc, val, vlen), so every value
+     * map emits must be fold_size bytes long and fold must be associative. Map's values are
+     * thereby private to the job (native structs are fine): what leaves the map task is, per
+     * key, fold_encode(state, acc, out, cap), which writes the portable value that combine and
+     * reduce receive and returns its length (when that exceeds cap, it is called again with a
+     * buffer that large). fold returns 0 or a negative code (which fails the task). */
+    size_t (*fold_size)(void *state);
+    int (*fold)(void *state, void *acc, const void *val, size_t vlen);
+    size_t (*fold_encode)(void *state, const void *acc, void *out, size_t cap);
 } tally_job;
+
+/* The size of an ABI 1 tally_job: everything before fold_size. */
+#define TALLY_JOB_V1_SIZE offsetof(tally_job, fold_size)
 
 /* ---- What a job may call ---------------------------------------------------------------- */
 
@@ -101,6 +120,16 @@ int tally_values_next_int(tally_values *it, int64_t *val);
  * Returns TALLY_ENOFIELD, TALLY_EBADREC or -EINVAL (text input has no fields). */
 int tally_record_field(tally_ctx *ctx, const tally_record *rec, const char *name,
                        const char **val, size_t *vlen);
+
+/* A field name resolved once, for lookups that compare no strings: tally_field_ref() (from
+ * setup(), or any time) returns the same handle for the same name for the life of the process,
+ * or NULL when the process already holds TALLY_FIELD_REFS_MAX distinct names (then use
+ * tally_record_field). tally_record_get() is tally_record_field() through a handle. */
+typedef struct tally_field tally_field;
+#define TALLY_FIELD_REFS_MAX 4096
+const tally_field *tally_field_ref(const char *name);
+int tally_record_get(tally_ctx *ctx, const tally_record *rec, const tally_field *field,
+                     const char **val, size_t *vlen);
 
 /* Skips a record that cannot be used: counted in `records_skipped`, the first few logged with
  * file and offset. Returns 0, or under --strict a negative code after recording the error (the

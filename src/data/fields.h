@@ -20,6 +20,7 @@
 #define TALLY_FIELDS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/util.h"
 
@@ -52,5 +53,17 @@ void fields_cache_reset(fields_cache *c, fields_format fmt, const fields_header 
 /* Looks up a field of the current record: 0 with val and vlen set (valid until the next reset),
  * TALLY_ENOFIELD, TALLY_EBADREC, or -EINVAL for FIELDS_TEXT. */
 int fields_get(fields_cache *c, const char *name, const char **val, size_t *vlen);
+
+/* Interned field names (tally_field_ref): one handle per distinct name for the life of the
+ * process, with a small dense id, so that a lookup through a handle finds its CSV column by
+ * indexing an array instead of comparing names. Thread-safe; NULL past TALLY_FIELD_REFS_MAX
+ * names (a bound, since handles are never freed). */
+struct tally_field {
+    const char *name;
+    size_t len;
+    uint32_t id;
+};
+const struct tally_field *fields_ref(const char *name);
+int fields_get_ref(fields_cache *c, const struct tally_field *f, const char **val, size_t *vlen);
 
 #endif

@@ -51,6 +51,8 @@ struct mapbuf {
     uint32_t nparts;
     uint64_t limit;
     int int_values, sum_mode;
+    size_t fold_size;         /* fold mode: the accumulator size; 0 otherwise */
+    int table_mode;           /* sum or fold mode: keys live in the hash table */
     uint32_t (*partition)(const void *, size_t, uint32_t, void *);
     void *pstate;
 
@@ -153,17 +155,19 @@ static mb_slot *mb_table_alloc(size_t cap)
     return p;
 }
 
-mapbuf *mapbuf_new(uint32_t nparts, uint64_t limit, int int_values, int sum_mode,
-                   uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate)
+static mapbuf *mb_new(uint32_t nparts, uint64_t limit, int int_values, int sum_mode, size_t fold_size,
+                     uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate)
 {
     mapbuf *mb = xcalloc(1, sizeof *mb);
     mb->nparts = nparts ? nparts : 1;
     mb->limit = limit;
     mb->int_values = int_values || sum_mode;
     mb->sum_mode = sum_mode;
+    mb->fold_size = fold_size;
+    mb->table_mode = sum_mode || fold_size;
     mb->partition = partition;
     mb->pstate = pstate;
-    if (sum_mode) {
+    if (mb->table_mode) {
         /* Start small enough that the table is at most a quarter of the budget. */
         mb->tcap = MB_TABLE_MIN;
         while (mb->tcap > 16 && mb->tcap * sizeof(mb_slot) * 4 > limit) mb->tcap /= 2;
@@ -172,11 +176,26 @@ mapbuf *mapbuf_new(uint32_t nparts, uint64_t limit, int int_values, int sum_mode
     return mb;
 }
 
-int mapbuf_compatible(const mapbuf *mb, uint32_t nparts, uint64_t limit, int int_values, int sum_mode,
-                      uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate)
+mapbuf *mapbuf_new(uint32_t nparts, uint64_t limit, int int_values, int sum_mode,
+                   uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate)
 {
-    return mb->nparts == (nparts ? nparts : 1) && mb->limit == limit && mb->int_values == (int_values || sum_mode) &&
-           mb->sum_mode == sum_mode && mb->partition == partition && mb->pstate == pstate;
+    return mb_new(nparts, limit, int_values, sum_mode, 0, partition, pstate);
+}
+
+mapbuf *mapbuf_new_fold(uint32_t nparts, uint64_t limit, size_t acc_size,
+                        uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate)
+{
+    return mb_new(nparts, limit, 0, 0, acc_size ? acc_size : 1, partition, pstate);
+}
+
+int mapbuf_compatible(const mapbuf *mb, uint32_t nparts, uint64_t limit, int int_values, int sum_mode,
+                      size_t acc_size, uint32_t (*partition)(const void *, size_t, uint32_t, void *),
+                      void *pstate)
+{
+    size_t fold = acc_size ? acc_size : (size_t)0;
+    return mb->nparts == (nparts ? nparts : 1) && mb->limit == limit &&
+           mb->int_values == ((int_values || sum_mode) && !fold) && mb->sum_mode == sum_mode &&
+           mb->fold_size == fold && mb->partition == partition && mb->pstate == pstate;
 }
 
 void mapbuf_free(mapbuf *mb)
@@ -203,7 +222,7 @@ static uint32_t mb_append(mapbuf *mb, const void *key, size_t klen, const void *
     char *p = mb->arena + off;
     memcpy(p, h, MB_HDR);
     memcpy(p + MB_HDR, key, klen);
-    if (vlen) memcpy(p + MB_HDR + klen, val, vlen);
+    if (vlen && val) memcpy(p + MB_HDR + klen, val, vlen);
     mb->alen += need;
     return off;
 }
@@ -243,14 +262,32 @@ static void mb_grow_table(mapbuf *mb)
     mb->tcap = ncap;
 }
 
+/* Fold mode's records keep the accumulator 8-byte aligned (jobs store doubles and int64s in
+ * it): [klen][vlen][key][padding][acc], the value starting at the next multiple of 8. */
+static inline size_t mb_val_at(const mapbuf *mb, uint32_t klen)
+{
+    size_t at = MB_HDR + klen;
+    return mb->fold_size ? (at + 7) & ~(size_t)7 : at;
+}
+
 /* Fills an empty slot with a new key and grows the table at 70% load while the budget allows;
- * past the budget the buffer reports full instead. */
-static void mb_insert(mapbuf *mb, mb_slot *s, uint32_t tag, const char *key, size_t klen,
-                      uint64_t k0, uint64_t k1, int64_t val)
+ * past the budget the buffer reports full instead. In fold mode the record gets room for the
+ * accumulator (the caller fills it) and val is unused. */
+static uint32_t mb_insert(mapbuf *mb, mb_slot *s, uint32_t tag, const char *key, size_t klen,
+                          uint64_t k0, uint64_t k1, int64_t val)
 {
     int64_t zero = 0;
     s->tag = tag;
-    s->off = mb_append(mb, key, klen, &zero, sizeof zero);
+    if (mb->fold_size) {
+        size_t pad = mb_val_at(mb, (uint32_t)klen) - MB_HDR - klen;
+        mb->alen = (mb->alen + 7) & ~(size_t)7; /* records start aligned, so accs are too */
+        s->off = mb_append(mb, key, klen, NULL, pad + mb->fold_size);
+        uint32_t vl = (uint32_t)mb->fold_size;
+        memcpy(mb->arena + s->off + 4, &vl, 4);
+    } else {
+        s->off = mb_append(mb, key, klen, &zero, sizeof zero);
+    }
+    uint32_t off = s->off;
     s->val = val;
     s->k0 = k0;
     s->k1 = k1;
@@ -258,6 +295,7 @@ static void mb_insert(mapbuf *mb, mb_slot *s, uint32_t tag, const char *key, siz
     if (mb->tused * 10 > mb->tcap * 7 &&
         mb->alen + mb->tused * sizeof(mb_ent) + mb->tcap * 2 * sizeof(mb_slot) <= mb->limit)
         mb_grow_table(mb);
+    return off;
 }
 
 /* Folds a short key into the table (its slot's line was prefetched when it was batched). */
@@ -325,9 +363,33 @@ int mapbuf_add_int(mapbuf *mb, const void *key, size_t klen, int64_t val)
     return mapbuf_full(mb);
 }
 
+void *mapbuf_fold_slot(mapbuf *mb, const void *key, size_t klen, int *is_new)
+{
+    uint64_t hash = mb_key_hash(key, klen), k0, k1;
+    mb_load16((const uint8_t *)key, klen < MB_SHORT ? klen : MB_SHORT, &k0, &k1);
+    uint32_t tag = mb_tag(hash, klen);
+    size_t mask = mb->tcap - 1, j = (size_t)hash & mask;
+    for (;;) {
+        mb_slot *s = &mb->table[j];
+        if (!s->tag) break;
+        if (s->tag == tag && s->k0 == k0 && s->k1 == k1) {
+            char *rec = mb->arena + s->off;
+            if (klen <= MB_SHORT || memcmp(rec + MB_HDR, key, klen) == 0) {
+                *is_new = 0;
+                return rec + mb_val_at(mb, (uint32_t)klen);
+            }
+        }
+        j = (j + 1) & mask;
+    }
+    /* The table may grow (moving slots) and the arena may move: keep the record's offset. */
+    uint32_t off = mb_insert(mb, &mb->table[j], tag, key, klen, k0, k1, 0);
+    *is_new = 1;
+    return mb->arena + off + mb_val_at(mb, (uint32_t)klen);
+}
+
 uint64_t mapbuf_bytes(const mapbuf *mb)
 {
-    size_t n = mb->sum_mode ? mb->tused : mb->nidx;
+    size_t n = mb->table_mode ? mb->tused : mb->nidx;
     return mb->alen + n * sizeof(mb_ent) + mb->tcap * sizeof(mb_slot);
 }
 
@@ -335,13 +397,13 @@ int mapbuf_full(const mapbuf *mb)
 {
     if (mapbuf_bytes(mb) >= mb->limit) return 1;
     /* A table at 85% load probes too long; it could not grow within the budget. */
-    return mb->sum_mode && mb->tused * 20 >= mb->tcap * 17;
+    return mb->table_mode && mb->tused * 20 >= mb->tcap * 17;
 }
 
 uint64_t mapbuf_records(mapbuf *mb)
 {
     if (mb->nbatch) mb_flush_batch(mb);
-    return mb->sum_mode ? mb->tused : mb->nidx;
+    return mb->table_mode ? mb->tused : mb->nidx;
 }
 
 /* ---- Sorting ----------------------------------------------------------------------------- */
@@ -415,7 +477,7 @@ static void mb_qsort(const mapbuf *mb, mb_ent *v, size_t n)
 
 void mapbuf_sort(mapbuf *mb)
 {
-    if (mb->sum_mode) {
+    if (mb->table_mode) {
         if (mb->nbatch) mb_flush_batch(mb);
         mb->nidx = 0;
         if (mb->idxcap < mb->tused) {
@@ -430,7 +492,7 @@ void mapbuf_sort(mapbuf *mb)
             const char *key = rec + MB_HDR;
             uint32_t klen;
             memcpy(&klen, rec, 4);
-            memcpy(rec + MB_HDR + klen, &s->val, sizeof s->val); /* the sum, for iteration */
+            if (mb->sum_mode) memcpy(rec + MB_HDR + klen, &s->val, sizeof s->val); /* for iteration */
             /* The partition hash is xxHash, as tally_hash_partition() promises. */
             uint64_t hash = (mb->nparts > 1 && !mb->partition) ? XXH3_64bits(key, klen) : 0;
             mb->idx[mb->nidx++] = (mb_ent){.prefix = mb_prefix(key, klen),
@@ -451,7 +513,7 @@ static int mb_iter_next(struct tally_values *base, const void **val, size_t *vle
     const char *rec = it->mb->arena + it->mb->idx[it->cur++].off;
     uint32_t h[2];
     memcpy(h, rec, MB_HDR);
-    const char *v = rec + MB_HDR + h[0];
+    const char *v = rec + mb_val_at(it->mb, h[0]);
     if (it->mb->int_values) {
         memcpy(ival, v, sizeof *ival);
         *val = NULL;
@@ -467,7 +529,7 @@ int mapbuf_next_group(mapbuf *mb, uint32_t *part, const char **key, size_t *klen
 {
     if (mb->group >= mb->nidx) return 0;
     size_t i = mb->group, j = i + 1;
-    if (!mb->sum_mode) /* sum mode keys are already distinct */
+    if (!mb->table_mode) /* table keys are already distinct */
         while (j < mb->nidx && mb_cmp(mb, &mb->idx[i], &mb->idx[j]) == 0) j++;
     const char *rec = mb->arena + mb->idx[i].off;
     uint32_t kl;
@@ -488,7 +550,7 @@ void mapbuf_reset(mapbuf *mb)
     mb->alen = 0;
     mb->nidx = 0;
     mb->group = 0;
-    if (mb->sum_mode) {
+    if (mb->table_mode) {
         memset(mb->table, 0, mb->tcap * sizeof *mb->table);
         mb->tused = 0;
     }

@@ -98,6 +98,16 @@ int tally_record_field(tally_ctx *ctx, const tally_record *rec, const char *name
     return fields_get(rec->fields, name, val, vlen);
 }
 
+const tally_field *tally_field_ref(const char *name) { return fields_ref(name); }
+
+int tally_record_get(tally_ctx *ctx, const tally_record *rec, const tally_field *field,
+                     const char **val, size_t *vlen)
+{
+    (void)ctx;
+    if (!rec->fields) return -EINVAL;
+    return fields_get_ref(rec->fields, field, val, vlen);
+}
+
 int tally_skip(tally_ctx *ctx, const tally_record *rec, const char *why)
 {
     if (ctx->strict)

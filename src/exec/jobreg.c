@@ -3,7 +3,18 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/util.h"
+
+/* What jobreg_load hands back for a user job: the dlopen() handle and, for a job built for
+ * ABI 1, a copy of its definition padded with the ABI 2 members (all NULL), since reading past
+ * the end of the job's own shorter struct would be reading someone else's memory. */
+struct jobreg_handle {
+    void *dl;
+    tally_job *copy;
+};
 
 extern const tally_job jobs_wordcount, jobs_grep, jobs_index, jobs_aggregate;
 
@@ -17,11 +28,14 @@ const tally_job *const *jobreg_builtins(size_t *n)
 
 static int jobreg_check(const tally_job *j, const char *name, struct err *e)
 {
-    if (j->abi_version != TALLY_ABI_VERSION)
+    if (j->abi_version != TALLY_ABI_VERSION && j->abi_version != 1)
         return err_set(e, -EINVAL, "%s: job ABI version %u, this tally supports %u: rebuild the job against this tally's include/tally/tally.h",
                        name, j->abi_version, TALLY_ABI_VERSION);
     if (!j->name || !j->map || !j->reduce)
         return err_set(e, -EINVAL, "%s: job definition lacks a name, map or reduce function", name);
+    if (j->abi_version >= 2 && j->fold &&
+        (!j->fold_size || !j->fold_encode || !j->combine || (j->flags & (TALLY_INT_VALUES | TALLY_COMBINE_SUM))))
+        return err_set(e, -EINVAL, "%s: a job with fold needs fold_size, fold_encode and combine, and byte values", name);
     return 0;
 }
 
@@ -52,12 +66,23 @@ int jobreg_load(const char *name, const tally_job **job, void **handle, struct e
         dlclose(h);
         return rc;
     }
+    struct jobreg_handle *jh = xcalloc(1, sizeof *jh);
+    jh->dl = h;
+    if (j->abi_version == 1) {
+        jh->copy = xcalloc(1, sizeof *jh->copy);
+        memcpy(jh->copy, j, TALLY_JOB_V1_SIZE);
+        j = jh->copy;
+    }
     *job = j;
-    *handle = h;
+    *handle = jh;
     return 0;
 }
 
 void jobreg_unload(void *handle)
 {
-    if (handle) dlclose(handle);
+    struct jobreg_handle *jh = handle;
+    if (!jh) return;
+    dlclose(jh->dl);
+    free(jh->copy);
+    free(jh);
 }

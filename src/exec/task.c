@@ -50,6 +50,9 @@ typedef struct map_state {
     task_result *res;
     mapbuf *mb;
     int sum_mode, int_values;
+    size_t fold_size;         /* the job folds at emit time (tally_job.fold): its acc size */
+    unsigned char *enc;       /* fold_encode's output buffer */
+    size_t enc_cap;
     char **runs;              /* spill files written so far */
     size_t nruns;
     uint32_t next_run;        /* names runs uniquely across merge passes */
@@ -139,7 +142,27 @@ static int task_write_group(const task_env *env, ifile_writer *w, uint32_t part,
 
 static int task_use_combiner(const map_state *ms)
 {
-    return ms->env->job->combine != NULL && !ms->sum_mode;
+    return ms->env->job->combine != NULL && !ms->sum_mode && !ms->fold_size;
+}
+
+/* Fold mode's spill of one key: its accumulator, encoded by the job into the portable value. */
+static int task_write_folded(map_state *ms, ifile_writer *w, uint32_t part, const char *key,
+                             size_t klen, tally_values *vals, struct err *e)
+{
+    const tally_job *job = ms->env->job;
+    const void *acc;
+    size_t alen;
+    int64_t iv;
+    if (vals->next(vals, &acc, &alen, &iv) != 1) return 0;
+    size_t n = job->fold_encode(ms->env->state, acc, ms->enc, ms->enc_cap);
+    if (n > ms->enc_cap) {
+        ms->enc = xrealloc(ms->enc, n);
+        ms->enc_cap = n;
+        n = job->fold_encode(ms->env->state, acc, ms->enc, ms->enc_cap);
+        if (n > ms->enc_cap) return err_set(e, -EINVAL, "fold_encode asked for more room twice");
+    }
+    ms->res->counters.v[CNT_COMBINE_OUTPUT_RECORDS]++;
+    return ifile_writer_add(w, part, key, klen, ms->enc, n, e);
 }
 
 /* Sorts the buffer and writes it to a new run file (or to `final_path` directly). */
@@ -164,7 +187,8 @@ static int task_spill(map_state *ms, const char *final_path)
     tally_values *vals;
     uint64_t groups = 0;
     while (mapbuf_next_group(ms->mb, &part, &key, &klen, &vals)) {
-        rc = task_write_group(env, w, part, key, klen, vals, task_use_combiner(ms), c, e);
+        rc = ms->fold_size ? task_write_folded(ms, w, part, key, klen, vals, e)
+                           : task_write_group(env, w, part, key, klen, vals, task_use_combiner(ms), c, e);
         if (rc) break;
         if ((++groups & 1023) == 0 && env->cancel && *env->cancel) {
             rc = err_set(e, -ECANCELED, "cancelled");
@@ -202,6 +226,24 @@ static int task_map_emit(tally_ctx *ctx, const void *key, size_t klen, const voi
         return err_set(&ctx->err, -EINVAL, "this job declares integer values: use tally_emit_int");
     if (ms->spill_rc) return ms->spill_rc;
     ms->res->counters.v[CNT_MAP_OUTPUT_RECORDS]++;
+    if (ms->fold_size) {
+        if (vlen != ms->fold_size)
+            return err_set(&ctx->err, -EINVAL, "this job folds: every value map emits must be %zu bytes, not %zu",
+                           ms->fold_size, vlen);
+        ms->res->counters.v[CNT_COMBINE_INPUT_RECORDS]++;
+        int is_new, rc;
+        void *acc = mapbuf_fold_slot(ms->mb, key, klen, &is_new);
+        if (is_new) {
+            memcpy(acc, val, vlen);
+        } else if ((rc = ms->env->job->fold(ms->env->state, acc, val, vlen)) != 0) {
+            if (!ctx->err.msg[0]) err_set(&ctx->err, rc, "fold failed (code %d)", rc);
+            return rc;
+        }
+        if (!mapbuf_full(ms->mb)) return 0;
+        ms->spill_rc = task_spill(ms, NULL);
+        if (ms->spill_rc) ctx->err = ms->res->err;
+        return ms->spill_rc;
+    }
     if (mapbuf_add(ms->mb, key, klen, val, vlen)) {
         ms->spill_rc = task_spill(ms, NULL);
         if (ms->spill_rc) ctx->err = ms->res->err;
@@ -420,12 +462,20 @@ int task_run_map(const task_env *env, const input_split *split, uint32_t index, 
     map_state ms = {.env = env, .index = index, .attempt = attempt, .res = res};
     ms.sum_mode = (job->flags & TALLY_COMBINE_SUM) != 0;
     ms.int_values = task_int_values(job);
+    if (job->fold) {
+        ms.fold_size = job->fold_size(env->state);
+        ms.enc_cap = 4 * ms.fold_size + 64;
+        ms.enc = xmalloc(ms.enc_cap);
+    }
     if (reuse && *reuse &&
         mapbuf_compatible(*reuse, env->spec->reduces, env->spec->sort_buffer, ms.int_values, ms.sum_mode,
-                          job->partition, env->state)) {
+                          ms.fold_size, job->partition, env->state)) {
         ms.mb = *reuse;
         *reuse = NULL;
         mapbuf_reset(ms.mb);
+    } else if (ms.fold_size) {
+        ms.mb = mapbuf_new_fold(env->spec->reduces, env->spec->sort_buffer, ms.fold_size, job->partition,
+                                env->state);
     } else {
         ms.mb = mapbuf_new(env->spec->reduces, env->spec->sort_buffer, ms.int_values, ms.sum_mode,
                            job->partition, env->state);
@@ -461,6 +511,7 @@ int task_run_map(const task_env *env, const input_split *split, uint32_t index, 
         free(ms.runs[i]);
     }
     free(ms.runs);
+    free(ms.enc);
     free(tmp);
     free(final);
     if (reuse && rc == 0) {

@@ -46,8 +46,13 @@
 typedef struct cond cond;
 
 /* Looks up a field of the record being evaluated, like tally_record_field(): 0 with the value
- * (valid for the whole evaluation), or a negative code such as TALLY_ENOFIELD/TALLY_EBADREC. */
-typedef int (*cond_lookup_fn)(void *arg, const char *name, const char **val, size_t *vlen);
+ * (valid for the whole evaluation), or a negative code such as TALLY_ENOFIELD/TALLY_EBADREC.
+ * `ref` is what the resolver given to cond_bind/aggspec_bind returned for the name (NULL when
+ * unbound), so that a lookup can skip comparing names. */
+typedef int (*cond_lookup_fn)(void *arg, const char *name, const void *ref, const char **val,
+                              size_t *vlen);
+/* Turns a field name into the caller's handle for it (e.g. tally_field_ref). */
+typedef const void *(*cond_resolve_fn)(const char *name);
 
 /* Why a record could not be evaluated: the field involved and, for a value that is not a
  * number, the value. Pointers are borrowed from the spec and from the record. */
@@ -61,6 +66,8 @@ typedef struct cond_failure {
  * condition owned by the caller (cond_free), or -EINVAL with a pointing message in e. */
 int cond_parse(const char *text, const char *what, cond **out, struct err *e);
 void cond_free(cond *c);
+/* Resolves every field the condition names once, for the lookups (c may be NULL). */
+void cond_bind(cond *c, cond_resolve_fn resolve);
 
 /* Evaluates c against one record: 0 with *match set to 0 or 1, or the first negative code the
  * lookup returned, with the field's name in fail->field (fail may be NULL). Safe to call from
@@ -87,7 +94,8 @@ void cond_failure_text(int code, const cond_failure *f, char *out, size_t cap);
  * fixed-size stack arrays. */
 #define AGGSPEC_MAX_ITEMS 64
 /* Buffer sizes for aggspec_encode and aggspec_format, enough for AGGSPEC_MAX_ITEMS entries. */
-#define AGGSPEC_ENCODED_MAX (12 + 32 * AGGSPEC_MAX_ITEMS)
+#define AGGSPEC_ENCODED_SIZE(n) (12 + 32 * (size_t)(n))
+#define AGGSPEC_ENCODED_MAX AGGSPEC_ENCODED_SIZE(AGGSPEC_MAX_ITEMS)
 #define AGGSPEC_TEXT_MAX (32 * AGGSPEC_MAX_ITEMS)
 /* aggspec_record: a sum/avg/min/max field is not a number. */
 #define AGGSPEC_ENOTNUM (-EDOM)
@@ -107,6 +115,9 @@ typedef struct aggspec_item {
     char *text;  /* as written, surrounding whitespace trimmed: the column header */
     char *field; /* sum/avg/min/max: the field */
     cond *cond;  /* count_if/ratio_if: the condition */
+    const void *ref; /* the field's handle (aggspec_bind), or NULL */
+    size_t same;     /* 1 + the index of an earlier entry of the same field, else 0: a record's
+                      * value is then parsed once for avg(x),min(x),max(x) */
 } aggspec_item;
 
 typedef struct aggspec {
@@ -118,6 +129,8 @@ typedef struct aggspec {
  * spec owned by the caller (aggspec_free), or -EINVAL with a pointing message in e. */
 int aggspec_parse(const char *text, const char *what, aggspec **out, struct err *e);
 void aggspec_free(aggspec *a);
+/* Resolves the fields of every entry (and of their conditions) once, for the lookups. */
+void aggspec_bind(aggspec *a, cond_resolve_fn resolve);
 
 /* Parses a comma-separated list of field names (--group-by): each is trimmed and must not be
  * empty; at most AGGSPEC_MAX_ITEMS. Returns 0 with a new array of new strings, owned by the

@@ -18,8 +18,9 @@
 /* ---- A record for tests: name/value pairs, NULL-terminated ------------------------------- */
 
 /* A record is {"name", "value", ..., NULL}; the name "!bad" makes the record unparsable. */
-static int rec_lookup(void *arg, const char *name, const char **val, size_t *vlen)
+static int rec_lookup(void *arg, const char *name, const void *ref, const char **val, size_t *vlen)
 {
+    (void)ref;
     const char *const *r = arg;
     for (size_t i = 0; r[i]; i += 2) {
         if (strcmp(r[i], "!bad") == 0) return TALLY_EBADREC;
@@ -896,8 +897,9 @@ static struct sim_group *sim_find(struct sim_task *t, const aggspec *a, const ch
     return g;
 }
 
-static int sim_lookup(void *arg, const char *name, const char **val, size_t *vlen)
+static int sim_lookup(void *arg, const char *name, const void *ref, const char **val, size_t *vlen)
 {
+    (void)ref;
     return fields_get(arg, name, val, vlen);
 }
 
