@@ -49,9 +49,14 @@ typedef struct tally_ctx tally_ctx;       /* engine context passed to every call
 typedef struct tally_values tally_values; /* iterator over one key's values; opaque */
 
 /* One input record. Valid only during the map call that receives it. */
+/* A record's bytes are followed by a NUL and at least this many more readable bytes (of no
+ * particular value), so that a job may scan it up to 64 bytes at a time without bounds checks. */
+#define TALLY_RECORD_PAD 64
+
 typedef struct tally_record {
     const char *data;  /* the record's bytes, without its line terminator (\n or \r\n), followed
-                        * by a NUL byte (the record itself may contain NULs: use len) */
+                        * by a NUL byte and TALLY_RECORD_PAD readable bytes (the record itself
+                        * may contain NULs: use len) */
     size_t len;
     const char *file;  /* the input path as the user gave it */
     uint64_t offset;   /* byte offset of the record in its file (uncompressed, for .gz) */
@@ -108,6 +113,11 @@ typedef struct tally_job {
  * reduce to the job output. The engine copies the bytes. Returns 0 or a negative code. */
 int tally_emit(tally_ctx *ctx, const void *key, size_t klen, const void *val, size_t vlen);
 int tally_emit_int(tally_ctx *ctx, const void *key, size_t klen, int64_t val);
+/* Emits n keys with the same int64 value in one call (keys[i] of lens[i] bytes): what
+ * tally_emit_int does n times, without the per-key call into the engine (word count's map
+ * emits every word of a line this way). */
+int tally_emit_int_many(tally_ctx *ctx, const void *const *keys, const size_t *lens, size_t n,
+                        int64_t val);
 
 /* Iterates over one key's values. Returns 1 and sets the out-parameters when there is a value
  * (valid until the next call), 0 at the end, or a negative code on an I/O or format error. */

@@ -28,7 +28,7 @@ typedef struct mb_slot {
     uint64_t k0, k1;          /* the key's first 16 bytes, zero-padded */
 } mb_slot;
 
-#define MB_BATCH 16u
+#define MB_BATCH 32u
 typedef struct mb_pending {   /* a short-key add waiting for its prefetched slot */
     uint64_t hash, k0, k1;
     uint32_t klen;
@@ -361,6 +361,45 @@ int mapbuf_add_int(mapbuf *mb, const void *key, size_t klen, int64_t val)
     if (mb->nbatch < MB_BATCH) return 0;
     mb_flush_batch(mb);
     return mapbuf_full(mb);
+}
+
+/* mb_load16 for a key followed by at least 16 readable bytes: two plain loads and two masks,
+ * no branches on the length. Profiling word count showed mispredicted length branches in
+ * mb_load16 as a large part of the add: word lengths are close to random. */
+static inline void mb_load16_padded(const uint8_t *p, size_t n, uint64_t *k0, uint64_t *k1)
+{
+    static const uint64_t lo[17] = {0, 0xff, 0xffff, 0xffffff, 0xffffffff, 0xffffffffffull,
+                                    0xffffffffffffull, 0xffffffffffffffull, ~0ull, ~0ull, ~0ull,
+                                    ~0ull, ~0ull, ~0ull, ~0ull, ~0ull, ~0ull};
+    uint64_t a, b;
+    memcpy(&a, p, 8);
+    memcpy(&b, p + 8, 8);
+    *k0 = a & lo[n];
+    *k1 = b & lo[n > 8 ? n - 8 : 0];
+}
+
+size_t mapbuf_add_int_many(mapbuf *mb, const void *const *keys, const size_t *lens, size_t n, int64_t val,
+                           int padded)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t klen = lens[i];
+        if (klen > MB_SHORT) {
+            mb_sum_long(mb, keys[i], klen, val);
+        } else {
+            mb_pending *p = &mb->batch[mb->nbatch++];
+            if (padded) mb_load16_padded(keys[i], klen, &p->k0, &p->k1);
+            else mb_load16(keys[i], klen, &p->k0, &p->k1);
+            p->hash = mb_hash16(p->k0, p->k1, klen);
+            p->klen = (uint32_t)klen;
+            p->val = val;
+            __builtin_prefetch(&mb->table[(size_t)p->hash & (mb->tcap - 1)], 1);
+            if (mb->nbatch < MB_BATCH) continue;
+            mb_flush_batch(mb);
+        }
+        /* Only an insert can fill the buffer, and inserts happen at flushes and long keys. */
+        if (mapbuf_full(mb)) return i + 1;
+    }
+    return n;
 }
 
 void *mapbuf_fold_slot(mapbuf *mb, const void *key, size_t klen, int *is_new)

@@ -42,6 +42,11 @@ int mapbuf_compatible(const mapbuf *mb, uint32_t nparts, uint64_t limit, int int
  * prefetched for a batch of keys before any is probed, so that cache misses overlap. */
 int mapbuf_add(mapbuf *mb, const void *key, size_t klen, const void *val, size_t vlen);
 int mapbuf_add_int(mapbuf *mb, const void *key, size_t klen, int64_t val);
+/* Sum mode: adds keys[0..n) with one value each, stopping early when the buffer reaches its
+ * budget; returns how many it added (the caller spills and goes on with the rest). `padded`:
+ * every key is followed by at least 16 readable bytes, so it can be loaded without branches. */
+size_t mapbuf_add_int_many(mapbuf *mb, const void *const *keys, const size_t *lens, size_t n, int64_t val,
+                           int padded);
 
 /* Fold mode: the accumulator of key (acc_size bytes, 8-byte aligned, valid until the next call
  * or reset), *is_new set when the key was not there (its accumulator is then uninitialised).

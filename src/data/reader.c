@@ -38,6 +38,8 @@
  */
 #include "data/reader.h"
 
+#include <tally/tally.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -213,7 +215,7 @@ static int reader_fill(reader *r, struct err *e)
     }
     if (r->len + 1 >= r->cap) {
         r->cap *= 2;
-        r->buf = xrealloc(r->buf, r->cap);
+        r->buf = xrealloc(r->buf, r->cap + TALLY_RECORD_PAD);
     }
     ssize_t n = reader_source_read(r, r->buf + r->len, r->cap - r->len - 1, e);
     if (n < 0) return (int)n;
@@ -789,7 +791,9 @@ static int reader_open_cap(reader **out, const input_file *file, const input_seg
     r->end = file->gz || seg->end >= file->size ? UINT64_MAX : seg->end;
     r->forced_off = UINT64_MAX;
     r->cap = cap;
-    r->buf = xmalloc(r->cap);
+    /* TALLY_RECORD_PAD bytes past the end, so that a record, NUL included, always has that many
+     * readable bytes after it for word-at-a-time and SIMD scanning (tally.h promises it). */
+    r->buf = xcalloc(1, r->cap + TALLY_RECORD_PAD);
     int rc = 0;
     r->fd = open(file->path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0) {

@@ -35,6 +35,7 @@ void ctx_init(tally_ctx *ctx, const tally_job *job, void *state, const jobspec *
     ctx->counters = c;
     ctx->emit = ctx_no_emit;
     ctx->emit_int = ctx_no_emit_int;
+    ctx->emit_int_many = NULL;
     ctx->sink = NULL;
     ctx->strict = spec ? spec->strict : 0;
     ctx->skips_logged = 0;
@@ -52,6 +53,17 @@ int tally_emit(tally_ctx *ctx, const void *key, size_t klen, const void *val, si
 int tally_emit_int(tally_ctx *ctx, const void *key, size_t klen, int64_t val)
 {
     return ctx->emit_int(ctx, key, klen, val);
+}
+
+int tally_emit_int_many(tally_ctx *ctx, const void *const *keys, const size_t *lens, size_t n,
+                        int64_t val)
+{
+    if (ctx->emit_int_many) return ctx->emit_int_many(ctx, keys, lens, n, val);
+    for (size_t i = 0; i < n; i++) {
+        int rc = ctx->emit_int(ctx, keys[i], lens[i], val);
+        if (rc) return rc;
+    }
+    return 0;
 }
 
 int tally_values_next(tally_values *it, const void **val, size_t *vlen)

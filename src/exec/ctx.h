@@ -30,6 +30,8 @@ struct tally_ctx {
     counters *counters;
     int (*emit)(tally_ctx *ctx, const void *key, size_t klen, const void *val, size_t vlen);
     int (*emit_int)(tally_ctx *ctx, const void *key, size_t klen, int64_t val);
+    /* NULL: tally_emit_int_many calls emit_int per key. */
+    int (*emit_int_many)(tally_ctx *ctx, const void *const *keys, const size_t *lens, size_t n, int64_t val);
     void *sink;             /* what emit writes to; owned by the task */
     int strict;
     unsigned skips_logged;
