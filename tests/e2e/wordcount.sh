@@ -53,6 +53,32 @@ grep -qx $'\xe6\x9d\xb1\xe4\xba\xac\t1' "$T/utf8/part-00000" || fail "expected t
 ref wordcount --fold-case "$DATA/edge/utf8.txt" >"$T/ref-utf8.txt"
 compare "$T/utf8" "$T/ref-utf8.txt"
 
+step "words at every offset of 64-byte blocks: SIMD word masks against the reference"
+# Lines of every length from 0 to 300 bytes (64 and 128 included, ending inside a word), words
+# of 1 to 90 bytes (longer than the 16 bytes kept inline, longer than a block), ASCII letters
+# mixed with digits, punctuation, NULs, tabs, CR and bytes >= 0x80.
+python3 - "$T/blocks.txt" <<'PY'
+import random, sys
+rnd = random.Random(7)
+alphabet = b"abcXYZqQ" + bytes(range(0x80, 0x100, 17))
+other = b" ,.;0123456789\t\0-@[`{~\x7f\r"
+out = bytearray()
+for n in list(range(0, 301)) * 3:
+    line = bytearray()
+    while len(line) < n:
+        if rnd.random() < 0.6:
+            line += bytes(rnd.choice(alphabet) for _ in range(rnd.choice([1, 2, 3, 7, 8, 9, 15, 16, 17, 33, 64, 65, 90])))
+        else:
+            line += bytes(rnd.choice(other) for _ in range(rnd.randint(1, 3)))
+    out += line[:n] + b"\n"
+open(sys.argv[1], "wb").write(bytes(out))
+PY
+ref wordcount "$T/blocks.txt" >"$T/ref-blocks.txt"
+for m in 1 3; do
+    job_ok wordcount -m $m -r 2 -o "$T/blocks-$m" "$T/blocks.txt"
+    compare "$T/blocks-$m" "$T/ref-blocks.txt"
+done
+
 step "default -m and -r: one reduce, correct result"
 job_ok wordcount -o "$T/default" "${BOOKS[@]}"
 check_out "$T/default" 1 --expect input_records="$(lines_in "${BOOKS[@]}")"

@@ -345,6 +345,45 @@ static void test_cond_number_and_compare(void **state)
 
 #define OPERAND "expected a field name, a number or a quoted string"
 
+/* The fast path of number parsing gives exactly strtod's double (and strtoll's integer) on
+ * plain decimals of every shape near its limits: 18 and 19 digits, 2^53, 22 fraction digits. */
+static void test_number_fast_path_exact(void **state)
+{
+    (void)state;
+    static const char *fixed[] = {"0", "-0", "+0", "0.0", "-0.0", "1.", ".5", "-.5", "+.25",
+                                  "9007199254740991.5", "9007199254740993", "0.1", "0.3",
+                                  "123456789012345678", "1234567890123456789",
+                                  "9223372036854775807", "-9223372036854775808",
+                                  "9223372036854775808", "0.0000000000000000000001",
+                                  "0.00000000000000000000001", "5.079", "17.99999999999999999",
+                                  "000000000000000000000000000000001.5"};
+    unsigned seed = 11;
+    char buf[64];
+    for (int k = 0; k < 200000 + (int)(sizeof fixed / sizeof fixed[0]); k++) {
+        const char *s = buf;
+        if (k < (int)(sizeof fixed / sizeof fixed[0])) {
+            s = fixed[k];
+        } else {
+            /* Random digits around the fast path's limits, with a point anywhere. */
+            int nd = 1 + (int)(rand_r(&seed) % 24), point = (int)(rand_r(&seed) % (nd + 2)) - 1;
+            size_t n = 0;
+            if (rand_r(&seed) % 3 == 0) buf[n++] = '-';
+            for (int i = 0; i < nd; i++) {
+                if (i == point) buf[n++] = '.';
+                buf[n++] = (char)('0' + rand_r(&seed) % 10);
+            }
+            buf[n] = 0;
+        }
+        double want = strtod(s, NULL), got;
+        /* An integer that fits int64 is read by strtoll (as before the fast path): -0 is 0. */
+        errno = 0;
+        long long iv = strchr(s, '.') ? 0 : strtoll(s, NULL, 10);
+        if (!strchr(s, '.') && errno == 0) want = (double)iv;
+        assert_true(cond_number(s, strlen(s), &got));
+        if (memcmp(&want, &got, sizeof got) != 0) fail_msg("'%s': got %.17g, strtod says %.17g", s, got, want);
+    }
+}
+
 static void test_cond_errors(void **state)
 {
     (void)state;
@@ -1052,6 +1091,7 @@ int main(void)
         cmocka_unit_test(test_missing_and_bad_records),
         cmocka_unit_test(test_failure_text),
         cmocka_unit_test(test_cond_number_and_compare),
+        cmocka_unit_test(test_number_fast_path_exact),
         cmocka_unit_test(test_cond_errors),
         cmocka_unit_test(test_cond_error_nesting),
         cmocka_unit_test(test_cond_error_utf8_and_long),

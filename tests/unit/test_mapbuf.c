@@ -510,6 +510,167 @@ static void test_custom_partitioner(void **state)
     }
 }
 
+/* Fold mode: one accumulator per key (here a sum and a count of 16 bytes), 8-byte aligned
+ * whatever the key length, surviving table growth, iterated once per key in (partition, key)
+ * order with the accumulator as the value. */
+typedef struct fold_acc {
+    int64_t sum;
+    uint64_t n;
+} fold_acc;
+
+static void test_fold_mode(void **state)
+{
+    (void)state;
+    make_pool();
+    static const uint32_t parts[] = {1, 5};
+    for (size_t p = 0; p < 2; p++) {
+        int64_t *sums = malloc(POOL * sizeof *sums);
+        uint64_t *counts = calloc(POOL, sizeof *counts);
+        for (size_t i = 0; i < POOL; i++) sums[i] = INT64_MIN;
+        mapbuf *mb = mapbuf_new_fold(parts[p], 64u << 20, sizeof(fold_acc), NULL, NULL);
+        assert_true(mapbuf_compatible(mb, parts[p], 64u << 20, 0, 0, sizeof(fold_acc), NULL, NULL));
+        assert_false(mapbuf_compatible(mb, parts[p], 64u << 20, 0, 0, 0, NULL, NULL));
+        /* The pool repeats some keys: count each under its first index. */
+        size_t *canon = malloc(POOL * sizeof *canon);
+        for (size_t i = 0; i < POOL; i++) {
+            canon[i] = i;
+            for (size_t j = 0; j < i; j++)
+                if (pool_len[j] == pool_len[i] && memcmp(pool_key[j], pool_key[i], pool_len[i]) == 0) {
+                    canon[i] = j;
+                    break;
+                }
+        }
+        for (int n = 0; n < 100000; n++) {
+            size_t i = canon[rnd(4) ? rnd(40) : rnd(POOL)];
+            int64_t v = (int64_t)rnd(2001) - 1000;
+            int is_new;
+            fold_acc *acc = mapbuf_fold_slot(mb, pool_key[i], pool_len[i], &is_new);
+            assert_int_equal((uintptr_t)acc % 8, 0);
+            assert_int_equal(is_new, sums[i] == INT64_MIN);
+            if (is_new) {
+                acc->sum = v;
+                acc->n = 1;
+                sums[i] = v;
+            } else {
+                acc->sum += v;
+                acc->n++;
+                sums[i] += v;
+            }
+            counts[i]++;
+            assert_false(mapbuf_full(mb));
+        }
+        mapbuf_sort(mb);
+        uint32_t part, prev_part = 0;
+        const char *key, *prev = NULL;
+        size_t klen, prev_len = 0, groups = 0;
+        tally_values *vals;
+        while (mapbuf_next_group(mb, &part, &key, &klen, &vals)) {
+            if (groups++) assert_true(prev_part < part || (prev_part == part && key_cmp(prev, prev_len, key, klen) < 0));
+            assert_int_equal(part, tally_hash_partition(key, klen, parts[p]));
+            size_t i = 0;
+            while (i < POOL && (pool_len[i] != klen || memcmp(pool_key[i], key, klen) != 0)) i++;
+            assert_true(i < POOL);
+            const void *v;
+            size_t vl;
+            int64_t iv;
+            assert_int_equal(vals->next(vals, &v, &vl, &iv), 1);
+            assert_int_equal(vl, sizeof(fold_acc));
+            fold_acc a;
+            memcpy(&a, v, sizeof a);
+            assert_int_equal(a.sum, sums[i]);
+            assert_int_equal(a.n, counts[i]);
+            assert_int_equal(vals->next(vals, &v, &vl, &iv), 0);
+            prev = key, prev_len = klen, prev_part = part;
+        }
+        size_t want = 0;
+        for (size_t i = 0; i < POOL; i++) want += sums[i] != INT64_MIN;
+        assert_int_equal(groups, want);
+        assert_int_equal(mapbuf_records(mb), want);
+        mapbuf_reset(mb);
+        assert_int_equal(mapbuf_records(mb), 0);
+        mapbuf_free(mb);
+        free(canon);
+        free(sums);
+        free(counts);
+    }
+    free_pool();
+}
+
+/* A fold buffer reports full within its budget, however many distinct keys come. */
+static void test_fold_mode_budget(void **state)
+{
+    (void)state;
+    uint64_t limit = 256u << 10;
+    mapbuf *mb = mapbuf_new_fold(2, limit, 64, NULL, NULL);
+    char key[32];
+    int full = 0;
+    for (int i = 0; i < 100000 && !full; i++) {
+        int n = snprintf(key, sizeof key, "key-%d", i), is_new;
+        memset(mapbuf_fold_slot(mb, key, (size_t)n, &is_new), 0, 64);
+        assert_true(is_new);
+        full = mapbuf_full(mb);
+    }
+    assert_true(full);
+    assert_true(mapbuf_bytes(mb) <= limit + 4096);
+    mapbuf_free(mb);
+}
+
+/* mapbuf_add_int_many, with and without the padded loads, sums exactly as mapbuf_add_int. */
+static void test_sum_mode_add_many(void **state)
+{
+    (void)state;
+    make_pool();
+    /* Keys copied into one padded buffer, so the padded path may over-read safely. */
+    char *arena = calloc(1, POOL * 128 + 64);
+    const void **keys = malloc(POOL * sizeof *keys);
+    size_t *lens = malloc(POOL * sizeof *lens);
+    for (int padded = 0; padded < 2; padded++) {
+        mapbuf *a = mapbuf_new(3, 64u << 20, 1, 1, NULL, NULL);
+        mapbuf *b = mapbuf_new(3, 64u << 20, 1, 1, NULL, NULL);
+        size_t n = 0, at = 0;
+        for (int k = 0; k < 20000; k++) {
+            size_t i = rnd(POOL);
+            if (pool_len[i] > 100) continue;
+            memcpy(arena + at, pool_key[i], pool_len[i]);
+            memset(arena + at + pool_len[i], 'x', 16); /* garbage after the key must not count */
+            keys[n] = arena + at;
+            lens[n] = pool_len[i];
+            at += pool_len[i] + 16;
+            mapbuf_add_int(a, pool_key[i], pool_len[i], 3);
+            if (++n == POOL || at > POOL * 128 - 200) {
+                assert_int_equal(mapbuf_add_int_many(b, keys, lens, n, 3, padded), n);
+                n = at = 0;
+            }
+        }
+        assert_int_equal(mapbuf_add_int_many(b, keys, lens, n, 3, padded), n);
+        assert_int_equal(mapbuf_records(a), mapbuf_records(b));
+        mapbuf_sort(a);
+        mapbuf_sort(b);
+        uint32_t pa, pb;
+        const char *ka, *kb;
+        size_t la, lb;
+        tally_values *va, *vb;
+        while (mapbuf_next_group(a, &pa, &ka, &la, &va)) {
+            assert_true(mapbuf_next_group(b, &pb, &kb, &lb, &vb));
+            assert_int_equal(pa, pb);
+            assert_int_equal(key_cmp(ka, la, kb, lb), 0);
+            const void *v;
+            size_t vl;
+            int64_t ia, ib;
+            assert_int_equal(va->next(va, &v, &vl, &ia), 1);
+            assert_int_equal(vb->next(vb, &v, &vl, &ib), 1);
+            assert_int_equal(ia, ib);
+        }
+        assert_false(mapbuf_next_group(b, &pb, &kb, &lb, &vb));
+        mapbuf_free(a);
+        mapbuf_free(b);
+    }
+    free(arena);
+    free(keys);
+    free(lens);
+    free_pool();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -522,6 +683,9 @@ int main(void)
         cmocka_unit_test(test_sum_mode_budget),
         cmocka_unit_test(test_hash_partition_spread),
         cmocka_unit_test(test_custom_partitioner),
+        cmocka_unit_test(test_fold_mode),
+        cmocka_unit_test(test_fold_mode_budget),
+        cmocka_unit_test(test_sum_mode_add_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
