@@ -140,6 +140,10 @@ typedef struct tally_field tally_field;
 const tally_field *tally_field_ref(const char *name);
 int tally_record_get(tally_ctx *ctx, const tally_record *rec, const tally_field *field,
                      const char **val, size_t *vlen);
+/* n lookups in one call: rcs[i] is what tally_record_get would return for fields[i] (vals[i]
+ * and lens[i] set when it is 0). Returns 0, or -EINVAL for text input. */
+int tally_record_get_many(tally_ctx *ctx, const tally_record *rec, const tally_field *const *fields,
+                          size_t n, const char **vals, size_t *lens, int *rcs);
 
 /* Skips a record that cannot be used: counted in `records_skipped`, the first few logged with
  * file and offset. Returns 0, or under --strict a negative code after recording the error (the

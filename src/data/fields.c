@@ -679,15 +679,9 @@ out:
     return f;
 }
 
-int fields_get_ref(fields_cache *c, const struct tally_field *f, const char **val, size_t *vlen)
+/* The column of f in the current header, through the cache's map from field id to column. */
+static inline size_t csv_ref_column(fields_cache *c, const struct tally_field *f)
 {
-    if (c->fmt != FIELDS_CSV) return fields_get(c, f->name, val, vlen);
-    if (!c->hdr) return TALLY_EBADREC;
-    if (!c->parsed) {
-        c->status = csv_parse_record(c);
-        c->parsed = 1;
-    }
-    if (c->status) return c->status;
     if (f->id >= c->colmap_cap) {
         size_t cap = c->colmap_cap ? c->colmap_cap : 16;
         while (cap <= f->id) cap *= 2;
@@ -700,8 +694,50 @@ int fields_get_ref(fields_cache *c, const struct tally_field *f, const char **va
         r->serial = c->hdr->serial;
         r->idx = header_find(c->hdr, f->name);
     }
-    if (r->idx == SIZE_MAX || r->idx >= c->ncols) return TALLY_ENOFIELD;
-    *val = c->cols[r->idx].p;
-    *vlen = c->cols[r->idx].len;
+    return r->idx;
+}
+
+/* Parses the current CSV record if not done yet: 0, or why it cannot give fields. */
+static inline int csv_ready(fields_cache *c)
+{
+    if (!c->hdr) return TALLY_EBADREC;
+    if (!c->parsed) {
+        c->status = csv_parse_record(c);
+        c->parsed = 1;
+    }
+    return c->status;
+}
+
+int fields_get_ref(fields_cache *c, const struct tally_field *f, const char **val, size_t *vlen)
+{
+    if (c->fmt != FIELDS_CSV) return fields_get(c, f->name, val, vlen);
+    int rc = csv_ready(c);
+    if (rc) return rc;
+    size_t idx = csv_ref_column(c, f);
+    if (idx == SIZE_MAX || idx >= c->ncols) return TALLY_ENOFIELD;
+    *val = c->cols[idx].p;
+    *vlen = c->cols[idx].len;
     return 0;
+}
+
+void fields_get_many(fields_cache *c, const struct tally_field *const *f, size_t n, const char **vals,
+                     size_t *lens, int *rcs)
+{
+    if (c->fmt != FIELDS_CSV) {
+        for (size_t i = 0; i < n; i++) rcs[i] = fields_get_ref(c, f[i], &vals[i], &lens[i]);
+        return;
+    }
+    int rc = csv_ready(c);
+    for (size_t i = 0; i < n; i++) {
+        size_t idx;
+        if (rc) {
+            rcs[i] = rc;
+        } else if ((idx = csv_ref_column(c, f[i])) == SIZE_MAX || idx >= c->ncols) {
+            rcs[i] = TALLY_ENOFIELD;
+        } else {
+            vals[i] = c->cols[idx].p;
+            lens[i] = c->cols[idx].len;
+            rcs[i] = 0;
+        }
+    }
 }

@@ -65,5 +65,8 @@ struct tally_field {
 };
 const struct tally_field *fields_ref(const char *name);
 int fields_get_ref(fields_cache *c, const struct tally_field *f, const char **val, size_t *vlen);
+/* fields_get_ref for n fields at once: rcs[i] its code, vals[i] and lens[i] set where 0. */
+void fields_get_many(fields_cache *c, const struct tally_field *const *f, size_t n, const char **vals,
+                     size_t *lens, int *rcs);
 
 #endif

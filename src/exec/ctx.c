@@ -120,6 +120,15 @@ int tally_record_get(tally_ctx *ctx, const tally_record *rec, const tally_field 
     return fields_get_ref(rec->fields, field, val, vlen);
 }
 
+int tally_record_get_many(tally_ctx *ctx, const tally_record *rec, const tally_field *const *fields,
+                          size_t n, const char **vals, size_t *lens, int *rcs)
+{
+    (void)ctx;
+    if (!rec->fields) return -EINVAL;
+    fields_get_many(rec->fields, fields, n, vals, lens, rcs);
+    return 0;
+}
+
 int tally_skip(tally_ctx *ctx, const tally_record *rec, const char *why)
 {
     if (ctx->strict)

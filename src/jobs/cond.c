@@ -298,14 +298,14 @@ void cond_free(cond *c)
     free(c);
 }
 
-void cond_bind(cond *c, cond_resolve_fn resolve)
+void cond_bind(cond *c, cond_resolve_fn resolve, void *arg)
 {
     if (!c) return;
     for (size_t i = 0; i < c->n; i++) {
         struct cond_node *nd = &c->nodes[i];
         if (nd->kind != COND_CMP) continue;
-        if (nd->lhs.is_field) nd->lhs.ref = resolve(nd->lhs.text);
-        if (nd->rhs.is_field) nd->rhs.ref = resolve(nd->rhs.text);
+        if (nd->lhs.is_field) nd->lhs.ref = resolve(arg, nd->lhs.text);
+        if (nd->rhs.is_field) nd->rhs.ref = resolve(arg, nd->rhs.text);
     }
 }
 
@@ -801,12 +801,12 @@ void aggspec_free(aggspec *a)
     free(a);
 }
 
-void aggspec_bind(aggspec *a, cond_resolve_fn resolve)
+void aggspec_bind(aggspec *a, cond_resolve_fn resolve, void *arg)
 {
     for (size_t i = 0; i < a->n; i++) {
         aggspec_item *it = &a->items[i];
-        cond_bind(it->cond, resolve);
-        if (it->field) it->ref = resolve(it->field);
+        cond_bind(it->cond, resolve, arg);
+        if (it->field) it->ref = resolve(arg, it->field);
     }
 }
 

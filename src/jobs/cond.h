@@ -52,7 +52,7 @@ typedef struct cond cond;
 typedef int (*cond_lookup_fn)(void *arg, const char *name, const void *ref, const char **val,
                               size_t *vlen);
 /* Turns a field name into the caller's handle for it (e.g. tally_field_ref). */
-typedef const void *(*cond_resolve_fn)(const char *name);
+typedef const void *(*cond_resolve_fn)(void *arg, const char *name);
 
 /* Why a record could not be evaluated: the field involved and, for a value that is not a
  * number, the value. Pointers are borrowed from the spec and from the record. */
@@ -67,7 +67,7 @@ typedef struct cond_failure {
 int cond_parse(const char *text, const char *what, cond **out, struct err *e);
 void cond_free(cond *c);
 /* Resolves every field the condition names once, for the lookups (c may be NULL). */
-void cond_bind(cond *c, cond_resolve_fn resolve);
+void cond_bind(cond *c, cond_resolve_fn resolve, void *arg);
 
 /* Evaluates c against one record: 0 with *match set to 0 or 1, or the first negative code the
  * lookup returned, with the field's name in fail->field (fail may be NULL). Safe to call from
@@ -130,7 +130,7 @@ typedef struct aggspec {
 int aggspec_parse(const char *text, const char *what, aggspec **out, struct err *e);
 void aggspec_free(aggspec *a);
 /* Resolves the fields of every entry (and of their conditions) once, for the lookups. */
-void aggspec_bind(aggspec *a, cond_resolve_fn resolve);
+void aggspec_bind(aggspec *a, cond_resolve_fn resolve, void *arg);
 
 /* Parses a comma-separated list of field names (--group-by): each is trimmed and must not be
  * empty; at most AGGSPEC_MAX_ITEMS. Returns 0 with a new array of new strings, owned by the

@@ -10,6 +10,7 @@ build_linelen linelen_bytes -DLINELEN_BYTES
 build_linelen linelen_flaky -DLINELEN_FLAKY
 build_linelen linelen_fail -DLINELEN_FAIL
 build_linelen bad_abi -DLINELEN_BAD_ABI
+build_linelen abi1 -DLINELEN_ABI1
 build_linelen no_symbol -DLINELEN_NO_SYMBOL
 
 inputs=("${BOOKS[@]}" "$DATA/edge/crlf.txt")
@@ -75,6 +76,10 @@ job_try "$T/linelen.so" --bucket zero -o "$T/badarg" "${BOOKS[0]}"
 assert_stderr_has "bucket must be a positive integer" "zero"
 assert_failed_output "$T/badarg"
 assert_workdir_clean
+
+step "a job built for ABI 1 (before fold) still loads and gives the same result"
+job_ok "$T/abi1.so" --bucket 7 -m 3 -r 2 -o "$T/abi1" "${inputs[@]}"
+compare "$T/abi1" "$T/ref7.txt"
 
 step "wrong ABI version: exit 2, the message says so and names the file"
 job_fails 2 "$T/bad_abi.so" -o "$T/abi" "${BOOKS[0]}"

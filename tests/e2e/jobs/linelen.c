@@ -22,6 +22,7 @@
  *   -DLINELEN_SETUP_SEGV setup() dies with SIGSEGV when the job argument crash=1 is given (the
  *                        coordinator must survive loading it)
  *   -DLINELEN_BAD_ABI    declares an ABI version the engine does not have
+ *   -DLINELEN_ABI1       declares ABI version 1 (before fold): it must still load and run
  *   -DLINELEN_NO_SYMBOL  exports the job under another name than tally_job_def
  */
 #define _GNU_SOURCE /* memmem, usleep */
@@ -184,6 +185,8 @@ static const tally_option linelen_options[] = {
 #endif
 #ifdef LINELEN_BAD_ABI
 #define LINELEN_ABI (TALLY_ABI_VERSION + 41)
+#elif defined LINELEN_ABI1
+#define LINELEN_ABI 1
 #else
 #define LINELEN_ABI TALLY_ABI_VERSION
 #endif
