@@ -644,7 +644,7 @@ static void test_csv_plain_split_random(void **state)
     (void)state;
     fields_header *h = header_of("c0,c1,c2,c3,c4,c5,c6,c7,c8,c9,c10,c11");
     const struct tally_field *refs[12];
-    char names[12][8];
+    char names[12][16];
     for (int i = 0; i < 12; i++) {
         snprintf(names[i], sizeof names[i], "c%d", i);
         refs[i] = fields_ref(names[i]);
