@@ -56,6 +56,9 @@ $(BUILD)/bench/wc_fast: bench/wc_fast.c
 
 units: $(UNIT)
 
+# The status page's files are assembled into the object with .incbin.
+$(BUILD)/obj/src/obs/statuspage.o: $(wildcard web/*)
+
 # The Debian packages tally needs (a no-op when they are installed).
 deps:
 	@./scripts/install-deps.sh

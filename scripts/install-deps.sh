@@ -9,7 +9,12 @@ pkgs=(
   libzookeeper-mt-dev zookeeper default-jre-headless
   python3 time prometheus
   gnuplot-nox stress-ng
+  chromium fonts-dejavu-core
 )
+# The browser test runs playwright-core under node: Debian's nodejs and npm, unless a node with
+# its own npm is installed already (NodeSource's nodejs package conflicts with Debian's npm).
+command -v node >/dev/null || pkgs+=(nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -38,6 +38,7 @@
 #include "exec/health.h"
 #include "exec/sched.h"
 #include "net/http.h"
+#include "obs/statuspage.h"
 
 #include <xxhash.h>
 
@@ -1376,10 +1377,34 @@ static int coord_not_leader(coord *c, http_response *resp)
     return 1;
 }
 
+/* GET /readyz: 200 while this coordinator leads (and can schedule), 503 otherwise, so that a
+ * load balancer or a Kubernetes Service sends clients to the leader only. No token needed,
+ * no data given. */
+static void coord_readyz(coord *c, http_response *resp)
+{
+    pthread_mutex_lock(&c->lock);
+    int deposed = c->deposed;
+    pthread_mutex_unlock(&c->lock);
+    if (deposed) http_respond_json(resp, 503, "{\"ready\":false,\"why\":\"not the leader\"}");
+    else http_respond_json(resp, 200, "{\"ready\":true}");
+}
+
 static void coord_http(void *arg, const http_request *req, http_response *resp)
 {
     coord *c = arg;
     const char *m = req->method, *p = req->path;
+    if (!req->authorized) {
+        /* The public paths only (net/http.h): probes and the status page's static files. */
+        if (strcmp(p, "/healthz") == 0) http_respond_json(resp, 200, "{\"ok\":true}");
+        else if (strcmp(p, "/readyz") == 0) coord_readyz(c, resp);
+        else if (!statuspage_serve(p, resp)) http_respond_error(resp, 401, "missing or wrong bearer token");
+        return;
+    }
+    if (strcmp(m, "GET") == 0 && statuspage_serve(p, resp)) return;
+    if (strcmp(m, "GET") == 0 && strcmp(p, "/readyz") == 0) {
+        coord_readyz(c, resp);
+        return;
+    }
     if (strcmp(p, "/metrics") != 0 && strcmp(p, "/healthz") != 0 && coord_not_leader(c, resp)) return;
     if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/heartbeat") == 0) coord_heartbeat(c, req, resp);
     else if (strcmp(m, "POST") == 0 && strcmp(p, "/v1/report") == 0) coord_report(c, req, resp);

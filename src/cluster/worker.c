@@ -87,7 +87,11 @@ typedef struct worker {
     double chaos_slow;      /* --chaos-slow, or what POST /v1/chaos set; 1: off */
     worker_attempt *attempts;
     uint64_t started, succeeded, failed, shuffle_bytes, shuffle_requests;
+    _Atomic uint64_t hb_ok_ms; /* when a heartbeat was last answered (time_mono_ms); 0: never */
 } worker;
+
+/* /readyz: ready while a heartbeat was answered this recently (longer than a leader change). */
+#define WORKER_READY_MS 10000
 
 extern char **environ;
 
@@ -233,9 +237,27 @@ static void worker_chaos(worker *w, const http_request *req, http_response *resp
     http_respond_json(resp, 200, "{\"slow\":%.15g}", f);
 }
 
+/* GET /readyz: 200 while the coordinator answers our heartbeats (a worker that cannot reach
+ * one gets no work), else 503. No token needed, no data given. */
+static void worker_readyz(worker *w, http_response *resp)
+{
+    uint64_t ok = atomic_load(&w->hb_ok_ms), now = time_mono_ms();
+    if (ok && now - ok < WORKER_READY_MS) http_respond_json(resp, 200, "{\"ready\":true}");
+    else http_respond_json(resp, 503, "{\"ready\":false,\"why\":\"no heartbeat answered lately\"}");
+}
+
 static void worker_http(void *arg, const http_request *req, http_response *resp)
 {
     worker *w = arg;
+    if (strcmp(req->path, "/readyz") == 0 && strcmp(req->method, "GET") == 0) {
+        worker_readyz(w, resp);
+        return;
+    }
+    if (!req->authorized) {
+        if (strcmp(req->path, "/healthz") == 0) http_respond_json(resp, 200, "{\"ok\":true}");
+        else http_respond_error(resp, 401, "missing or wrong bearer token");
+        return;
+    }
     if (strcmp(req->path, "/v1/chaos") == 0 && (strcmp(req->method, "GET") == 0 || strcmp(req->method, "POST") == 0))
         worker_chaos(w, req, resp);
     else if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/v1/shuffle") == 0) worker_shuffle(w, req, resp);
@@ -576,6 +598,7 @@ static int worker_heartbeat(worker *w, uint64_t *next_wait)
         if (w->epoch) log_info("coordinator epoch %" PRIu64 " (was %" PRIu64 ")", epoch, w->epoch);
         w->epoch = epoch;
     }
+    atomic_store(&w->hb_ok_ms, time_mono_ms());
     uint64_t hb = w->heartbeat_ms;
     if (wire_get_u64(resp, "heartbeat_ms", 600000, &hb, 0, &e) == 0 && hb > 0) w->heartbeat_ms = hb;
     *next_wait = 0;

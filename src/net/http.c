@@ -164,6 +164,7 @@ struct http_server {
  * only) through the body chunks to the last call, and freed by http_on_completed(). */
 struct http_upload {
     struct buf body;
+    int authorized;    /* the request carried the token */
     int too_large;     /* the body passed max_body: the rest is dropped and the answer is 413 */
     uint64_t drained;  /* bytes dropped after the overflow */
 };
@@ -244,14 +245,74 @@ static void http_remote(struct MHD_Connection *conn, char *out, size_t cap)
     snprintf(out, cap, "%s:%u", host, port);
 }
 
-/* Whether the request carries "Authorization: Bearer <our token>". */
+/* Whether the request carries "Authorization: Bearer <our token>", or the login cookie. */
 static int http_authorized(const http_server *s, struct MHD_Connection *conn)
 {
     const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!v || strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t')) return 0;
+    if (!v) {
+        const char *c = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, HTTP_TOKEN_COOKIE);
+        return c && http_token_equal(c, s->token);
+    }
+    if (strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t')) return 0;
     v += 6;
     while (*v == ' ' || *v == '\t') v++;
     return http_token_equal(v, s->token);
+}
+
+int http_public_path(const char *method, const char *path)
+{
+    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (get && (strcmp(path, "/") == 0 || strncmp(path, "/ui/", 4) == 0 || strcmp(path, "/healthz") == 0 ||
+                strcmp(path, "/readyz") == 0))
+        return 1;
+    return strcmp(method, "POST") == 0 && (strcmp(path, "/v1/login") == 0 || strcmp(path, "/v1/logout") == 0);
+}
+
+/* A cookie value may not hold these (RFC 6265's cookie-octet); such a token cannot log in. */
+static int http_cookie_safe(const char *v)
+{
+    for (; *v; v++)
+        if ((unsigned char)*v <= 0x20 || (unsigned char)*v >= 0x7f || strchr("\";,\\", *v)) return 0;
+    return 1;
+}
+
+/* POST /v1/login and /v1/logout: the browser's way to hold the token without ever putting it
+ * in a URL or in script-readable storage (HttpOnly), nor sending it cross-site (Strict). */
+static void http_login(const http_server *s, const char *path, const struct buf *body, const char *remote,
+                       http_response *resp)
+{
+    resp->headers[0].name = "Set-Cookie";
+    resp->nheaders = 1;
+    if (strcmp(path, "/v1/logout") == 0) {
+        snprintf(resp->headers[0].value, sizeof resp->headers[0].value,
+                 "%s=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", HTTP_TOKEN_COOKIE);
+        resp->status = 204;
+        return;
+    }
+    char tok[400];
+    size_t n = body->len;
+    while (n > 0 && (body->data[n - 1] == '\n' || body->data[n - 1] == '\r' || body->data[n - 1] == ' ')) n--;
+    int ok = n > 0 && n < sizeof tok;
+    if (ok) {
+        memcpy(tok, body->data, n);
+        tok[n] = 0;
+        ok = strlen(tok) == n && http_token_equal(tok, s->token);
+    }
+    if (!ok) {
+        log_warn("http: refused a login from %s: wrong token", remote);
+        resp->nheaders = 0;
+        http_respond_error(resp, 401, "wrong token");
+        return;
+    }
+    if (!http_cookie_safe(tok) ||
+        (size_t)snprintf(resp->headers[0].value, sizeof resp->headers[0].value,
+                         "%s=%s; Path=/; HttpOnly; SameSite=Strict", HTTP_TOKEN_COOKIE, tok) >=
+            sizeof resp->headers[0].value) {
+        resp->nheaders = 0;
+        http_respond_error(resp, 400, "this token cannot be kept in a cookie (too long, or characters a cookie cannot hold)");
+        return;
+    }
+    resp->status = 204;
 }
 
 /* Builds the response for a handler's file range. On any problem with the file the answer becomes
@@ -313,10 +374,14 @@ static enum MHD_Result http_dispatch(http_server *s, struct MHD_Connection *conn
         .body = up->body.data ? up->body.data : "",
         .body_len = up->body.len,
         .remote = remote,
+        .authorized = up->authorized,
         .conn = conn,
     };
     http_response resp = {0};
-    s->handler(s->arg, &req, &resp);
+    if (strcmp(method, "POST") == 0 && (strcmp(url, "/v1/login") == 0 || strcmp(url, "/v1/logout") == 0))
+        http_login(s, url, &up->body, remote, &resp);
+    else
+        s->handler(s->arg, &req, &resp);
 
     int status = resp.status;
     const char *ctype = resp.content_type;
@@ -355,7 +420,8 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, c
          * "100 Continue" or reads any body, so a refused client wastes no bandwidth. */
         up = xcalloc(1, sizeof *up);
         *con_cls = up;
-        if (!http_authorized(s, conn)) {
+        up->authorized = http_authorized(s, conn);
+        if (!up->authorized && !http_public_path(method, url)) {
             char remote[INET6_ADDRSTRLEN + 16];
             http_remote(conn, remote, sizeof remote);
             log_warn("http: refused %s %s from %s: missing or wrong bearer token (do the token "

@@ -1,10 +1,15 @@
 /* http.h - the HTTP/1.1 layer of the cluster: a token-checking server (libmicrohttpd) and a
  * small client (libcurl). Control messages are JSON bodies; shuffle data is streamed.
  *
- * Every request must carry `Authorization: Bearer <token>`; the server compares it in constant
- * time and answers 401 without calling the handler otherwise. Request bodies above the
- * server's cap get 413 without calling the handler. Handlers run on libmicrohttpd's threads
- * (thread-per-connection); they must not block for long.
+ * Every request must carry the token, as `Authorization: Bearer <token>` or, for a browser, as
+ * the cookie HTTP_TOKEN_COOKIE set by POST /v1/login; the server compares it in constant time
+ * and answers 401 without calling the handler otherwise. The exceptions, which carry no data
+ * and reach the handler with `authorized` 0, are the public paths: "/" and "/ui/..." (the
+ * status page's static files), GET /healthz and /readyz (probes), and the server's own
+ * POST /v1/login (body: the token; answers 204 with the cookie, HttpOnly and SameSite=Strict,
+ * or 401) and POST /v1/logout (clears it). Request bodies above the server's cap get 413
+ * without calling the handler. Handlers run on libmicrohttpd's threads (thread-per-connection);
+ * they must not block for long.
  */
 #ifndef TALLY_HTTP_H
 #define TALLY_HTTP_H
@@ -24,8 +29,14 @@ typedef struct http_request {
     const char *body;        /* NUL-terminated request body (may be empty, never NULL) */
     size_t body_len;
     const char *remote;      /* "127.0.0.1:53422" */
+    int authorized;          /* the request carried the token (always so outside public paths) */
     void *conn;              /* private: for http_request_query() */
 } http_request;
+
+/* The cookie a browser keeps the token in after POST /v1/login. */
+#define HTTP_TOKEN_COOKIE "tally_token"
+/* 1 for the paths served without the token (see above). */
+int http_public_path(const char *method, const char *path);
 
 /* Returns the value of query parameter `name`, or NULL. Valid during the handler call. */
 const char *http_request_query(const http_request *req, const char *name);
@@ -43,7 +54,7 @@ typedef struct http_response {
     /* Extra response headers (names and values without CR/LF), e.g. what a streamed file is. */
     struct {
         const char *name;
-        char value[40];
+        char value[512];
     } headers[4];
     int nheaders;
 } http_response;

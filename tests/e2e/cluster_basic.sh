@@ -148,12 +148,13 @@ bad_auth_headers() {
     case $1 in
     none) hdr=() ;;
     wrong) hdr=(-H "Authorization: Bearer wrong-$CL_TOKEN") ;;
+    cookie) hdr=(-H "Cookie: tally_token=wrong-$CL_TOKEN") ;;   # the status page's cookie, wrong
     short) hdr=(-H "Authorization: Bearer ${CL_TOKEN%?}") ;; # a prefix of the token
     long) hdr=(-H "Authorization: Bearer ${CL_TOKEN}x") ;;   # the token and more
     basic) hdr=(-H "Authorization: Basic $CL_TOKEN") ;;      # the secret, wrong scheme
     esac
 }
-AUTH_MODES="none wrong short long basic"
+AUTH_MODES="none wrong cookie short long basic"
 # expect_401 METHOD ADDRESS PATH [BODY]: the request, made with $hdr, is refused.
 expect_401() {
     local body=()
@@ -171,16 +172,26 @@ for auth in $AUTH_MODES; do
     expect_401 POST "$CL_COORD" /v1/heartbeat "$hb"
     expect_401 POST "$CL_COORD" /v1/report "$report"
     expect_401 GET "$CL_COORD" /metrics
-    expect_401 GET "$CL_COORD" /healthz
     expect_401 GET "$CL_COORD" /nowhere
+    expect_401 GET "$CL_COORD" /ui/nothing-here
     expect_401 GET "$waddr" /metrics
-    expect_401 GET "$waddr" /healthz
+    expect_401 GET "$waddr" /
     expect_401 GET "$waddr" "/v1/shuffle?job=$id&map=0&part=0"
 done
 echo "$n unauthenticated requests refused"
 assert_eq "$(cl_q 'sorted(x["id"] for x in d["jobs"])')" "$jobs_before" "jobs after refused requests"
 assert_eq "$(cl_q 'sorted(w)')" "$workers_before" "workers after refused requests"
 [ ! -e "$T/unauth" ] || fail "a refused submission created its output directory"
+
+step "the public paths answer without a token and give nothing away"
+# Probes and the status page's static files: no job, worker or token in any of them.
+for url in "$CL_COORD/healthz" "$CL_COORD/readyz" "$CL_COORD/" "$CL_COORD/ui/status.js" "$waddr/healthz" "$waddr/readyz"; do
+    code=$(curl -s -o "$T/curl.out" -w '%{http_code}' "http://$url") || true
+    assert_eq "$code" 200 "GET $url without a token"
+    ! grep -q -e "$id" -e w1 -e "$CL_TOKEN" "$T/curl.out" || fail "GET $url without a token shows cluster data"
+done
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary "wrong-$CL_TOKEN" "http://$CL_COORD/v1/login") || true
+assert_eq "$code" 401 "POST /v1/login with a wrong token"
 
 step "the same requests with the token work (else the 401s prove nothing)"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $CL_TOKEN" "http://$CL_COORD/v1/status")
