@@ -85,6 +85,7 @@ bench: all $(BENCHBIN)
 	./bench/ha.sh $(BUILD)
 	./bench/noisy.sh $(BUILD)
 	./bench/fair.sh $(BUILD)
+	./bench/scale.sh $(BUILD)
 
 bench-cluster: all
 	./bench/cluster.sh $(BUILD)
