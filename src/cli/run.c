@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/series.h"
@@ -456,16 +457,74 @@ typedef struct run_outcome {
     sched_summary sum;
 } run_outcome;
 
+/* What the iterations of one `tally run` share: the work dir and the executors in it. Only the
+ * first iteration pays for starting executor processes (each an exec of this binary with its
+ * libraries, and the describe that waits for it: a few ms of an iteration that takes a few
+ * tens); every iteration's job gets an id of its own, so the executors open and set up the job
+ * afresh for it, with its spec (its OUT under --keep-iterations) and a new setup() state, as a
+ * fresh process would. Each iteration's intermediate files go to a directory of its own in the
+ * work dir, removed when it ends. */
+typedef struct run_session {
+    claim work;
+    execpool *pool;
+    uint32_t slots;     /* executors in pool */
+    uint64_t runs;      /* jobs run so far: numbers their ids */
+} run_session;
+
+static void run_session_close(run_session *ss)
+{
+    if (ss->pool) {
+        execpool_close(ss->pool);
+        execpool_free(ss->pool);
+        ss->pool = NULL;
+    }
+    claim_release(&ss->work);
+}
+
+/* Makes sure ss has a work dir and at least `slots` executors. */
+static int run_session_ready(run_session *ss, const jobspec *spec, uint32_t slots, struct err *e)
+{
+    if (ss->pool && ss->slots >= slots) return 0;
+    if (ss->pool) {
+        /* A later iteration planned wider (its inputs grew): a bigger pool. */
+        execpool_close(ss->pool);
+        execpool_free(ss->pool);
+        ss->pool = NULL;
+    }
+    if (ss->work.fd < 0) {
+        /* Work dirs of runs that were killed, which had no chance to clean up, go first. */
+        int reaped = claim_reap_stale(run_work_parent(spec), "tally-job-");
+        if (reaped) log_info("removed %d work dir(s) of tally runs that are no longer running", reaped);
+        char *what = xasprintf("job=%s", spec->job);
+        char *owner = claim_owner_text(what);
+        free(what);
+        int rc = claim_fresh(&ss->work, run_work_parent(spec), "tally-job-", owner, e);
+        free(owner);
+        if (rc) {
+            err_prefix(e, "work dir: ");
+            return rc;
+        }
+    }
+    char exe[4096];
+    ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[exe_len > 0 ? exe_len : 0] = '\0';
+    if (exe_len <= 0) return err_set(e, -ENOENT, "cannot start executors: cannot find the tally binary");
+    int rc = execpool_new(&ss->pool, exe, ss->work.path, slots, log_level_name(), e);
+    if (rc) {
+        err_prefix(e, "cannot start executors: ");
+        return rc;
+    }
+    ss->slots = slots;
+    return 0;
+}
+
 /* Runs the job once, start to end, as `tally run` always has: expands, probes and plans the
- * inputs, claims spec->out and a fresh work dir, starts the executors, runs the tasks, then
- * commits or rolls back. An iteration run calls it once per iteration and so sets everything
- * up afresh: the inputs may have changed in between, and executors cannot be kept because
- * they cache the opened job under the one job id tally run gives every run, so a kept one
- * would go on with the first iteration's spec (its OUT, under --keep-iterations) and the
- * state its setup() made then. `check_out` is what the inputs must not overlap: all of OUT,
- * also when the iteration writes below it. Returns the exit code; *oc is filled as far as the
- * run got. */
-static int run_iteration(jobspec *spec, const char *check_out, int quiet, run_outcome *oc)
+ * inputs, claims spec->out, runs the tasks on the session's executors (started by the first
+ * iteration), then commits or rolls back. An iteration run calls it once per iteration and so
+ * plans everything afresh: the inputs may have changed in between. `check_out` is what the
+ * inputs must not overlap: all of OUT, also when the iteration writes below it. Returns the exit
+ * code; *oc is filled as far as the run got. */
+static int run_iteration(jobspec *spec, const char *check_out, int quiet, run_session *ss, run_outcome *oc)
 {
     struct err e = {0};
     execpool_job job = {0};
@@ -473,9 +532,8 @@ static int run_iteration(jobspec *spec, const char *check_out, int quiet, run_ou
     json_t *spec_json = NULL;
     input_set inputs = {0};
     output out = {.claim.fd = -1};
-    claim work = {.fd = -1};
     sched_job *sj = NULL;
-    char *owner = NULL;
+    char *owner = NULL, *run_dir = NULL, job_id[32] = "";
     int rc = CLI_USAGE, have_out = 0;
     uint64_t t_plan = time_mono_ns();
 
@@ -500,25 +558,22 @@ static int run_iteration(jobspec *spec, const char *check_out, int quiet, run_ou
               slots == 1 ? "" : "s");
 
     /* The work dir, and in it the executors: user code runs there, never in this process, so
-     * even a job whose setup() crashes only fails (work dirs of runs that were killed, which
-     * had no chance to clean up, go first). */
+     * even a job whose setup() crashes only fails. */
     rc = CLI_FAILED;
-    int reaped = claim_reap_stale(run_work_parent(spec), "tally-job-");
-    if (reaped) log_info("removed %d work dir(s) of tally runs that are no longer running", reaped);
+    if (run_session_ready(ss, spec, slots, &e) != 0) {
+        fprintf(stderr, "tally: %s\n", e.msg);
+        goto done;
+    }
+    pool = ss->pool;
+    snprintf(job_id, sizeof job_id, "local-%" PRIu64, ++ss->runs);
+    run_dir = xasprintf("%s/%s", ss->work.path, job_id);
+    if (mkdir(run_dir, 0700) != 0) {
+        fprintf(stderr, "tally: work dir: %s: %s\n", run_dir, strerror(errno));
+        goto done;
+    }
     char *what = xasprintf("job=%s", spec->job);
     owner = claim_owner_text(what);
     free(what);
-    if (claim_fresh(&work, run_work_parent(spec), "tally-job-", owner, &e) != 0) {
-        fprintf(stderr, "tally: work dir: %s\n", e.msg);
-        goto done;
-    }
-    char exe[4096];
-    ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[exe_len > 0 ? exe_len : 0] = '\0';
-    if (exe_len <= 0 || execpool_new(&pool, exe, work.path, slots, log_level_name(), &e) != 0) {
-        fprintf(stderr, "tally: cannot start executors: %s\n", exe_len <= 0 ? "cannot find the tally binary" : e.msg);
-        goto done;
-    }
     spec_json = wire_jobspec_encode(spec);
     /* setup() checks the job's arguments: a refusal is a usage error, before anything else. */
     int drc = execpool_describe(pool, spec_json, spec->job, &job, &e);
@@ -549,14 +604,15 @@ static int run_iteration(jobspec *spec, const char *check_out, int quiet, run_ou
     }
     have_out = 1;
     rc = CLI_FAILED;
-    log_debug("output %s claimed; work dir %s", spec->out, work.path);
+    log_debug("output %s claimed; work dir %s", spec->out, run_dir);
 
-    task_env env = {.spec = spec, .inputs = &inputs, .work_dir = work.path, .out_tmp = out.tmp};
+    task_env env = {.spec = spec, .inputs = &inputs, .work_dir = run_dir, .out_tmp = out.tmp};
     sj = sched_job_new((uint32_t)inputs.nsplits, spec->reduces, spec->max_attempts, time_wall_ms());
     sj->max_skipped_ratio = spec->max_skipped_ratio;
     run_progress prog = {.tty = !quiet && isatty(STDOUT_FILENO), .total_bytes = inputs.total_bytes};
     uint64_t t0 = time_mono_ns();
-    if (local_run(&env, pool, spec_json, sj, slots, &run_interrupted, run_show_progress, &prog, &e) != 0 && !sj->error)
+    if (local_run(&env, pool, job_id, spec_json, sj, slots, &run_interrupted, run_show_progress, &prog, &e) != 0 &&
+        !sj->error)
         sched_job_cancel(sj, e.msg, time_wall_ms());
     double secs = (double)(time_mono_ns() - t0) / 1e9;
     sched_job_summary(sj, &oc->sum);
@@ -593,11 +649,10 @@ static int run_iteration(jobspec *spec, const char *check_out, int quiet, run_ou
 done:
     if (have_out) output_abort(&out);
     output_free(&out);
-    if (pool) {
-        execpool_close(pool);
-        execpool_free(pool);
+    if (run_dir) {
+        fs_rmtree(run_dir);
+        free(run_dir);
     }
-    claim_release(&work);
     free(owner);
     execpool_job_free(&job);
     json_decref(spec_json);
@@ -629,6 +684,7 @@ int cli_run(int argc, char **argv)
     jobspec_init(&spec);
     run_flags flags = {0};
     series_results res = {.fd = -1};
+    run_session ss = {.work.fd = -1};
     char *base_out = NULL;
     int rc = CLI_USAGE, out_existed = 1;
 
@@ -686,7 +742,7 @@ int cli_run(int argc, char **argv)
         spec.out = series_out(&flags.series, base_out, i);
         spec.overwrite = overwrite || (i > 1 && !flags.series.keep);
         run_outcome oc;
-        rc = run_iteration(&spec, base_out, flags.quiet, &oc);
+        rc = run_iteration(&spec, base_out, flags.quiet, &ss, &oc);
         /* The file in a --results directory is named after the first plan, whatever became of
          * the iteration. */
         if (i == 1 && oc.planned && series_results_choose(&res, oc.maps, oc.reduces, n, oc.start_ms, &e) != 0) {
@@ -709,6 +765,7 @@ int cli_run(int argc, char **argv)
     }
 
 done:
+    run_session_close(&ss);
     series_results_close(&res);
     free(base_out);
     jobspec_free(&spec);

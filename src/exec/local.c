@@ -27,8 +27,6 @@
 #include "common/log.h"
 #include "data/output.h"
 
-#define LOCAL_JOB_ID "local"
-
 typedef struct local_item {
     uint32_t attempt;
     sched_phase phase;
@@ -106,7 +104,8 @@ static void local_kill_running(local_pool *p)
 }
 
 /* What the driver does with a finished attempt's result. */
-static void local_finish(const task_env *env, sched_job *job, local_item *it, uint64_t *maps_bytes_done)
+static void local_finish(const task_env *env, const char *job_id, sched_job *job, local_item *it,
+                         uint64_t *maps_bytes_done)
 {
     uint64_t now = time_wall_ms();
     char ctxs[64];
@@ -125,7 +124,7 @@ static void local_finish(const task_env *env, sched_job *job, local_item *it, ui
         r.error = e.msg;
     }
     if (r.ok && it->phase == SCHED_REDUCE &&
-        output_commit_task(env->spec->out, LOCAL_JOB_ID, it->attempt, it->index, &e) != 0) {
+        output_commit_task(env->spec->out, job_id, it->attempt, it->index, &e) != 0) {
         r.ok = 0;
         r.error = e.msg;
     }
@@ -149,8 +148,8 @@ static void local_item_free(local_item *it)
     free(it);
 }
 
-int local_run(const task_env *env, execpool *exec, const json_t *spec, sched_job *job, uint32_t slots,
-              volatile sig_atomic_t *interrupted, local_progress_fn progress, void *arg, struct err *e)
+int local_run(const task_env *env, execpool *exec, const char *job_id, const json_t *spec, sched_job *job,
+              uint32_t slots, volatile sig_atomic_t *interrupted, local_progress_fn progress, void *arg, struct err *e)
 {
     if (slots == 0) slots = 1;
     int rc = 0;
@@ -187,7 +186,7 @@ int local_run(const task_env *env, execpool *exec, const json_t *spec, sched_job
             it->attempt = (uint32_t)id;
             it->phase = t->phase;
             it->index = t->index;
-            it->assignment = wire_task_encode(LOCAL_JOB_ID, job, (uint32_t)id, spec, env->inputs);
+            it->assignment = wire_task_encode(job_id, job, (uint32_t)id, spec, env->inputs);
             json_object_set_new(it->assignment, "work_dir", json_string(env->work_dir));
             if (t->phase == SCHED_REDUCE) {
                 json_object_set_new(it->assignment, "map_dir", json_string(env->work_dir));
@@ -220,7 +219,7 @@ int local_run(const task_env *env, execpool *exec, const json_t *spec, sched_job
                 }
             }
             running--;
-            local_finish(env, job, it, &maps_bytes_done);
+            local_finish(env, job_id, job, it, &maps_bytes_done);
             local_item_free(it);
         }
         if (interrupted && *interrupted && !sched_job_done(job))

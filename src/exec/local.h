@@ -25,10 +25,11 @@ typedef void (*local_progress_fn)(void *arg, const local_status *st, int final);
 
 /* Runs `job` to a terminal state, at most `slots` attempts at once on the executors of `exec`
  * (at least `slots` of them; the caller owns the pool), `spec` being the job spec as the
- * executors take it (wire_jobspec_encode). `interrupted` (may be NULL) is polled: when it
+ * executors take it (wire_jobspec_encode) and `job_id` the id they know the job by: executors
+ * keep a job opened while the id stays the same, so each run on a kept pool needs its own. `interrupted` (may be NULL) is polled: when it
  * becomes non-zero the job is cancelled and running attempts are killed. Returns 0 when the
  * loop ran to the end (check job->state), or a negative code on an internal error. */
-int local_run(const task_env *env, struct execpool *exec, const json_t *spec, sched_job *job, uint32_t slots,
-              volatile sig_atomic_t *interrupted, local_progress_fn progress, void *arg, struct err *e);
+int local_run(const task_env *env, struct execpool *exec, const char *job_id, const json_t *spec, sched_job *job,
+              uint32_t slots, volatile sig_atomic_t *interrupted, local_progress_fn progress, void *arg, struct err *e);
 
 #endif
