@@ -46,6 +46,9 @@
 #define COORD_KEEP_FINISHED 200
 #define COORD_MAX_BODY (4u << 20)
 #define COORD_DESCRIBE_MS 30000 /* longest a job's setup() may take before its submit fails */
+/* Map outputs a job may have held inline (coord_inline) at once, in base64 bytes: beyond it,
+ * its reducers fetch the rest from the workers as usual. */
+#define COORD_INLINE_JOB_MAX (8u << 20)
 
 typedef enum coord_worker_state { COORD_WORKER_ALIVE, COORD_WORKER_DEAD } coord_worker_state;
 
@@ -59,6 +62,16 @@ typedef struct coord_worker {
     uint64_t last_answered;   /* monotonic ms when its last heartbeat was answered */
     uint64_t heartbeats;      /* heartbeats received: numbers the answers that carry attempts */
 } coord_worker;
+
+/* A map's committed output as its report carried it (--inline-map-output): handed to the
+ * reducers in their assignments, so that they fetch nothing, and kept when the map's worker
+ * is lost (the output is not lost with it). Not journaled: a coordinator that takes over has
+ * none, and its reducers fetch from the workers. */
+typedef struct coord_inline {
+    int64_t attempt;          /* the map attempt it is the output of; -1: none */
+    json_t *parts;            /* [{"data","crc","records"}] per partition (wire_report.output) */
+    uint64_t bytes;
+} coord_inline;
 
 typedef struct coord_job {
     char id[40];
@@ -79,6 +92,8 @@ typedef struct coord_job {
     uint64_t sig;             /* the job without its OUT (hash): runs of "the same job" share history */
     double weight;            /* its share of the slots against the other running jobs (fair sharing) */
     uint64_t exhausted;       /* coord_fair_one(): the assignment round that found nothing to run */
+    coord_inline *inl;        /* per map, or NULL while none was held */
+    uint64_t inl_bytes;
     struct coord_job *next;
 } coord_job;
 
@@ -127,6 +142,8 @@ typedef struct coord {
     uint64_t check_ms, last_check;          /* the slow rule runs this often (and at every job end) */
     uint64_t spec_launched[3], spec_won[3], spec_lost[3], probes; /* [sched_copy] */
     uint64_t assign_round;
+    uint64_t inline_max;                    /* --inline-map-output: 0 off */
+    uint64_t inline_held, inline_over, inline_kept; /* metrics: held, over the budget, kept on a loss */
 } coord;
 
 static volatile sig_atomic_t coord_stop;
@@ -388,6 +405,7 @@ static void coord_record_worker(coord *c, const coord_worker *w)
 }
 
 static void coord_job_check(coord *c, coord_job *j);
+static const coord_inline *coord_inline_of(const coord_job *j, uint32_t m);
 
 /* Everything `w` held is gone: its running attempts are killed and its committed map outputs
  * are lost for every job that still needs them. */
@@ -410,6 +428,13 @@ static void coord_worker_lost(coord *c, coord_worker *w, const char *why)
             for (uint32_t m = 0; m < j->sj->nmaps; m++) {
                 sched_task *t = &j->sj->tasks[m];
                 if (t->committed >= 0 && strcmp(j->sj->attempts[t->committed].worker, w->name) == 0) {
+                    if (coord_inline_of(j, m)) {
+                        /* Its output came with its report: the reducers get it from here. */
+                        c->inline_kept++;
+                        log_info("job=%s task=m%05u: worker %s lost (%s); its output is held here, not re-run", j->id,
+                                 m, w->name, why);
+                        continue;
+                    }
                     log_warn("job=%s task=m%05u: output lost with worker %s (%s); re-running", j->id, m, w->name, why);
                     coord_event(c, j, json_pack("{s:s, s:i}", "t", "lost", "m", (int)m));
                 }
@@ -428,8 +453,47 @@ static coord_job *coord_find_job(coord *c, const char *id)
     return NULL;
 }
 
+/* The inline output of map m, if the coordinator holds that of its committed attempt. */
+static const coord_inline *coord_inline_of(const coord_job *j, uint32_t m)
+{
+    const sched_task *t = &j->sj->tasks[m];
+    if (!j->inl || t->committed < 0 || j->inl[m].attempt != t->committed) return NULL;
+    return &j->inl[m];
+}
+
+static void coord_inline_drop(coord_job *j)
+{
+    for (uint32_t m = 0; j->inl && m < j->sj->nmaps; m++) json_decref(j->inl[m].parts);
+    free(j->inl);
+    j->inl = NULL;
+    j->inl_bytes = 0;
+}
+
+/* Keeps map attempt a's reported output (its report's "output"), within the job's budget. */
+static void coord_inline_keep(coord *c, coord_job *j, const sched_attempt *a, json_t *parts, uint64_t bytes)
+{
+    uint32_t m = j->sj->tasks[a->task].index;
+    if (json_array_size(parts) != j->sj->nreduces) return; /* not an output of this job's shape */
+    if (!j->inl) {
+        j->inl = xcalloc(j->sj->nmaps, sizeof *j->inl);
+        for (uint32_t k = 0; k < j->sj->nmaps; k++) j->inl[k].attempt = -1;
+    }
+    coord_inline *x = &j->inl[m];
+    j->inl_bytes -= x->bytes;
+    json_decref(x->parts);
+    *x = (coord_inline){.attempt = -1};
+    if (j->inl_bytes + bytes > COORD_INLINE_JOB_MAX) {
+        c->inline_over++;
+        return;
+    }
+    *x = (coord_inline){.attempt = a->id, .parts = json_incref(parts), .bytes = bytes};
+    j->inl_bytes += bytes;
+    c->inline_held++;
+}
+
 static void coord_job_free(coord_job *j)
 {
+    coord_inline_drop(j);
     output_free(&j->out);
     input_set_free(&j->inputs);
     sched_job_free(j->sj);
@@ -463,6 +527,7 @@ static void coord_trim_history(coord *c)
 static void coord_job_ended(coord *c, coord_job *j)
 {
     j->finished = 1;
+    coord_inline_drop(j);
     for (size_t i = 0; i < j->sj->nattempts; i++) coord_count_attempt(c, j, (uint32_t)i);
     j->version++;
     pthread_cond_broadcast(&c->job_cv);
@@ -511,14 +576,17 @@ static void coord_job_check(coord *c, coord_job *j)
 }
 
 /* Where every map's committed output is: [{"index","address","attempt"}] (wire_maps_decode). */
-static json_t *coord_maps_json(coord *c, const coord_job *j)
+static json_t *coord_maps_json(coord *c, const coord_job *j, int64_t part)
 {
     json_t *maps = json_array();
     for (uint32_t m = 0; m < j->sj->nmaps; m++) {
         const sched_task *mt = &j->sj->tasks[m];
         const coord_worker *w = mt->committed >= 0 ? coord_find_worker(c, j->sj->attempts[mt->committed].worker) : NULL;
-        json_array_append_new(maps, json_pack("{s:i, s:s, s:I}", "index", (int)m, "address", w ? w->address : "",
-                                              "attempt", (json_int_t)(w ? mt->committed : -1)));
+        json_t *o = json_pack("{s:i, s:s, s:I}", "index", (int)m, "address", w ? w->address : "", "attempt",
+                              (json_int_t)(w ? mt->committed : -1));
+        const coord_inline *x = part >= 0 && w ? coord_inline_of(j, m) : NULL;
+        if (x) json_object_set(o, "segment", json_array_get(x->parts, (size_t)part));
+        json_array_append_new(maps, o);
     }
     return maps;
 }
@@ -526,8 +594,9 @@ static json_t *coord_maps_json(coord *c, const coord_job *j)
 static json_t *coord_task_json(coord *c, coord_job *j, uint32_t id)
 {
     json_t *o = wire_task_encode(j->id, j->sj, id, j->spec_json, &j->inputs);
-    if (j->sj->tasks[j->sj->attempts[id].task].phase == SCHED_REDUCE)
-        json_object_set_new(o, "maps", coord_maps_json(c, j));
+    const sched_task *t = &j->sj->tasks[j->sj->attempts[id].task];
+    if (t->phase == SCHED_REDUCE) json_object_set_new(o, "maps", coord_maps_json(c, j, t->index));
+    else if (c->inline_max) json_object_set_new(o, "inline_max", json_integer((json_int_t)c->inline_max));
     return o;
 }
 
@@ -884,6 +953,8 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
         } else if (ok) {
             coord_event(c, j, okrec);
             okrec = NULL;
+            if (t->phase == SCHED_MAP && rep.output && t->committed == (int64_t)a->id)
+                coord_inline_keep(c, j, a, rep.output, rep.output_bytes);
         } else if (rep.fetch_failed_map >= 0) {
             /* The reducer reported each failure as it happened (/v1/fetch-failure, which re-ran
              * the map) and has now given up: its failure counts, so a reducer that cannot fetch
@@ -970,7 +1041,7 @@ static void coord_maps(coord *c, const char *id, http_response *resp)
         http_respond_error(resp, 404, "no such job");
         return;
     }
-    json_t *o = json_pack("{s:b, s:o}", "running", !sched_job_done(j->sj), "maps", coord_maps_json(c, j));
+    json_t *o = json_pack("{s:b, s:o}", "running", !sched_job_done(j->sj), "maps", coord_maps_json(c, j, -1));
     pthread_mutex_unlock(&c->lock);
     resp->status = 200;
     resp->body = wire_dump(o);
@@ -1293,6 +1364,12 @@ static void coord_metrics(coord *c, http_response *resp)
     buf_appendf(&b, "# HELP tally_shuffle_fetch_failures_total Reducer reports of map outputs they could not fetch.\n"
                     "# TYPE tally_shuffle_fetch_failures_total counter\ntally_shuffle_fetch_failures_total %" PRIu64 "\n",
                 c->fetch_failures);
+    buf_appendf(&b, "# HELP tally_map_outputs_inline_total Map outputs that came with their reports (--inline-map-output), "
+                    "by what became of them.\n# TYPE tally_map_outputs_inline_total counter\n"
+                    "tally_map_outputs_inline_total{event=\"held\"} %" PRIu64 "\n"
+                    "tally_map_outputs_inline_total{event=\"over_budget\"} %" PRIu64 "\n"
+                    "tally_map_outputs_inline_total{event=\"kept_on_loss\"} %" PRIu64 "\n",
+                c->inline_held, c->inline_over, c->inline_kept);
     buf_appendf(&b, "# HELP tally_shuffle_bytes_total Bytes shuffled by succeeded jobs.\n# TYPE tally_shuffle_bytes_total counter\n"
                     "tally_shuffle_bytes_total %" PRId64 "\n", c->shuffle_bytes);
     buf_appendf(&b, "# HELP tally_records_total Records read and written by succeeded jobs.\n# TYPE tally_records_total counter\n"
@@ -1739,7 +1816,7 @@ static void coord_tick(coord *c)
 static const char *coord_o_listen, *coord_o_token, *coord_o_hb, *coord_o_timeout, *coord_o_log, *coord_o_state,
     *coord_o_zk, *coord_o_adv, *coord_o_session, *coord_o_spec, *coord_o_spec_cap, *coord_o_spec_factor,
     *coord_o_spec_min, *coord_o_prob, *coord_o_slow_factor, *coord_o_slow_checks, *coord_o_slow_window,
-    *coord_o_slow_check_ms, *coord_o_prob_ms, *coord_o_probe_ms, *coord_o_slow_floor;
+    *coord_o_slow_check_ms, *coord_o_prob_ms, *coord_o_probe_ms, *coord_o_slow_floor, *coord_o_inline;
 
 static const cli_opt coord_opts[] = {
     {"listen", 0, "HOST:PORT", "TALLY_LISTEN", "127.0.0.1:7070", "address to serve the API on", &coord_o_listen},
@@ -1781,6 +1858,9 @@ static const cli_opt coord_opts[] = {
      "shortest probation; it ends after 3 probes in a row that were not slow", &coord_o_prob_ms},
     {"probe-every-ms", 0, "MS", "TALLY_PROBE_EVERY_MS", "500", "a worker on probation gets one probe attempt this often",
      &coord_o_probe_ms},
+    {"inline-map-output", 0, "SIZE", "TALLY_INLINE_MAP_OUTPUT", "64K",
+     "a map output of at most SIZE comes with the map's report and goes to the reducers in their "
+     "assignments, not through the shuffle (0: off; at most 1M)", &coord_o_inline},
     {"log-level", 0, "LEVEL", "TALLY_LOG_LEVEL", "info", "debug, info, warn, error", &coord_o_log},
 };
 
@@ -1846,6 +1926,8 @@ int coord_main(int argc, char **argv)
         rc = err_set(&e, -EINVAL, "--heartbeat-ms and --worker-timeout-ms take milliseconds");
     if (rc == 0 && (!colon || (size_t)(colon - coord_o_listen) >= sizeof host || util_parse_u64(colon + 1, 0, 65535, &port)))
         rc = err_set(&e, -EINVAL, "--listen: expected HOST:PORT");
+    if (rc == 0 && (util_parse_size(coord_o_inline, &c->inline_max) || c->inline_max > WIRE_INLINE_MAX))
+        rc = err_set(&e, -EINVAL, "--inline-map-output: expected a size from 0 to 1M, got '%s'", coord_o_inline);
     if (rc == 0) rc = coord_parse_tail(c, &e);
     free(pos);
     if (rc) {

@@ -202,6 +202,7 @@ static int taskproc_refetch_wait(const taskproc_peer *p, wire_map_loc *loc, cons
         json_decref(o);
         if (rc == 0 && locs[loc->index].attempt >= 0 && locs[loc->index].attempt != loc->attempt) {
             *loc = locs[loc->index];
+            loc->data = NULL; /* fetched from where it now is (its JSON is freed above) */
             free(locs);
             return 0;
         }
@@ -212,18 +213,57 @@ static int taskproc_refetch_wait(const taskproc_peer *p, wire_map_loc *loc, cons
     }
 }
 
-/* Fetches partition `part` of every map output into dir. A map output that cannot be fetched
- * is reported and fetched again once the coordinator has re-run the map: what was fetched
- * already is kept (the reducer goes on rather than starting over). After too many failures,
- * *failed_map names the map and the attempt fails. */
+/* Writes the segments that came inline with the assignment (wire_map_loc.data) back to back
+ * into one file in dir, and points their segs at it: no request, and one file however many
+ * maps. A failure here is the reducer's own (local). */
+static int taskproc_inline_segments(const wire_map_loc *locs, size_t n, const char *dir, task_segment *segs,
+                                    uint64_t *records, struct err *e)
+{
+    size_t have = 0;
+    for (size_t i = 0; i < n; i++) have += locs[i].data != NULL;
+    if (have == 0) return 0;
+    char *path = xasprintf("%s/inline.seg", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), rc = 0;
+    if (fd < 0) rc = err_set(e, -errno, "%s: %s", path, strerror(errno));
+    uint64_t off = 0;
+    struct buf b = {0};
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!locs[i].data) continue;
+        b.len = 0;
+        if (buf_append_unbase64(&b, locs[i].data, locs[i].data_len) != 0) {
+            rc = err_set(e, -EPROTO, "map %u: the segment in the assignment is not base64", locs[i].index);
+            break;
+        }
+        if (b.len && (rc = ifile_write_all(fd, b.data, b.len)) != 0) {
+            err_set(e, rc, "%s: %s", path, strerror(-rc));
+            break;
+        }
+        free(segs[i].path);
+        segs[i] = (task_segment){.path = xstrdup(path), .offset = off, .length = b.len, .crc = locs[i].crc};
+        *records += locs[i].records;
+        off += b.len;
+    }
+    buf_free(&b);
+    if (fd >= 0 && close(fd) != 0 && rc == 0) rc = err_set(e, -errno, "%s: %s", path, strerror(errno));
+    free(path);
+    return rc;
+}
+
+/* Fetches partition `part` of every map output into dir, but those that came inline. A map
+ * output that cannot be fetched is reported and fetched again once the coordinator has re-run
+ * the map: what was fetched already is kept (the reducer goes on rather than starting over).
+ * After too many failures, *failed_map names the map and the attempt fails. */
 static int taskproc_fetch(const taskproc_peer *p, wire_map_loc *locs, size_t n, uint32_t part, const char *dir,
                           task_segment *segs, uint64_t *records, task_live *live, task_pace *pace,
                           int64_t *failed_map, struct err *e)
 {
+    int rc = taskproc_inline_segments(locs, n, dir, segs, records, e);
+    if (rc) return rc;
     for (size_t i = 0; i < n; i++) {
+        if (locs[i].data) continue;
         char *dest = xasprintf("%s/map-%05u.seg", dir, locs[i].index);
         uint32_t failures = 0, tries_here = 0;
-        int rc, local = 0;
+        int local = 0;
         while ((rc = taskproc_fetch_one(p, &locs[i], part, dest, &segs[i], records, &local, e)) != 0) {
             log_warn("%s", e->msg);
             if (local) break;
@@ -247,7 +287,56 @@ static int taskproc_fetch(const taskproc_peer *p, wire_map_loc *locs, size_t n, 
         if (live) task_live_publish(live, 0.5 * (double)(i + 1) / (double)n, NULL);
         task_pace_check(pace, 0);
     }
+    if (live) task_live_publish(live, 0.5, NULL);
+    task_pace_check(pace, 0);
     return 0;
+}
+
+/* ---- Small map outputs travel with the report -------------------------------------------- */
+
+/* The committed map output at `path` as the result's "output" (one {"data","crc","records"} per
+ * partition, docs/protocol.md), if the whole file is at most `max` bytes; else NULL, and the
+ * reducers fetch it from the worker as usual. The file stays: the worker serves it to any
+ * reducer whose assignment comes without the segment (a coordinator that took over, or one
+ * over its budget). */
+static json_t *taskproc_inline_output(const char *path, uint64_t max)
+{
+    struct stat st;
+    if (max == 0 || stat(path, &st) != 0 || (uint64_t)st.st_size > max) return NULL;
+    ifile_part *parts = NULL;
+    uint32_t np = 0;
+    int iv;
+    struct err e = {0};
+    if (ifile_read_index(path, &parts, &np, &iv, &e) != 0) return NULL;
+    json_t *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *bytes = xmalloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (fd >= 0 && got < (size_t)st.st_size) {
+        ssize_t k = pread(fd, bytes + got, (size_t)st.st_size - got, (off_t)got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    if (fd >= 0 && got == (size_t)st.st_size) {
+        out = json_array();
+        for (uint32_t p = 0; p < np && out; p++) {
+            if (parts[p].offset > got || parts[p].length > got - parts[p].offset) {
+                json_decref(out); /* an index that does not fit the file: let the shuffle say so */
+                out = NULL;
+                break;
+            }
+            struct buf b = {0};
+            buf_append_base64(&b, bytes + parts[p].offset, (size_t)parts[p].length);
+            json_array_append_new(out, json_pack("{s:s, s:I, s:I}", "data", b.data, "crc", (json_int_t)parts[p].crc,
+                                                 "records", (json_int_t)parts[p].records));
+            buf_free(&b);
+        }
+    }
+    if (fd >= 0) close(fd);
+    free(bytes);
+    free(parts);
+    return out;
 }
 
 /* ---- One attempt ------------------------------------------------------------------------- */
@@ -300,7 +389,8 @@ static json_t *taskproc_run(taskproc_cache *cache, json_t *a, task_live *live)
     int rc = 0;
     const char *jobid, *phase, *work_dir, *map_dir = NULL;
     taskproc_peer peer = {0};
-    uint64_t index = 0;
+    uint64_t index = 0, inline_max = 0;
+    json_t *inline_out = NULL;
     /* From here on the attempt's time is work that --chaos-slow multiplies: loading the job
      * and fetching map outputs included. */
     task_pace pace;
@@ -314,7 +404,8 @@ static json_t *taskproc_run(taskproc_cache *cache, json_t *a, task_live *live)
         (rc = wire_get_str(a, "incarnation", &peer.incarnation, 0, &e)) ||
         (rc = wire_get_str(a, "map_dir", &map_dir, 0, &e)) ||
         (rc = wire_get_u64(a, "attempt", UINT32_MAX, &peer.attempt, 1, &e)) ||
-        (rc = wire_get_u64(a, "index", 1000000, &index, 1, &e)))
+        (rc = wire_get_u64(a, "index", 1000000, &index, 1, &e)) ||
+        (rc = wire_get_u64(a, "inline_max", WIRE_INLINE_MAX, &inline_max, 0, &e)))
         goto done;
     peer.job = jobid;
     char logctx[192];
@@ -344,6 +435,11 @@ static json_t *taskproc_run(taskproc_cache *cache, json_t *a, task_live *live)
         env.skip = skips;
         rc = task_run_map(&env, &split.splits[0], (uint32_t)index, (uint32_t)peer.attempt, NULL, &cache->mb, &res);
         if (rc) e = res.err;
+        if (rc == 0 && inline_max) {
+            char *path = task_map_output_path(&env, (uint32_t)index);
+            inline_out = taskproc_inline_output(path, inline_max);
+            free(path);
+        }
     } else if (map_dir) {
         uint64_t nmaps = 0;
         if ((rc = wire_get_u64(a, "nmaps", 1000000, &nmaps, 1, &e))) goto done;
@@ -402,6 +498,8 @@ done:
     json_t *r = json_pack("{s:b, s:s, s:b, s:o}", "ok", rc == 0, "error", rc ? e.msg : "", "fatal", res.fatal,
                           "counters", wire_counters_encode(&res.counters));
     if (failed_map >= 0) json_object_set_new(r, "fetch_failed_map", json_integer(failed_map));
+    if (inline_out && rc == 0) json_object_set_new(r, "output", inline_out);
+    else json_decref(inline_out);
     if (res.skip_note[0]) json_object_set_new(r, "skip_example", json_string(res.skip_note));
     task_result_free(&res);
     input_set_free(&split);

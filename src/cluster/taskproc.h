@@ -7,14 +7,15 @@
  * worker closes its end (or dies: a watchdog thread sees the hang-up even mid-task).
  *
  * Assignment: {"job","attempt","phase":"map"|"reduce","index","spec":{...},"work_dir",
- *              "split":{...},"skip":[...] (map) |
- *              "maps":[{"index","address","attempt"}] + "token","coordinator","worker",
- *              "incarnation" (a cluster reduce: fetches from workers) |
+ *              "split":{...},"skip":[...],"inline_max"? (map) |
+ *              "maps":[{"index","address","attempt","segment"?}] + "token","coordinator","worker",
+ *              "incarnation" (a cluster reduce: fetches from workers what came without a segment) |
  *              "map_dir","nmaps" (a `tally run` reduce: map outputs are local files)}
  *             or {"phase":"describe","spec":{...}}: load the job and run its setup() only (for the
  *             coordinator, which never runs user code itself): {"ok","error","name","flags",
  *             "columns","required":[{"name","hint"}]}
- * Result:     {"ok":bool,"error","fatal":bool,"counters":{...},"fetch_failed_map":N}; a reduce
+ * Result:     {"ok":bool,"error","fatal":bool,"counters":{...},"fetch_failed_map":N,"output"?: a map's
+ *             output of at most inline_max bytes, [{"data","crc","records"}] per partition}; a reduce
  *             leaves its part file in OUT/_temporary/JOB.aN/ for the driver's task commit.
  */
 #ifndef TALLY_TASKPROC_H

@@ -242,6 +242,28 @@ int wire_split_decode(const json_t *j, input_set *out, struct err *e)
     return rc;
 }
 
+/* One inline segment {"data","crc","records"}: data must be base64 of at most WIRE_INLINE_MAX
+ * bytes (its characters are checked when it is decoded; a bad segment fails its CRC anyway). */
+static int wire_segment_decode(const json_t *seg, const char **data, size_t *len, uint32_t *crc, uint64_t *records,
+                               struct err *e)
+{
+    uint64_t c = 0, r = 0;
+    const char *d = NULL;
+    int rc;
+    if (!json_is_object(seg)) return err_set(e, -EINVAL, "must be an object");
+    if ((rc = wire_get_str(seg, "data", &d, 1, e)) || (rc = wire_get_u64(seg, "crc", UINT32_MAX, &c, 1, e)) ||
+        (rc = wire_get_u64(seg, "records", UINT64_MAX >> 1, &r, 1, e)))
+        return rc;
+    size_t n = json_string_length(json_object_get(seg, "data"));
+    if (n % 4 || n / 4 * 3 > WIRE_INLINE_MAX + 2)
+        return err_set(e, -EINVAL, "field 'data' must be base64 of at most %u bytes", WIRE_INLINE_MAX);
+    *data = d;
+    *len = n;
+    *crc = (uint32_t)c;
+    *records = r;
+    return 0;
+}
+
 int wire_maps_decode(const json_t *arr, wire_map_loc **out, size_t *n, struct err *e)
 {
     *out = NULL;
@@ -273,6 +295,12 @@ int wire_maps_decode(const json_t *arr, wire_map_loc **out, size_t *n, struct er
         locs[index].index = (uint32_t)index;
         locs[index].attempt = att ? json_integer_value(att) : -1;
         snprintf(locs[index].address, sizeof locs[index].address, "%s", addr);
+        json_t *seg = json_object_get(m, "segment");
+        if (seg && (rc = wire_segment_decode(seg, &locs[index].data, &locs[index].data_len, &locs[index].crc,
+                                             &locs[index].records, e)) != 0) {
+            err_prefix(e, "maps[%zu]: segment: ", i);
+            break;
+        }
     }
     free(seen);
     if (rc) {
@@ -443,6 +471,29 @@ int wire_result_decode(const json_t *res, wire_report *r, struct err *e)
         ((rc = wire_get_str(crash, "file", &r->crash_file, 1, e)) ||
          (rc = wire_get_u64(crash, "offset", UINT64_MAX >> 1, &r->crash_offset, 1, e))))
         err_prefix(e, "crash: ");
+    json_t *output = json_object_get(res, "output");
+    if (rc == 0 && output) {
+        size_t i;
+        json_t *seg;
+        uint64_t bytes = 0;
+        if (!json_is_array(output) || json_array_size(output) > 100000)
+            rc = err_set(e, -EINVAL, "field 'output' must be an array of at most 100000 segments");
+        json_array_foreach(output, i, seg) {
+            const char *d;
+            size_t n;
+            uint32_t c;
+            uint64_t recs;
+            if (rc) break;
+            if ((rc = wire_segment_decode(seg, &d, &n, &c, &recs, e)) != 0) err_prefix(e, "output[%zu]: ", i);
+            bytes += n;
+        }
+        if (rc == 0 && bytes / 4 * 3 > WIRE_INLINE_MAX + 2 * json_array_size(output))
+            rc = err_set(e, -EINVAL, "field 'output' holds more than %u bytes", WIRE_INLINE_MAX);
+        if (rc == 0) {
+            r->output = output;
+            r->output_bytes = bytes;
+        }
+    }
     r->ok = json_is_true(json_object_get(res, "ok"));
     r->fatal = json_is_true(json_object_get(res, "fatal"));
     if (!r->error) r->error = "";

@@ -35,12 +35,21 @@ json_t *wire_task_encode(const char *job_id, const sched_job *sj, uint32_t attem
 
 /* Where each map's committed output is, as handed to a reducer and answered by
  * GET /v1/jobs/ID/maps: [{"index","address","attempt"}], attempt -1 (address "") while the
- * map has no committed output. */
+ * map has no committed output. In a reduce assignment an entry may also carry the reducer's
+ * segment of that output itself, "segment":{"data" (base64),"crc","records"}, when the map
+ * reported it (a small output, see WIRE_INLINE_MAX): the reducer then fetches nothing. */
 typedef struct wire_map_loc {
     uint32_t index;
     int64_t attempt;
     char address[160];   /* host:port of the worker serving it */
+    const char *data;    /* the segment in base64 (points into the decoded JSON), or NULL */
+    size_t data_len;
+    uint32_t crc;
+    uint64_t records;
 } wire_map_loc;
+
+/* The largest map output (all its partitions) a coordinator may take inline in a report. */
+#define WIRE_INLINE_MAX (1u << 20)
 
 /* Decodes the array into n entries indexed by map number (every index 0..n-1 exactly once). */
 int wire_maps_decode(const json_t *arr, wire_map_loc **out, size_t *n, struct err *e);
@@ -93,6 +102,10 @@ typedef struct wire_report {
     const char *skip_example; /* NULL, or the first record the attempt skipped and why */
     const char *crash_file;   /* NULL, or the record a crashed map attempt was on */
     uint64_t crash_offset;
+    /* NULL, or a successful map's output itself, one entry per partition in order:
+     * [{"data" (base64),"crc","records"}], at most WIRE_INLINE_MAX bytes in all (checked). */
+    json_t *output;
+    uint64_t output_bytes;    /* its size in base64 */
     json_t *root;
 } wire_report;
 

@@ -256,3 +256,59 @@ void buf_append_csv_field(struct buf *b, const char *s)
     }
     buf_putc(b, '"');
 }
+
+static const char util_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void buf_append_base64(struct buf *b, const void *p, size_t n)
+{
+    const unsigned char *in = p;
+    buf_reserve(b, (n + 2) / 3 * 4 + 1);
+    char *o = b->data + b->len;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *o++ = util_b64[v >> 18];
+        *o++ = util_b64[(v >> 12) & 63];
+        *o++ = util_b64[(v >> 6) & 63];
+        *o++ = util_b64[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+        *o++ = util_b64[v >> 18];
+        *o++ = util_b64[(v >> 12) & 63];
+        *o++ = i + 1 < n ? util_b64[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    *o = '\0';
+    b->len = (size_t)(o - b->data);
+}
+
+static int util_b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+int buf_append_unbase64(struct buf *b, const char *s, size_t n)
+{
+    if (n % 4) return -EINVAL;
+    buf_reserve(b, n / 4 * 3 + 1);
+    for (size_t i = 0; i < n; i += 4) {
+        int last = i + 4 == n;
+        int pad = last ? (s[i + 3] == '=') + (s[i + 2] == '=' && s[i + 3] == '=') : 0;
+        int v[4];
+        for (int k = 0; k < 4 - pad; k++)
+            if ((v[k] = util_b64_value(s[i + k])) < 0) return -EINVAL;
+        for (int k = 4 - pad; k < 4; k++) v[k] = 0;
+        uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        b->data[b->len++] = (char)(x >> 16);
+        if (pad < 2) b->data[b->len++] = (char)(x >> 8);
+        if (pad < 1) b->data[b->len++] = (char)x;
+    }
+    b->data[b->len] = '\0';
+    return 0;
+}

@@ -39,6 +39,11 @@ void buf_putc(struct buf *b, char c);
 /* Appends s as one CSV field: quoted (RFC 4180) only when it holds a comma, quote or line break. */
 void buf_append_csv_field(struct buf *b, const char *s);
 void buf_free(struct buf *b);
+/* Appends the base64 (RFC 4648, padded) of [p, p+n); NUL-terminates b. */
+void buf_append_base64(struct buf *b, const void *p, size_t n);
+/* Appends the bytes of the base64 text [s, s+n) (padded, no whitespace); 0, or -EINVAL for
+ * anything else (b then holds what was decoded before the bad spot). */
+int buf_append_unbase64(struct buf *b, const char *s, size_t n);
 
 /* Monotonic milliseconds/nanoseconds, and wall-clock milliseconds since the epoch. */
 uint64_t time_mono_ms(void);

@@ -259,6 +259,97 @@ static void test_fetch_failure_and_maps(void **unused)
     }
 }
 
+/* Inline map outputs: base64 both ways, a report's "output" and a reduce assignment's
+ * "segment" decoded and checked. */
+static void test_inline_output(void **unused)
+{
+    (void)unused;
+    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (size_t i = 0; i < 7; i++) {
+        struct buf b = {0}, d = {0};
+        buf_append_base64(&b, plain[i], strlen(plain[i]));
+        assert_string_equal(b.data ? b.data : "", coded[i]);
+        assert_int_equal(buf_append_unbase64(&d, coded[i], strlen(coded[i])), 0);
+        assert_int_equal(d.len, strlen(plain[i]));
+        assert_memory_equal(d.data, plain[i], d.len);
+        buf_free(&b);
+        buf_free(&d);
+    }
+    unsigned char all[256];
+    for (int i = 0; i < 256; i++) all[i] = (unsigned char)i;
+    struct buf b = {0}, d = {0};
+    buf_append_base64(&b, all, sizeof all);
+    assert_int_equal(buf_append_unbase64(&d, b.data, b.len), 0);
+    assert_int_equal(d.len, sizeof all);
+    assert_memory_equal(d.data, all, sizeof all);
+    buf_free(&b);
+    static const char *const badb64[] = {"Zg=", "Z===", "Zg==Zg==", "Zm9v!A==", "=Zm9"};
+    for (size_t i = 0; i < 5; i++) {
+        d.len = 0;
+        if (buf_append_unbase64(&d, badb64[i], strlen(badb64[i])) == 0) fail_msg("'%s' decoded", badb64[i]);
+    }
+    buf_free(&d);
+
+    struct err e = {0};
+    json_error_t je;
+    wire_report r;
+    const char *ok = "{\"name\":\"w1\",\"incarnation\":\"i\",\"job\":\"j1\",\"attempt\":3,\"result\":{\"ok\":true,"
+                     "\"output\":[{\"data\":\"Zm9v\",\"crc\":7,\"records\":2},{\"data\":\"\",\"crc\":0,\"records\":0}]}}";
+    assert_int_equal(wire_report_decode(ok, strlen(ok), &r, &e), 0);
+    assert_non_null(r.output);
+    assert_int_equal(json_array_size(r.output), 2);
+    assert_int_equal(r.output_bytes, 4);
+    wire_report_free(&r);
+    static const char *const badrep[] = {
+        "{\"name\":\"w1\",\"incarnation\":\"i\",\"job\":\"j1\",\"attempt\":3,\"result\":{\"ok\":true,\"output\":{}}}",
+        "{\"name\":\"w1\",\"incarnation\":\"i\",\"job\":\"j1\",\"attempt\":3,\"result\":{\"ok\":true,"
+        "\"output\":[{\"data\":\"Zm9\",\"crc\":7,\"records\":2}]}}",
+        "{\"name\":\"w1\",\"incarnation\":\"i\",\"job\":\"j1\",\"attempt\":3,\"result\":{\"ok\":true,"
+        "\"output\":[{\"data\":\"Zm9v\",\"crc\":-1,\"records\":2}]}}",
+        "{\"name\":\"w1\",\"incarnation\":\"i\",\"job\":\"j1\",\"attempt\":3,\"result\":{\"ok\":true,"
+        "\"output\":[{\"crc\":1,\"records\":2}]}}",
+    };
+    for (size_t i = 0; i < sizeof badrep / sizeof badrep[0]; i++) {
+        memset(&e, 0, sizeof e);
+        if (wire_report_decode(badrep[i], strlen(badrep[i]), &r, &e) == 0) fail_msg("'%s' decoded", badrep[i]);
+        assert_non_null(strstr(e.msg, "output"));
+    }
+    /* A segment larger than any map output may be is refused before it is decoded. */
+    struct buf big = {0};
+    for (size_t i = 0; i < (WIRE_INLINE_MAX / 3 + 2) * 4; i++) buf_putc(&big, 'A');
+    json_t *report = json_pack("{s:s, s:s, s:s, s:i, s:{s:b, s:[{s:s, s:i, s:i}]}}", "name", "w1", "incarnation", "i",
+                               "job", "j1", "attempt", 3, "result", "ok", 1, "output", "data", big.data, "crc", 1,
+                               "records", 1);
+    char *text = json_dumps(report, JSON_COMPACT);
+    memset(&e, 0, sizeof e);
+    assert_true(wire_report_decode(text, strlen(text), &r, &e) != 0);
+    free(text);
+    json_decref(report);
+    buf_free(&big);
+
+    json_t *maps = json_loads("[{\"index\":0,\"address\":\"h:1\",\"attempt\":2,\"segment\":{\"data\":\"Zm9v\","
+                              "\"crc\":9,\"records\":1}},{\"index\":1,\"address\":\"h:2\",\"attempt\":3}]",
+                              0, &je);
+    wire_map_loc *locs = NULL;
+    size_t n = 0;
+    assert_int_equal(wire_maps_decode(maps, &locs, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_non_null(locs[0].data);
+    assert_int_equal(locs[0].data_len, 4);
+    assert_int_equal(locs[0].crc, 9);
+    assert_int_equal(locs[0].records, 1);
+    assert_null(locs[1].data);
+    free(locs);
+    json_decref(maps);
+    maps = json_loads("[{\"index\":0,\"address\":\"h:1\",\"attempt\":2,\"segment\":{\"data\":7,\"crc\":9,"
+                      "\"records\":1}}]", 0, &je);
+    memset(&e, 0, sizeof e);
+    assert_true(wire_maps_decode(maps, &locs, &n, &e) != 0);
+    assert_non_null(strstr(e.msg, "segment"));
+    json_decref(maps);
+}
+
 static void test_frames(void **unused)
 {
     (void)unused;
@@ -297,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_chaos),
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_fetch_failure_and_maps),
+        cmocka_unit_test(test_inline_output),
         cmocka_unit_test(test_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
