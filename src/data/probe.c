@@ -1,6 +1,9 @@
 /* probe.c - checks the fields a job needs against the start of each input (see probe.h). */
 #include "data/probe.h"
 
+/* The first read of a probed file (more is read only as its first records need). */
+#define PROBE_FIRST_READ 4096
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -60,7 +63,9 @@ static int probe_csv(const input_file *f, const input_segment *seg, char *const 
 {
     reader *r = NULL;
     struct err ignored = {0};
-    if (reader_open(&r, f, seg, max_record, &ignored) != 0) return 0;
+    /* Only the header is read: a small first buffer (it grows for a longer header), not the
+     * 1 MiB a map reads at once; every submit probes every input file. */
+    if (reader_open_sized(&r, f, seg, max_record, PROBE_FIRST_READ, &ignored) != 0) return 0;
     const fields_header *h = reader_header(r);
     int rc = 0;
     if (h) {
@@ -83,7 +88,7 @@ static int probe_jsonl(const input_file *f, const input_segment *seg, char *cons
 {
     reader *r = NULL;
     struct err ignored = {0};
-    if (reader_open(&r, f, seg, max_record, &ignored) != 0) return 0;
+    if (reader_open_sized(&r, f, seg, max_record, PROBE_FIRST_READ, &ignored) != 0) return 0;
     char *found = xcalloc(n ? n : 1, 1);
     const char **keys = NULL; /* top-level keys seen, for the message */
     size_t nkeys = 0, records = 0;

@@ -834,6 +834,12 @@ int reader_open(reader **out, const input_file *file, const input_segment *seg, 
     return reader_open_cap(out, file, seg, max_record, cap, e);
 }
 
+int reader_open_sized(reader **out, const input_file *file, const input_segment *seg, uint64_t max_record,
+                      size_t cap, struct err *e)
+{
+    return reader_open_cap(out, file, seg, max_record, cap < 256 ? 256 : cap, e);
+}
+
 int reader_next(reader *r, const char **data, size_t *len, uint64_t *offset, struct err *e)
 {
     return reader_record(r, data, len, offset, e);

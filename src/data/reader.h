@@ -42,6 +42,10 @@ enum {
  * code with a message naming the file in e. */
 int reader_open(reader **out, const input_file *file, const input_segment *seg, uint64_t max_record,
                 struct err *e);
+/* The same with a first buffer of `cap` bytes (it grows as records need): for a reader that
+ * looks at the first records only (probe.c), where reader_open's 1 MiB would be read whole. */
+int reader_open_sized(reader **out, const input_file *file, const input_segment *seg, uint64_t max_record,
+                      size_t cap, struct err *e);
 /* Returns READER_RECORD with the record (valid until the next call), READER_TOO_LONG,
  * READER_END, or a negative code (I/O error, bad gzip data, a misjudged CSV split edge; message
  * in e). */
