@@ -88,7 +88,8 @@ launch() {
         rc=$?
         end=$(date +%s.%N)
         awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }' >"$LOGS/$i.time"
-        echo $rc >"$LOGS/$i.rc"
+        # Whole or not at all: the loop below takes the file's existence for the test's end.
+        echo $rc >"$LOGS/$i.rc.tmp" && mv "$LOGS/$i.rc.tmp" "$LOGS/$i.rc"
     ) &
 }
 

@@ -15,6 +15,14 @@
 
 int fs_mkdirs(const char *path, struct err *e)
 {
+    /* Most calls find the parent there (a worker makes a job's directory for each attempt):
+     * one mkdir, not one per component. */
+    struct stat st;
+    if (mkdir(path, 0755) == 0) return 0;
+    if (errno == EEXIST) {
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(e, -ENOTDIR, "%s: not a directory", path);
+        return 0;
+    }
     char *p = xstrdup(path);
     int rc = 0;
     for (char *s = p + 1;; s++) {
@@ -30,7 +38,6 @@ int fs_mkdirs(const char *path, struct err *e)
         }
     }
     if (rc == 0) {
-        struct stat st;
         if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
             rc = err_set(e, -ENOTDIR, "%s: not a directory", path);
     }
