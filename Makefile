@@ -12,7 +12,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 DEFS    := -D_GNU_SOURCE
 INC     := -Iinclude -Isrc
 ALL_CFLAGS = -std=c11 $(WARN) $(DEFS) $(INC) -pthread -MMD -MP $(CFLAGS) $(EXTRA_CFLAGS)
-LIBS    := -lxxhash -ljansson -lzookeeper_mt -lz -ldl -lm -lmicrohttpd -lcurl -pthread
+LIBS    := -lxxhash -ljansson -lzookeeper_mt -lz -ldl -lm -pthread
 # The CLI exports the tally_* API so that user jobs loaded with dlopen() resolve against it.
 LDFLAGS_EXE := -rdynamic
 

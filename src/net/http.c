@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -162,6 +163,57 @@ struct http_server {
 
 /* Per-request state, kept in libmicrohttpd's con_cls from the first access-handler call (headers
  * only) through the body chunks to the last call, and freed by http_on_completed(). */
+/* ---- libmicrohttpd, loaded when a server starts ---------------------------------------- *
+ *
+ * Only the coordinator and the workers serve HTTP, and libmicrohttpd brings GnuTLS and its
+ * dependencies, whose loading and constructors cost every process ~2 ms before main(); so,
+ * like libcurl below, it is loaded on first use (libmicrohttpd12: libmicrohttpd.so.12). */
+static struct {
+    struct MHD_Daemon *(*start_daemon)(unsigned int flags, uint16_t port, MHD_AcceptPolicyCallback apc,
+                                       void *apc_cls, MHD_AccessHandlerCallback dh, void *dh_cls, ...);
+    void (*stop_daemon)(struct MHD_Daemon *d);
+    const union MHD_DaemonInfo *(*get_daemon_info)(struct MHD_Daemon *d, enum MHD_DaemonInfoType t, ...);
+    const union MHD_ConnectionInfo *(*get_connection_info)(struct MHD_Connection *c,
+                                                            enum MHD_ConnectionInfoType t, ...);
+    const char *(*lookup_connection_value)(struct MHD_Connection *c, enum MHD_ValueKind k, const char *key);
+    struct MHD_Response *(*create_response_from_buffer)(size_t size, void *buf, enum MHD_ResponseMemoryMode m);
+    struct MHD_Response *(*create_response_from_fd_at_offset64)(uint64_t size, int fd, uint64_t offset);
+    enum MHD_Result (*add_response_header)(struct MHD_Response *r, const char *h, const char *v);
+    enum MHD_Result (*queue_response)(struct MHD_Connection *c, unsigned int status, struct MHD_Response *r);
+    void (*destroy_response)(struct MHD_Response *r);
+} http_mhd;
+static pthread_once_t http_mhd_once = PTHREAD_ONCE_INIT;
+static char http_mhd_why[300]; /* empty once loaded */
+
+static void http_mhd_load(void)
+{
+    void *h = dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(http_mhd_why, sizeof http_mhd_why,
+                 "cannot load libmicrohttpd (install the Debian package libmicrohttpd12): %s", dlerror());
+        return;
+    }
+    struct { void **fn; const char *name; } syms[] = {
+        {(void **)&http_mhd.start_daemon, "MHD_start_daemon"},
+        {(void **)&http_mhd.stop_daemon, "MHD_stop_daemon"},
+        {(void **)&http_mhd.get_daemon_info, "MHD_get_daemon_info"},
+        {(void **)&http_mhd.get_connection_info, "MHD_get_connection_info"},
+        {(void **)&http_mhd.lookup_connection_value, "MHD_lookup_connection_value"},
+        {(void **)&http_mhd.create_response_from_buffer, "MHD_create_response_from_buffer"},
+        {(void **)&http_mhd.create_response_from_fd_at_offset64, "MHD_create_response_from_fd_at_offset64"},
+        {(void **)&http_mhd.add_response_header, "MHD_add_response_header"},
+        {(void **)&http_mhd.queue_response, "MHD_queue_response"},
+        {(void **)&http_mhd.destroy_response, "MHD_destroy_response"},
+    };
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+        *syms[i].fn = dlsym(h, syms[i].name);
+        if (!*syms[i].fn) {
+            snprintf(http_mhd_why, sizeof http_mhd_why, "libmicrohttpd lacks %s", syms[i].name);
+            return;
+        }
+    }
+}
+
 struct http_upload {
     struct buf body;
     int authorized;    /* the request carried the token */
@@ -200,10 +252,10 @@ static enum MHD_Result http_queue(struct MHD_Connection *conn, int status, struc
 {
     if (!r) return MHD_NO; /* out of memory inside MHD: closing the connection is all we can do */
     /* A content type with CR/LF is refused by MHD; the response then simply goes without one. */
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+    http_mhd.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             content_type ? content_type : "application/json");
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)status, r);
-    MHD_destroy_response(r);
+    enum MHD_Result ret = http_mhd.queue_response(conn, (unsigned int)status, r);
+    http_mhd.destroy_response(r);
     return ret;
 }
 
@@ -212,7 +264,7 @@ static struct MHD_Response *http_error_body(const char *msg)
     http_response tmp = {0};
     http_respond_error(&tmp, 0, msg);
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(tmp.body_len, tmp.body, MHD_RESPMEM_MUST_FREE);
+        http_mhd.create_response_from_buffer(tmp.body_len, tmp.body, MHD_RESPMEM_MUST_FREE);
     if (!r) free(tmp.body);
     return r;
 }
@@ -225,7 +277,7 @@ static enum MHD_Result http_queue_error(struct MHD_Connection *conn, int status,
 static void http_remote(struct MHD_Connection *conn, char *out, size_t cap)
 {
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        http_mhd.get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char host[INET6_ADDRSTRLEN] = "?";
     unsigned port = 0;
     if (ci && ci->client_addr) {
@@ -248,9 +300,9 @@ static void http_remote(struct MHD_Connection *conn, char *out, size_t cap)
 /* Whether the request carries "Authorization: Bearer <our token>", or the login cookie. */
 static int http_authorized(const http_server *s, struct MHD_Connection *conn)
 {
-    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *v = http_mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!v) {
-        const char *c = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, HTTP_TOKEN_COOKIE);
+        const char *c = http_mhd.lookup_connection_value(conn, MHD_COOKIE_KIND, HTTP_TOKEN_COOKIE);
         return c && http_token_equal(c, s->token);
     }
     if (strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t')) return 0;
@@ -346,11 +398,11 @@ static struct MHD_Response *http_file_response(const http_response *resp, int *s
     }
     if (resp->file_length == 0) {
         close(fd);
-        return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        return http_mhd.create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     }
     /* On success MHD owns fd and closes it when the response is destroyed. */
     struct MHD_Response *r =
-        MHD_create_response_from_fd_at_offset64(resp->file_length, fd, resp->file_offset);
+        http_mhd.create_response_from_fd_at_offset64(resp->file_length, fd, resp->file_offset);
     if (r) return r;
     snprintf(msg, sizeof msg, "%s: cannot stream range %llu+%llu", resp->file_path,
              (unsigned long long)resp->file_offset, (unsigned long long)resp->file_length);
@@ -394,15 +446,15 @@ static enum MHD_Result http_dispatch(http_server *s, struct MHD_Connection *conn
     } else if (resp.file_path) {
         r = http_file_response(&resp, &status, &ctype);
     } else if (resp.body && resp.body_len) {
-        r = MHD_create_response_from_buffer(resp.body_len, resp.body, MHD_RESPMEM_MUST_FREE);
+        r = http_mhd.create_response_from_buffer(resp.body_len, resp.body, MHD_RESPMEM_MUST_FREE);
         if (r) resp.body = NULL; /* MHD frees it with the response */
     } else {
-        r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        r = http_mhd.create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     }
     free(resp.body);
     free(resp.file_path);
     for (int i = 0; r && i < resp.nheaders && i < 4; i++)
-        if (resp.headers[i].name) MHD_add_response_header(r, resp.headers[i].name, resp.headers[i].value);
+        if (resp.headers[i].name) http_mhd.add_response_header(r, resp.headers[i].name, resp.headers[i].value);
     return http_queue(conn, status, r, ctype);
 }
 
@@ -429,7 +481,7 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, c
             return http_queue_error(conn, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
         }
         const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            http_mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             errno = 0;
             char *end;
@@ -491,6 +543,8 @@ int http_server_start(http_server **out, const char *host, uint16_t port, const 
     *out = NULL;
     if (!token || !*token) return err_set(e, -EINVAL, "http server: an empty token is not allowed");
     if (!handler) return err_set(e, -EINVAL, "http server: no handler");
+    pthread_once(&http_mhd_once, http_mhd_load);
+    if (http_mhd_why[0]) return err_set(e, -ELIBACC, "http server: %s", http_mhd_why);
     struct sockaddr_in sa;
     int rc = http_resolve(host, port, &sa, e);
     if (rc) return rc;
@@ -504,7 +558,7 @@ int http_server_start(http_server **out, const char *host, uint16_t port, const 
     unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION;
     if (log_min_level <= LOG_DEBUG) flags |= MHD_USE_ERROR_LOG;
     /* The logger must come first so that MHD's complaints about later options reach it. */
-    s->daemon = MHD_start_daemon(
+    s->daemon = http_mhd.start_daemon(
         flags, port, NULL, NULL, http_on_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, (void *)NULL,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&sa,
@@ -521,7 +575,7 @@ int http_server_start(http_server **out, const char *host, uint16_t port, const 
                      (unsigned)port, strerror(en));
         goto fail;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *di = http_mhd.get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : 0;
     if (s->port == 0) {
         rc = err_set(e, -EIO, "http server: cannot tell which port it listens on");
@@ -540,7 +594,7 @@ void http_server_stop(http_server *s)
 {
     if (!s) return;
     /* Joins every connection thread, so no handler runs after this returns. */
-    if (s->daemon) MHD_stop_daemon(s->daemon);
+    if (s->daemon) http_mhd.stop_daemon(s->daemon);
     free(s->token);
     free(s);
 }
@@ -548,10 +602,62 @@ void http_server_stop(http_server *s)
 const char *http_request_query(const http_request *req, const char *name)
 {
     if (!req || !req->conn || !name) return NULL;
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    return http_mhd.lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 /* ---- Client --------------------------------------------------------------------------------- */
+
+/* libcurl is loaded on the first request (dlopen), not linked: it and the twenty libraries it
+ * pulls in (Kerberos, LDAP, SSH, RTMP, TLS...) cost every process 5-10 ms of loading and
+ * relocation before main() (measured: an empty program linked with -lcurl starts in 5.7 ms of
+ * CPU, 0.7 ms without), and most tally processes never make a request: `tally run`, its
+ * executors, the probe. The functions used are looked up by name from the Debian runtime
+ * package's library (libcurl4: libcurl.so.4; libcurl3-gnutls works too). */
+static struct {
+    CURLcode (*global_init)(long flags);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
+    CURLcode (*easy_perform)(CURL *h);
+    CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
+    void (*easy_reset)(CURL *h);
+    void (*easy_cleanup)(CURL *h);
+    const char *(*easy_strerror)(CURLcode code);
+    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+    void (*slist_free_all)(struct curl_slist *l);
+} http_curl;
+static char http_curl_why[300]; /* why loading failed, for the error message */
+
+static int http_curl_load(void)
+{
+    static const char *const libs[] = {"libcurl.so.4", "libcurl-gnutls.so.4"};
+    void *h = NULL;
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0] && !h; i++) h = dlopen(libs[i], RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(http_curl_why, sizeof http_curl_why, "cannot load libcurl (install the Debian package libcurl4): %s",
+                 dlerror());
+        return -1;
+    }
+    struct { void **fn; const char *name; } syms[] = {
+        {(void **)&http_curl.global_init, "curl_global_init"},
+        {(void **)&http_curl.easy_init, "curl_easy_init"},
+        {(void **)&http_curl.easy_setopt, "curl_easy_setopt"},
+        {(void **)&http_curl.easy_perform, "curl_easy_perform"},
+        {(void **)&http_curl.easy_getinfo, "curl_easy_getinfo"},
+        {(void **)&http_curl.easy_reset, "curl_easy_reset"},
+        {(void **)&http_curl.easy_cleanup, "curl_easy_cleanup"},
+        {(void **)&http_curl.easy_strerror, "curl_easy_strerror"},
+        {(void **)&http_curl.slist_append, "curl_slist_append"},
+        {(void **)&http_curl.slist_free_all, "curl_slist_free_all"},
+    };
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+        *syms[i].fn = dlsym(h, syms[i].name);
+        if (!*syms[i].fn) {
+            snprintf(http_curl_why, sizeof http_curl_why, "libcurl lacks %s", syms[i].name);
+            return -1;
+        }
+    }
+    return 0; /* the library stays loaded for the life of the process */
+}
 
 static pthread_once_t http_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode http_curl_init_rc;
@@ -562,11 +668,15 @@ static CURLcode http_curl_init_rc;
  * the process: libcurl does not support sharing connections between concurrent threads. */
 static pthread_key_t http_handle_key;
 
-static void http_handle_destroy(void *h) { curl_easy_cleanup(h); }
+static void http_handle_destroy(void *h) { http_curl.easy_cleanup(h); }
 
 static void http_curl_global_init(void)
 {
-    http_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (http_curl_load() != 0) {
+        http_curl_init_rc = CURLE_FAILED_INIT;
+        return;
+    }
+    http_curl_init_rc = http_curl.global_init(CURL_GLOBAL_DEFAULT);
     if (http_curl_init_rc == CURLE_OK && pthread_key_create(&http_handle_key, http_handle_destroy) != 0)
         http_curl_init_rc = CURLE_FAILED_INIT;
 }
@@ -576,12 +686,12 @@ static CURL *http_handle(void)
 {
     CURL *h = pthread_getspecific(http_handle_key);
     if (h) {
-        curl_easy_reset(h);
+        http_curl.easy_reset(h);
         return h;
     }
-    h = curl_easy_init();
+    h = http_curl.easy_init();
     if (h && pthread_setspecific(http_handle_key, h) != 0) {
-        curl_easy_cleanup(h);
+        http_curl.easy_cleanup(h);
         h = NULL;
     }
     return h;
@@ -598,7 +708,7 @@ struct http_xfer {
 static void http_xfer_free(struct http_xfer *x)
 {
     /* x->curl is the thread's handle (http_handle()): it stays, with its connections. */
-    curl_slist_free_all(x->headers);
+    http_curl.slist_free_all(x->headers);
     free(x->url);
 }
 
@@ -610,7 +720,7 @@ static int http_xfer_init(struct http_xfer *x, const char *address, const char *
     pthread_once(&http_curl_once, http_curl_global_init);
     if (http_curl_init_rc != CURLE_OK)
         return err_set(e, -EIO, "libcurl initialisation failed: %s",
-                       curl_easy_strerror(http_curl_init_rc));
+                       http_curl_why[0] ? http_curl_why : http_curl.easy_strerror(http_curl_init_rc));
     if (!address || !*address || !path)
         return err_set(e, -EINVAL, "http: missing address or path");
     if (token && !http_token_printable(token))
@@ -621,20 +731,20 @@ static int http_xfer_init(struct http_xfer *x, const char *address, const char *
     if (!x->curl) return err_set(e, -ENOMEM, "http: curl_easy_init failed");
     if (token) {
         char *h = xasprintf("Authorization: Bearer %s", token);
-        struct curl_slist *l = curl_slist_append(x->headers, h);
+        struct curl_slist *l = http_curl.slist_append(x->headers, h);
         free(h);
         if (!l) return err_set(e, -ENOMEM, "http: out of memory building headers");
         x->headers = l;
     }
     CURL *c = x->curl;
-    curl_easy_setopt(c, CURLOPT_URL, x->url);
+    http_curl.easy_setopt(c, CURLOPT_URL, x->url);
     /* Threads call us concurrently; signals for DNS timeouts would hit an arbitrary one. */
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    http_curl.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    http_curl.easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0L);
+    http_curl.easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
+    http_curl.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     /* The URL is always ours, but a scheme in `address` must not lead to file:// or the like. */
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    http_curl.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     return 0;
 }
 
@@ -642,7 +752,7 @@ static int http_xfer_init(struct http_xfer *x, const char *address, const char *
 static int http_xfer_error(struct http_xfer *x, const char *method, CURLcode cc, struct err *e)
 {
     long os_errno = 0;
-    curl_easy_getinfo(x->curl, CURLINFO_OS_ERRNO, &os_errno);
+    http_curl.easy_getinfo(x->curl, CURLINFO_OS_ERRNO, &os_errno);
     int code;
     switch (cc) {
     case CURLE_OPERATION_TIMEDOUT: code = -ETIMEDOUT; break;
@@ -653,7 +763,7 @@ static int http_xfer_error(struct http_xfer *x, const char *method, CURLcode cc,
     case CURLE_OUT_OF_MEMORY: code = -ENOMEM; break;
     default: code = -EIO; break;
     }
-    return err_set(e, code, "%s %s: %s", method, x->url, x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
+    return err_set(e, code, "%s %s: %s", method, x->url, x->errbuf[0] ? x->errbuf : http_curl.easy_strerror(cc));
 }
 
 /* The response body of http_call(), bounded by HTTP_MAX_RESPONSE. */
@@ -699,25 +809,25 @@ int http_call(const char *address, const char *method, const char *path, const c
 
     CURL *c = x.curl;
     if (strcmp(method, "HEAD") == 0) {
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        http_curl.easy_setopt(c, CURLOPT_NOBODY, 1L);
     } else if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-        if (strcmp(method, "POST") != 0) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-        struct curl_slist *l = curl_slist_append(x.headers, "Content-Type: application/json");
+        http_curl.easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        http_curl.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+        if (strcmp(method, "POST") != 0) http_curl.easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        struct curl_slist *l = http_curl.slist_append(x.headers, "Content-Type: application/json");
         if (!l) {
             rc = err_set(e, -ENOMEM, "http: out of memory building headers");
             goto out;
         }
         x.headers = l;
     } else if (strcmp(method, "GET") != 0) {
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        http_curl.easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, x.headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_sink_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    http_curl.easy_setopt(c, CURLOPT_HTTPHEADER, x.headers);
+    http_curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, http_sink_write);
+    http_curl.easy_setopt(c, CURLOPT_WRITEDATA, &sink);
 
-    CURLcode cc = curl_easy_perform(c);
+    CURLcode cc = http_curl.easy_perform(c);
     if (sink.overflow) {
         rc = err_set(e, -EFBIG, "%s %s: response body exceeds %zu MiB", method, x.url,
                      HTTP_MAX_RESPONSE >> 20);
@@ -728,7 +838,7 @@ int http_call(const char *address, const char *method, const char *path, const c
         goto out;
     }
     long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    http_curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     if (status) *status = (int)code;
     if (out) {
         *out = sink.body.data ? sink.body.data : xstrdup("");
@@ -777,7 +887,7 @@ static size_t http_filesink_write(char *p, size_t size, size_t nmemb, void *arg)
 {
     struct http_filesink *s = arg;
     size_t n = size * nmemb;
-    if (s->status == 0) curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &s->status);
+    if (s->status == 0) http_curl.easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &s->status);
     if (s->status != 200) {
         if (s->errbody.len < HTTP_ERRBODY_MAX) {
             size_t k = HTTP_ERRBODY_MAX - s->errbody.len;
@@ -820,23 +930,23 @@ int http_download(const char *address, const char *path, const char *token, cons
         goto out;
     }
     sink.curl = x.curl;
-    curl_easy_setopt(x.curl, CURLOPT_HTTPHEADER, x.headers);
-    curl_easy_setopt(x.curl, CURLOPT_WRITEFUNCTION, http_filesink_write);
-    curl_easy_setopt(x.curl, CURLOPT_WRITEDATA, &sink);
+    http_curl.easy_setopt(x.curl, CURLOPT_HTTPHEADER, x.headers);
+    http_curl.easy_setopt(x.curl, CURLOPT_WRITEFUNCTION, http_filesink_write);
+    http_curl.easy_setopt(x.curl, CURLOPT_WRITEDATA, &sink);
     if (sink.nwant) {
-        curl_easy_setopt(x.curl, CURLOPT_HEADERFUNCTION, http_filesink_header);
-        curl_easy_setopt(x.curl, CURLOPT_HEADERDATA, &sink);
+        http_curl.easy_setopt(x.curl, CURLOPT_HEADERFUNCTION, http_filesink_header);
+        http_curl.easy_setopt(x.curl, CURLOPT_HEADERDATA, &sink);
     }
     /* A download may be large: bound connecting and stalling, not the whole transfer. */
     long secs = timeout_ms > 0 ? (timeout_ms + 999) / 1000 : 0;
-    curl_easy_setopt(x.curl, CURLOPT_TIMEOUT_MS, 0L);
-    curl_easy_setopt(x.curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0L);
-    curl_easy_setopt(x.curl, CURLOPT_LOW_SPEED_LIMIT, secs ? 1L : 0L);
-    curl_easy_setopt(x.curl, CURLOPT_LOW_SPEED_TIME, secs);
+    http_curl.easy_setopt(x.curl, CURLOPT_TIMEOUT_MS, 0L);
+    http_curl.easy_setopt(x.curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0L);
+    http_curl.easy_setopt(x.curl, CURLOPT_LOW_SPEED_LIMIT, secs ? 1L : 0L);
+    http_curl.easy_setopt(x.curl, CURLOPT_LOW_SPEED_TIME, secs);
 
-    CURLcode cc = curl_easy_perform(x.curl);
+    CURLcode cc = http_curl.easy_perform(x.curl);
     long code = 0;
-    curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &code);
+    http_curl.easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &code);
     if (status) *status = (int)code;
     if (sink.write_errno) {
         rc = err_set(e, -sink.write_errno, "GET %s: writing %s: %s", x.url, dest,

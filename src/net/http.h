@@ -1,5 +1,7 @@
 /* http.h - the HTTP/1.1 layer of the cluster: a token-checking server (libmicrohttpd) and a
- * small client (libcurl). Control messages are JSON bodies; shuffle data is streamed.
+ * small client (libcurl). Control messages are JSON bodies; shuffle data is streamed. Both
+ * libraries are loaded (dlopen) when first used, so processes that never serve or request,
+ * such as `tally run` and its executors, start without them.
  *
  * Every request must carry the token, as `Authorization: Bearer <token>` or, for a browser, as
  * the cookie HTTP_TOKEN_COOKIE set by POST /v1/login; the server compares it in constant time
