@@ -38,6 +38,7 @@
 #include "exec/health.h"
 #include "exec/sched.h"
 #include "net/http.h"
+#include "obs/procmetrics.h"
 #include "obs/statuspage.h"
 
 #include <xxhash.h>
@@ -52,6 +53,15 @@
 
 typedef enum coord_worker_state { COORD_WORKER_ALIVE, COORD_WORKER_DEAD } coord_worker_state;
 
+/* A Prometheus histogram's counts per bucket, not cumulative, the last one +Inf: its bounds are
+ * coord_buckets (attempt durations) or coord_hb_buckets (heartbeat gaps), below. */
+#define COORD_HIST_MAX 16
+typedef struct coord_hist {
+    uint64_t n[COORD_HIST_MAX];
+    uint64_t count;
+    double sum;
+} coord_hist;
+
 typedef struct coord_worker {
     char name[64];
     char incarnation[40];
@@ -60,6 +70,8 @@ typedef struct coord_worker {
     coord_worker_state state;
     uint64_t last_seen;       /* monotonic ms when its last heartbeat arrived */
     uint64_t last_answered;   /* monotonic ms when its last heartbeat was answered */
+    coord_hist attempt_secs[2]; /* [phase] durations of its successful attempts, for the metrics */
+    coord_hist heartbeat_gap; /* seconds from an answer to its next heartbeat, for the metrics */
     uint64_t heartbeats;      /* heartbeats received: numbers the answers that carry attempts */
 } coord_worker;
 
@@ -100,6 +112,12 @@ typedef struct coord_job {
 /* Latency buckets (seconds) of the task duration histograms. */
 static const double coord_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
 #define COORD_NBUCKETS (sizeof coord_buckets / sizeof coord_buckets[0])
+/* Heartbeat gap buckets (seconds): a long poll's next request normally follows within ms. */
+static const double coord_hb_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define COORD_HB_NBUCKETS (sizeof coord_hb_buckets / sizeof coord_hb_buckets[0])
+_Static_assert(COORD_NBUCKETS < COORD_HIST_MAX && COORD_HB_NBUCKETS < COORD_HIST_MAX, "coord_hist has too few buckets");
+/* A finished job's tally_job_tasks series stay this long, then go (bounded label cardinality). */
+#define COORD_METRICS_FINISHED_MS 300000
 
 typedef struct coord {
     pthread_mutex_t lock;
@@ -189,6 +207,29 @@ static uint32_t coord_running_on(const coord *c, const char *name)
 
 static void coord_attempt_sample(coord *c, const coord_job *j, const sched_attempt *a);
 
+static void coord_hist_observe(coord_hist *h, const double *bounds, size_t nbounds, double v)
+{
+    size_t k = 0;
+    while (k < nbounds && v > bounds[k]) k++;
+    h->n[k]++;
+    h->count++;
+    h->sum += v;
+}
+
+/* Appends histogram h as NAME_bucket{LABELS,le=...}, NAME_sum and NAME_count lines. */
+static void coord_hist_write(struct buf *b, const char *name, const char *labels, const coord_hist *h,
+                             const double *bounds, size_t nbounds)
+{
+    uint64_t cum = 0;
+    for (size_t k = 0; k < nbounds; k++) {
+        cum += h->n[k];
+        buf_appendf(b, "%s_bucket{%s,le=\"%g\"} %" PRIu64 "\n", name, labels, bounds[k], cum);
+    }
+    cum += h->n[nbounds];
+    buf_appendf(b, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n%s_sum{%s} %.6f\n%s_count{%s} %" PRIu64 "\n", name, labels,
+                cum, name, labels, h->sum, name, labels, h->count);
+}
+
 /* An attempt ended: counted once in the metrics, and a sample of its worker's speed. */
 static void coord_count_attempt(coord *c, const coord_job *j, uint32_t id)
 {
@@ -206,6 +247,8 @@ static void coord_count_attempt(coord *c, const coord_job *j, uint32_t id)
     c->duration_buckets[ph][b]++;
     c->duration_sum[ph] += secs;
     c->duration_count[ph]++;
+    coord_worker *w = coord_find_worker(c, a->worker);
+    if (w) coord_hist_observe(&w->attempt_secs[ph], coord_buckets, COORD_NBUCKETS, secs);
 }
 
 /* ---- Tail latency: worker health, speculative copies, migration (exec/health.h) ------------ */
@@ -792,8 +835,10 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
         coord_worker_lost(c, w, "worker restarted");
         snprintf(w->incarnation, sizeof w->incarnation, "%s", inc);
         w->heartbeats = 0; /* recorded below with its new incarnation */
-    } else if (w->state == COORD_WORKER_ALIVE && w->last_answered && now - w->last_answered > c->max_heartbeat_gap) {
-        c->max_heartbeat_gap = now - w->last_answered;
+    } else if (w->state == COORD_WORKER_ALIVE && w->last_answered) {
+        uint64_t gap = now - w->last_answered;
+        if (gap > c->max_heartbeat_gap) c->max_heartbeat_gap = gap;
+        coord_hist_observe(&w->heartbeat_gap, coord_hb_buckets, COORD_HB_NBUCKETS, (double)gap / 1000.0);
     }
     if (w->state == COORD_WORKER_DEAD) log_info("worker=%s is back", name);
     w->state = COORD_WORKER_ALIVE;
@@ -1309,6 +1354,63 @@ static void coord_cancel(coord *c, const char *id, http_response *resp)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* The per-job and per-worker series of coord_metrics(), with the lock held. Their labels are
+ * bounded: `worker` by the workers this coordinator knows, `job_id` (not `job`, Prometheus' own
+ * label for the scrape job) by the unfinished jobs and those finished in the last
+ * COORD_METRICS_FINISHED_MS, all among the jobs `tally status` lists. */
+static void coord_metrics_detail(coord *c, struct buf *b)
+{
+    static const char *phases[] = {"map", "reduce"};
+    uint64_t now = time_mono_ms();
+    buf_appendf(b, "# HELP tally_job_tasks Tasks of a job, by phase and state (unfinished jobs, and finished ones for "
+                   "5 minutes).\n# TYPE tally_job_tasks gauge\n");
+    for (coord_job *j = c->jobs; j; j = j->next) {
+        if (j->finished && now - j->finished_mono > COORD_METRICS_FINISHED_MS) continue;
+        uint64_t n[2][4] = {{0}};
+        for (uint32_t t = 0; t < j->sj->nmaps + j->sj->nreduces; t++) n[j->sj->tasks[t].phase][j->sj->tasks[t].state]++;
+        for (int p = 0; p < 2; p++)
+            for (int s = 0; s < 4; s++)
+                buf_appendf(b, "tally_job_tasks{job_id=\"%s\",phase=\"%s\",state=\"%s\"} %" PRIu64 "\n", j->id,
+                            phases[p], sched_task_state_name((sched_task_state)s), n[p][s]);
+    }
+    uint64_t (*running)[2] = xcalloc(c->nworkers ? c->nworkers : 1, sizeof *running);
+    for (coord_job *j = c->jobs; j; j = j->next)
+        for (size_t i = 0; !sched_job_done(j->sj) && i < j->sj->nattempts; i++) {
+            const sched_attempt *a = &j->sj->attempts[i];
+            const coord_worker *w = a->state == SCHED_ATTEMPT_RUNNING ? coord_find_worker(c, a->worker) : NULL;
+            if (w) running[w - c->workers][j->sj->tasks[a->task].phase]++;
+        }
+    buf_appendf(b, "# HELP tally_attempts_running Attempts running now, by worker and phase.\n"
+                   "# TYPE tally_attempts_running gauge\n");
+    for (size_t i = 0; i < c->nworkers; i++)
+        for (int p = 0; p < 2; p++)
+            buf_appendf(b, "tally_attempts_running{worker=\"%s\",phase=\"%s\"} %" PRIu64 "\n", c->workers[i].name,
+                        phases[p], running[i][p]);
+    free(running);
+    buf_appendf(b, "# HELP tally_worker_attempt_duration_seconds Duration of the worker's successful attempts.\n"
+                   "# TYPE tally_worker_attempt_duration_seconds histogram\n");
+    char labels[128];
+    for (size_t i = 0; i < c->nworkers; i++)
+        for (int p = 0; p < 2; p++) {
+            snprintf(labels, sizeof labels, "worker=\"%s\",phase=\"%s\"", c->workers[i].name, phases[p]);
+            coord_hist_write(b, "tally_worker_attempt_duration_seconds", labels, &c->workers[i].attempt_secs[p],
+                             coord_buckets, COORD_NBUCKETS);
+        }
+    buf_appendf(b, "# HELP tally_heartbeat_gap_seconds Time from the answer to a worker's heartbeat to its next one.\n"
+                   "# TYPE tally_heartbeat_gap_seconds histogram\n");
+    for (size_t i = 0; i < c->nworkers; i++) {
+        snprintf(labels, sizeof labels, "worker=\"%s\"", c->workers[i].name);
+        coord_hist_write(b, "tally_heartbeat_gap_seconds", labels, &c->workers[i].heartbeat_gap, coord_hb_buckets,
+                         COORD_HB_NBUCKETS);
+    }
+    buf_appendf(b, "# HELP tally_worker_heartbeat_age_seconds Time since a live worker's last heartbeat arrived (it is "
+                   "declared dead at --worker-timeout-ms).\n# TYPE tally_worker_heartbeat_age_seconds gauge\n");
+    for (size_t i = 0; i < c->nworkers; i++)
+        if (c->workers[i].state == COORD_WORKER_ALIVE)
+            buf_appendf(b, "tally_worker_heartbeat_age_seconds{worker=\"%s\"} %.3f\n", c->workers[i].name,
+                        (double)(now - c->workers[i].last_seen) / 1000.0);
+}
+
 static void coord_metrics(coord *c, http_response *resp)
 {
     static const char *phases[] = {"map", "reduce"};
@@ -1428,8 +1530,10 @@ static void coord_metrics(coord *c, http_response *resp)
     for (size_t i = 0; i < c->health.nworkers; i++)
         if (c->health.workers[i].load1 >= 0)
             buf_appendf(&b, "tally_worker_load1{worker=\"%s\"} %.2f\n", c->health.workers[i].name, c->health.workers[i].load1);
+    coord_metrics_detail(c, &b);
     if (c->st) state_metrics(c->st, &b);
     pthread_mutex_unlock(&c->lock);
+    procmetrics_write(&b);
     http_respond_metrics(resp, &b, "coordinator");
 }
 

@@ -44,6 +44,7 @@
 #include "common/log.h"
 #include "data/ifile.h"
 #include "net/http.h"
+#include "obs/procmetrics.h"
 
 typedef struct worker_attempt {
     char job[64];
@@ -218,6 +219,7 @@ static void worker_metrics(worker *w, http_response *resp)
                 w->succeeded, w->failed, w->started, running, w->slots, execpool_starts(w->pool), w->shuffle_bytes,
                 w->shuffle_requests);
     pthread_mutex_unlock(&w->lock);
+    procmetrics_write(&b);
     http_respond_metrics(resp, &b, "worker");
 }
 
