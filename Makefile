@@ -100,17 +100,19 @@ FUZZ_SECONDS ?= 20
 fuzz:
 	$(MAKE) --no-print-directory CC=clang BUILD=build-fuzz OPT=-O1 \
 	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" $(SRC:%.c=build-fuzz/obj/%.o)
-	for t in wire reader csv; do \
+	for t in wire reader csv json; do \
 	    clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -O1 -g -fsanitize=fuzzer,address,undefined \
 	        -o build-fuzz/fuzz_$$t fuzz/fuzz_$$t.c $(filter-out build-fuzz/obj/src/cli/main.o,$(SRC:%.c=build-fuzz/obj/%.o)) $(LIBS) || exit 1; \
 	done
-	mkdir -p build-fuzz/corpus build-fuzz/corpus_reader build-fuzz/corpus_csv
+	mkdir -p build-fuzz/corpus build-fuzz/corpus_reader build-fuzz/corpus_csv build-fuzz/corpus_json
 	cp -n fuzz/seeds/* build-fuzz/corpus/ 2>/dev/null || true
 	cp -n fuzz/seeds_reader/* build-fuzz/corpus_reader/ 2>/dev/null || true
 	cp -n fuzz/seeds_csv/* build-fuzz/corpus_csv/ 2>/dev/null || true
+	cp -n fuzz/seeds_json/* build-fuzz/corpus_json/ 2>/dev/null || true
 	./build-fuzz/fuzz_wire -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus
 	./build-fuzz/fuzz_reader -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus_reader
 	./build-fuzz/fuzz_csv -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus_csv
+	./build-fuzz/fuzz_json -max_total_time=$(FUZZ_SECONDS) -max_len=4500 -dict=fuzz/json.dict build-fuzz/corpus_json
 
 format:
 	clang-format -i $(SRC) $(wildcard src/*/*.h include/tally/*.h)

@@ -2,7 +2,6 @@
 #include "data/fields.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -10,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/jsonscan.h"
 #include "tally/tally.h"
 
 #ifdef __SSE2__
@@ -236,14 +236,6 @@ const char *fields_header_name(const fields_header *h, size_t i)
 
 /* ---- The per-task cache ------------------------------------------------------------------ */
 
-/* A bump allocator for JSON field texts that must stay put until the next record: blocks are
- * kept and rewound, never freed, so steady-state records allocate nothing here. */
-struct arena {
-    char **blocks;
-    size_t *caps;
-    size_t nblocks, cur, used;
-};
-
 struct name_memo {
     uint64_t serial; /* header serial; 0 marks an unused entry */
     const char *name;
@@ -253,6 +245,12 @@ struct name_memo {
 struct col_ref {
     uint64_t serial; /* header serial; 0: not looked up yet */
     size_t idx;      /* column, or SIZE_MAX when the header lacks the name */
+};
+
+/* A JSON name a job asked for, and its path index in the cache's scanner. */
+struct json_name {
+    const char *name; /* the caller's pointer; NULL marks an unused entry */
+    size_t idx;
 };
 
 struct fields_cache {
@@ -273,64 +271,31 @@ struct fields_cache {
     struct col_ref *colmap; /* by tally_field id: that name's column in header `serial` */
     size_t colmap_cap;
 
-    /* JSON: the parsed record, and storage for field texts jansson does not hold for us. */
-    json_t *root;
-    struct arena arena;
-    struct buf dump;
+    /* JSON: the scanner (made on the first JSON lookup), and which of its paths each recently
+     * asked name is. */
+    jsonscan *js;
+    struct json_name json_memo[FIELDS_MEMO];
+    unsigned json_memo_next;
+    size_t *jsmap; /* by tally_field id: 1 + the scanner's index of that name, 0: not added yet */
+    size_t jsmap_cap;
 };
-
-static char *arena_alloc(struct arena *a, size_t n)
-{
-    while (a->cur < a->nblocks && a->caps[a->cur] - a->used < n) {
-        a->cur++;
-        a->used = 0;
-    }
-    if (a->cur == a->nblocks) {
-        size_t cap = n > 4096 ? n : 4096;
-        a->blocks = xrealloc(a->blocks, (a->nblocks + 1) * sizeof *a->blocks);
-        a->caps = xrealloc(a->caps, (a->nblocks + 1) * sizeof *a->caps);
-        a->blocks[a->nblocks] = xmalloc(cap);
-        a->caps[a->nblocks] = cap;
-        a->nblocks++;
-        a->used = 0;
-    }
-    char *p = a->blocks[a->cur] + a->used;
-    a->used += n;
-    return p;
-}
-
-static char *arena_copy(struct arena *a, const char *s, size_t n)
-{
-    char *p = arena_alloc(a, n + 1);
-    memcpy(p, s, n);
-    p[n] = 0;
-    return p;
-}
 
 fields_cache *fields_cache_new(void) { return xcalloc(1, sizeof(fields_cache)); }
 
 void fields_cache_free(fields_cache *c)
 {
     if (!c) return;
-    json_decref(c->root);
     free(c->colmap);
+    free(c->jsmap);
     free(c->cols);
     free(c->unq);
-    for (size_t i = 0; i < c->arena.nblocks; i++) free(c->arena.blocks[i]);
-    free(c->arena.blocks);
-    free(c->arena.caps);
-    buf_free(&c->dump);
+    jsonscan_free(c->js);
     free(c);
 }
 
 void fields_cache_reset(fields_cache *c, fields_format fmt, const fields_header *hdr,
                         const char *data, size_t len)
 {
-    if (c->root) {
-        json_decref(c->root);
-        c->root = NULL;
-    }
-    c->arena.cur = c->arena.used = 0;
     c->fmt = fmt;
     c->hdr = hdr;
     c->data = data;
@@ -400,245 +365,70 @@ static int csv_get(fields_cache *c, const char *name, const char **val, size_t *
 
 /* ---- JSON records ------------------------------------------------------------------------ */
 
-static int json_parse_record(fields_cache *c)
+/* The scanner's index for `name`, remembered per name pointer (compared again on a hit, as in
+ * csv_column). Sets *added when the name is new to the scanner: the current record has not been
+ * scanned for it. */
+static size_t json_path(fields_cache *c, const char *name, int *added)
 {
-    json_error_t jerr;
-    c->root = json_loadb(c->data, c->len, JSON_ALLOW_NUL, &jerr);
-    /* jansson refuses integers beyond 64 bits; read such a record with every integer as a real
-     * rather than skip it. The field text still comes from the record itself (json_raw_find). */
-    if (!c->root && json_error_code(&jerr) == json_error_numeric_overflow)
-        c->root = json_loadb(c->data, c->len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
-    if (!c->root) return TALLY_EBADREC;
-    if (!json_is_object(c->root)) {
-        json_decref(c->root);
-        c->root = NULL;
-        return TALLY_EBADREC;
+    for (unsigned i = 0; i < FIELDS_MEMO; i++) {
+        const struct json_name *m = &c->json_memo[i];
+        if (m->name == name && strcmp(jsonscan_path(c->js, m->idx), name) == 0)
+            return m->idx;
     }
-    return 0;
+    size_t before = jsonscan_count(c->js), idx;
+    jsonscan_add(c->js, name, &idx);
+    *added = jsonscan_count(c->js) > before;
+    struct json_name *m = &c->json_memo[c->json_memo_next++ % FIELDS_MEMO];
+    m->name = name;
+    m->idx = idx;
+    return idx;
 }
 
-/* Walks a dotted name through nested objects; NULL when any step is missing. */
-static json_t *json_walk(json_t *v, const char *name)
-{
-    for (;;) {
-        const char *dot = strchr(name, '.');
-        size_t n = dot ? (size_t)(dot - name) : strlen(name);
-        if (!json_is_object(v)) return NULL;
-        v = json_object_getn(v, name, n);
-        if (!v || !dot) return v;
-        name = dot + 1;
-    }
-}
-
-/* The raw scanner below re-finds a value in the record's own text, so that numbers and nested
- * values come out exactly as written ("1.50" stays "1.50"; jansson would keep only a double).
- * It runs only on text jansson has already accepted, so it skips validation; it still checks
- * bounds so that a disagreement can only make it give up, never read out of range. */
-
-static const char *raw_ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-    return p;
-}
-
-/* p at an opening quote; returns the position after the closing one, or NULL. */
-static const char *raw_string_end(const char *p, const char *end, int *escaped)
-{
-    for (p++; p < end; p++) {
-        if (*p == '\\') {
-            *escaped = 1;
-            p++;
-        } else if (*p == '"') {
-            return p + 1;
-        }
-    }
-    return NULL;
-}
-
-static const char *raw_value_end(const char *p, const char *end)
-{
-    int esc = 0;
-    if (p >= end) return NULL;
-    if (*p == '"') return raw_string_end(p, end, &esc);
-    if (*p == '{' || *p == '[') {
-        size_t depth = 0;
-        while (p < end) {
-            if (*p == '"') {
-                if (!(p = raw_string_end(p, end, &esc))) return NULL;
-                continue;
-            }
-            if (*p == '{' || *p == '[') depth++;
-            if ((*p == '}' || *p == ']') && --depth == 0) return p + 1;
-            p++;
-        }
-        return NULL;
-    }
-    while (p < end && !strchr(",}] \t\r\n", *p)) p++;
-    return p;
-}
-
-/* Finds the last member named key[0..klen) of the object starting at p (duplicate keys: the
- * last one wins, as in jansson). Returns 1 with the value's span, 0 when absent, or -1 when
- * it cannot tell because some key is written with escapes. */
-static int raw_member(const char *p, const char *end, const char *key, size_t klen,
-                      const char **vs, const char **ve)
-{
-    int found = 0;
-    p = raw_ws(p, end);
-    if (p >= end || *p != '{') return -1;
-    p = raw_ws(p + 1, end);
-    if (p < end && *p == '}') return 0;
-    while (p < end && *p == '"') {
-        int escaped = 0;
-        const char *kend = raw_string_end(p, end, &escaped);
-        if (!kend || escaped) return -1;
-        int match = (size_t)(kend - p - 2) == klen && memcmp(p + 1, key, klen) == 0;
-        p = raw_ws(kend, end);
-        if (p >= end || *p != ':') return -1;
-        const char *v = raw_ws(p + 1, end), *vend = raw_value_end(v, end);
-        if (!vend) return -1;
-        if (match) {
-            *vs = v;
-            *ve = vend;
-            found = 1;
-        }
-        p = raw_ws(vend, end);
-        if (p < end && *p == ',') {
-            p = raw_ws(p + 1, end);
-            continue;
-        }
-        return p < end && *p == '}' ? found : -1;
-    }
-    return -1;
-}
-
-/* The raw text of the value at a dotted name; 0 when it cannot be found with certainty. */
-static int json_raw_find(const fields_cache *c, const char *name, const char **vs, size_t *vn)
-{
-    const char *p = c->data, *end = c->data + c->len, *s = NULL, *e = NULL;
-    for (;;) {
-        const char *dot = strchr(name, '.');
-        size_t n = dot ? (size_t)(dot - name) : strlen(name);
-        if (raw_member(p, end, name, n, &s, &e) != 1) return 0;
-        if (!dot) break;
-        p = s;
-        name = dot + 1;
-    }
-    *vs = s;
-    *vn = (size_t)(e - s);
-    return 1;
-}
-
-/* Compacts a raw object or array: whitespace outside strings goes, the rest stays as written. */
-static void json_raw_compact(fields_cache *c, const char *s, size_t n, const char **val,
-                             size_t *vlen)
-{
-    const char *end = s + n;
-    int esc = 0;
-    size_t spaces = 0;
-    for (const char *p = s; p < end;) {
-        if (*p == '"') {
-            p = raw_string_end(p, end, &esc);
-            if (!p) break;
-            continue;
-        }
-        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') spaces++;
-        p++;
-    }
-    if (!spaces) {
-        *val = s;
-        *vlen = n;
-        return;
-    }
-    char *out = arena_alloc(&c->arena, n - spaces + 1), *w = out;
-    for (const char *p = s; p < end;) {
-        if (*p == '"') {
-            const char *q = raw_string_end(p, end, &esc);
-            if (!q) q = end;
-            memcpy(w, p, (size_t)(q - p));
-            w += q - p;
-            p = q;
-            continue;
-        }
-        if (!(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) *w++ = *p;
-        p++;
-    }
-    *w = 0;
-    *val = out;
-    *vlen = (size_t)(w - out);
-}
-
-static int json_dump_to_buf(const char *s, size_t n, void *arg)
-{
-    buf_append(arg, s, n);
-    return 0;
-}
-
-/* Text for a number, object or array when the raw text cannot be located (a key written with
- * escapes): integers in decimal, reals with %.17g, composites as jansson's compact JSON. */
-static void json_format(fields_cache *c, json_t *v, const char **val, size_t *vlen)
-{
-    char num[64];
-    int n;
-    if (json_is_integer(v)) {
-        n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    } else if (json_is_real(v)) {
-        n = snprintf(num, sizeof num, "%.17g", json_real_value(v));
-    } else {
-        c->dump.len = 0;
-        json_dump_callback(v, json_dump_to_buf, &c->dump, JSON_COMPACT | JSON_ENCODE_ANY);
-        *val = arena_copy(&c->arena, c->dump.data ? c->dump.data : "", c->dump.len);
-        *vlen = c->dump.len;
-        return;
-    }
-    *val = arena_copy(&c->arena, num, (size_t)n);
-    *vlen = (size_t)n;
-}
-
+/* The record is scanned once, on its first lookup, for every name asked for so far; a name new
+ * to the scanner (in practice, during a job's first record) makes it scan the record again. */
 static int json_get(fields_cache *c, const char *name, const char **val, size_t *vlen)
 {
+    int added = 0;
+    if (!c->js) c->js = jsonscan_new();
+    size_t idx = json_path(c, name, &added);
     if (!c->parsed) {
-        c->status = json_parse_record(c);
+        c->status = jsonscan_record(c->js, c->data, c->len);
         c->parsed = 1;
+    } else if (added && c->status == 0) {
+        c->status = jsonscan_rescan(c->js);
     }
     if (c->status) return c->status;
-    json_t *v = json_walk(c->root, name);
-    if (!v || json_is_null(v)) return TALLY_ENOFIELD;
+    return jsonscan_get(c->js, idx, val, vlen);
+}
 
-    const char *raw;
-    size_t rawlen;
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        *val = json_string_value(v);
-        *vlen = json_string_length(v);
-        return 0;
-    case JSON_TRUE:
-        *val = "true";
-        *vlen = 4;
-        return 0;
-    case JSON_FALSE:
-        *val = "false";
-        *vlen = 5;
-        return 0;
-    case JSON_INTEGER:
-    case JSON_REAL:
-        if (json_raw_find(c, name, &raw, &rawlen) && rawlen > 0 &&
-            (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'))) {
-            *val = raw;
-            *vlen = rawlen;
-            return 0;
-        }
-        break;
-    default:
-        if (json_raw_find(c, name, &raw, &rawlen) && rawlen > 0 &&
-            raw[0] == (json_is_object(v) ? '{' : '[')) {
-            json_raw_compact(c, raw, rawlen, val, vlen);
-            return 0;
-        }
-        break;
+/* json_get through an interned name: its scanner index comes from an array by the name's id,
+ * without comparing names. */
+static int json_get_ref(fields_cache *c, const struct tally_field *f, const char **val, size_t *vlen)
+{
+    int added = 0;
+    if (!c->js) c->js = jsonscan_new();
+    if (f->id >= c->jsmap_cap) {
+        size_t cap = c->jsmap_cap ? c->jsmap_cap : 16;
+        while (cap <= f->id) cap *= 2;
+        c->jsmap = xrealloc(c->jsmap, cap * sizeof *c->jsmap);
+        memset(c->jsmap + c->jsmap_cap, 0, (cap - c->jsmap_cap) * sizeof *c->jsmap);
+        c->jsmap_cap = cap;
     }
-    json_format(c, v, val, vlen);
-    return 0;
+    if (!c->jsmap[f->id]) {
+        size_t before = jsonscan_count(c->js), idx;
+        int rc = jsonscan_add(c->js, f->name, &idx);
+        if (rc) return rc;
+        added = jsonscan_count(c->js) > before;
+        c->jsmap[f->id] = idx + 1;
+    }
+    if (!c->parsed) {
+        c->status = jsonscan_record(c->js, c->data, c->len);
+        c->parsed = 1;
+    } else if (added && c->status == 0) {
+        c->status = jsonscan_rescan(c->js);
+    }
+    if (c->status) return c->status;
+    return jsonscan_get(c->js, c->jsmap[f->id] - 1, val, vlen);
 }
 
 int fields_get(fields_cache *c, const char *name, const char **val, size_t *vlen)
@@ -710,7 +500,8 @@ static inline int csv_ready(fields_cache *c)
 
 int fields_get_ref(fields_cache *c, const struct tally_field *f, const char **val, size_t *vlen)
 {
-    if (c->fmt != FIELDS_CSV) return fields_get(c, f->name, val, vlen);
+    if (c->fmt == FIELDS_JSONL) return json_get_ref(c, f, val, vlen);
+    if (c->fmt != FIELDS_CSV) return -EINVAL;
     int rc = csv_ready(c);
     if (rc) return rc;
     size_t idx = csv_ref_column(c, f);

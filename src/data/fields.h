@@ -12,9 +12,11 @@
  * names. A record with fewer fields than the header lacks the missing ones (TALLY_ENOFIELD);
  * one with more is malformed.
  *
- * JSON Lines: each record is one JSON object (parsed with jansson). A name with dots
+ * JSON Lines: each record is one JSON object, accepted or refused exactly as jansson would (the
+ * scan is data/jsonscan.c's, one pass per record for every name asked for). A name with dots
  * ("meta.device.id") walks nested objects. A string yields its unescaped bytes; numbers, true
- * and false yield their JSON text; objects and arrays yield compact JSON; null is absent.
+ * and false yield their JSON text as written; objects and arrays yield their text without the
+ * whitespace outside strings; null is absent.
  */
 #ifndef TALLY_FIELDS_H
 #define TALLY_FIELDS_H
