@@ -18,11 +18,13 @@ container would see, as Kubernetes does:
     Secret or ConfigMap volume a directory holding its keys as files; paths under a mountPath in
     the command line and the environment are rewritten to the local directory, and a path that
     is on no volume of the pod is an error (it would be the image's read-only file system);
-  - the network: each container port of each pod gets a free 127.0.0.1 port; HOST:PORT strings
-    naming a pod through its headless Service (POD.SERVICE[.NAMESPACE[.svc[.cluster.local]]])
-    or a Service become that port, and 0.0.0.0:PORT or 127.0.0.1:PORT (the pod's own listen
-    address) its own; a Service whose pods are not run here (ZooKeeper) must be given by
-    --external; any other HOST:PORT naming a pod or a Service of the manifests is an error;
+  - the network: each container port of each pod gets a free 127.0.0.1 port (below the
+    ephemeral range, which outgoing connections draw from while the processes start);
+    HOST:PORT strings naming a pod through its headless Service
+    (POD.SERVICE[.NAMESPACE[.svc[.cluster.local]]]) or a Service become that port, and
+    0.0.0.0:PORT or 127.0.0.1:PORT (the pod's own listen address) its own; a Service whose
+    pods are not run here (ZooKeeper) must be given by --external; any other HOST:PORT naming
+    a pod or a Service of the manifests is an error;
   - the probes: httpGet readiness and liveness probes as URLs on the local port, and the
     Prometheus annotations (prometheus.io/scrape, port, path) as the URL a scraper would use.
 It also checks what a cluster would refuse or ignore silently: a StatefulSet whose serviceName
@@ -32,13 +34,14 @@ tally command does not read. Containers of images matching --skip-image are not 
 provides them); any other image is an error.
 
 Writes DIR/plan/NN-POD-CONTAINER/ with `argv` and `env` (NUL-separated), `meta.json` (pod,
-workload, kind, restart policy, probe and scrape URLs, the tally subcommand) and DIR/plan/addresses.json
-(the HOST:PORT map). Prints one line per process. Exits 1 with one line per problem.
+workload, kind, restart policy, probe and scrape URLs, the tally subcommand) and
+DIR/plan/addresses.json (the HOST:PORT map). Prints one line per process. Exits 1 with one line per problem.
 """
 import argparse
 import base64
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -59,12 +62,31 @@ class Problems(list):
         self.append(f"{where}: {msg}")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def free_port(taken=set()):
+    """A port free now, below the kernel's ephemeral range: the processes bind it later, and a
+    port from that range (what binding port 0 gives) may meanwhile be taken by any outgoing
+    connection on the machine."""
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    hi = max(low - 1, 2048)
+    lo = max(1024, hi - 12000)
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randint(lo, hi)
+        if port in taken:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        taken.add(port)
+        return port
+    raise SystemExit(f"pods.py: no free port in {lo}..{hi}")
 
 
 def expand(s, env):
