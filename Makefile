@@ -4,6 +4,7 @@
 #   make demo     generate a small sample and run the aggregate and wordcount jobs on it
 #   make test     build, then run the whole suite twice: plain and under ASan+UBSan
 #   make bench    the performance benchmarks (not tests)
+#   make image    the container image (Containerfile) with podman or docker
 
 CC      ?= cc
 OPT     ?= -O2
@@ -26,7 +27,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(wildcard examples/*
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/*.c))
 BENCHBIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: deps all demo test test-plain test-asan bench bench-cluster clean format fuzz
+.PHONY: deps all demo test test-plain test-asan bench bench-cluster clean format fuzz image
 all: $(BUILD)/tally $(EXAMPLES)
 
 $(BUILD)/tally: $(OBJ)
@@ -113,6 +114,10 @@ fuzz:
 	./build-fuzz/fuzz_reader -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus_reader
 	./build-fuzz/fuzz_csv -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus_csv
 	./build-fuzz/fuzz_json -max_total_time=$(FUZZ_SECONDS) -max_len=4500 -dict=fuzz/json.dict build-fuzz/corpus_json
+
+# The image deploy/k8s runs; IMAGE=NAME:TAG (default tally:latest). Says why when it cannot.
+image:
+	./scripts/image.sh
 
 format:
 	clang-format -i $(SRC) $(wildcard src/*/*.h include/tally/*.h)

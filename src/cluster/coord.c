@@ -162,6 +162,7 @@ typedef struct coord {
     uint64_t assign_round;
     uint64_t inline_max;                    /* --inline-map-output: 0 off */
     uint64_t inline_held, inline_over, inline_kept; /* metrics: held, over the budget, kept on a loss */
+    uint64_t fail_after, tasks_ok;          /* --fail-after-tasks (0: off), successes reported so far */
 } coord;
 
 static volatile sig_atomic_t coord_stop;
@@ -1028,7 +1029,13 @@ static void coord_report(coord *c, const http_request *req, http_response *resp)
         pthread_cond_broadcast(&c->work_cv);
         pthread_cond_broadcast(&c->job_cv);
         /* The worker forgets the attempt once answered: its outcome must be durable first. */
-        if (coord_sync(c, &e) == 0) http_respond_json(resp, 200, "{}");
+        int synced = coord_sync(c, &e) == 0;
+        if (synced && was_running && ok && c->fail_after && ++c->tasks_ok >= c->fail_after) {
+            /* Failure drills: the worker gets no answer and reports to the next leader. */
+            log_warn("failure injection: crashing after %" PRIu64 " tasks (--fail-after-tasks)", c->tasks_ok);
+            kill(getpid(), SIGKILL);
+        }
+        if (synced) http_respond_json(resp, 200, "{}");
         else http_respond_error(resp, 503, "the coordinator cannot write its state: report again");
     }
     pthread_mutex_unlock(&c->lock);
@@ -1920,7 +1927,7 @@ static void coord_tick(coord *c)
 static const char *coord_o_listen, *coord_o_token, *coord_o_hb, *coord_o_timeout, *coord_o_log, *coord_o_state,
     *coord_o_zk, *coord_o_adv, *coord_o_session, *coord_o_spec, *coord_o_spec_cap, *coord_o_spec_factor,
     *coord_o_spec_min, *coord_o_prob, *coord_o_slow_factor, *coord_o_slow_checks, *coord_o_slow_window,
-    *coord_o_slow_check_ms, *coord_o_prob_ms, *coord_o_probe_ms, *coord_o_slow_floor, *coord_o_inline;
+    *coord_o_slow_check_ms, *coord_o_prob_ms, *coord_o_probe_ms, *coord_o_slow_floor, *coord_o_inline, *coord_o_fail_after;
 
 static const cli_opt coord_opts[] = {
     {"listen", 0, "HOST:PORT", "TALLY_LISTEN", "127.0.0.1:7070", "address to serve the API on", &coord_o_listen},
@@ -1965,6 +1972,8 @@ static const cli_opt coord_opts[] = {
     {"inline-map-output", 0, "SIZE", "TALLY_INLINE_MAP_OUTPUT", "64K",
      "a map output of at most SIZE comes with the map's report and goes to the reducers in their "
      "assignments, not through the shuffle (0: off; at most 1M)", &coord_o_inline},
+    {"fail-after-tasks", 0, "N", "TALLY_FAIL_AFTER_TASKS", NULL,
+     "failure injection: die (as if SIGKILLed) once N tasks have succeeded under this process", &coord_o_fail_after},
     {"log-level", 0, "LEVEL", "TALLY_LOG_LEVEL", "info", "debug, info, warn, error", &coord_o_log},
 };
 
@@ -1993,6 +2002,8 @@ static int coord_parse_tail(coord *c, struct err *e)
     if (util_parse_u64(coord_o_prob_ms, 0, 86400000, &pms)) return err_set(e, -EINVAL, "--probation-ms: expected milliseconds");
     if (util_parse_u64(coord_o_probe_ms, 10, 3600000, &probe))
         return err_set(e, -EINVAL, "--probe-every-ms: expected milliseconds (at least 10)");
+    if (coord_o_fail_after && util_parse_u64(coord_o_fail_after, 1, UINT32_MAX, &c->fail_after))
+        return err_set(e, -EINVAL, "--fail-after-tasks: expected a number of tasks, at least 1");
     r.factor = factor;
     r.checks = (uint32_t)checks;
     r.window = (uint32_t)window;

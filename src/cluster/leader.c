@@ -82,6 +82,8 @@ int leader_call(leader *l, const char *method, const char *path, const char *tok
         int lost = rc == 0 ? *status == 421 : rc != -EINVAL;
         /* Only with several coordinators is there a leader to wait for. */
         if (!lost || (!l->zk && l->n < 2) || time_mono_ms() >= deadline) return rc;
+        free(*out); /* this round's answer (a 421): the next round starts afresh */
+        *out = NULL;
         usleep(100000);
     }
 }

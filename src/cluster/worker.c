@@ -652,11 +652,14 @@ static int worker_heartbeat(worker *w, uint64_t *next_wait)
 
 static const char *worker_o_coord, *worker_o_listen, *worker_o_slots, *worker_o_workdir, *worker_o_name,
     *worker_o_token, *worker_o_fail_after, *worker_o_fail_mode, *worker_o_crash, *worker_o_delay,
-    *worker_o_max_delay, *worker_o_seed, *worker_o_slow, *worker_o_log;
+    *worker_o_max_delay, *worker_o_seed, *worker_o_slow, *worker_o_log, *worker_o_adv;
 
 static const cli_opt worker_opts[] = {
     {"coordinator", 0, "HOST:PORT", "TALLY_COORDINATOR", "127.0.0.1:7070", "coordinator address", &worker_o_coord},
     {"listen", 0, "HOST:PORT", "TALLY_LISTEN", "127.0.0.1:0", "shuffle/metrics address (port 0: any free)", &worker_o_listen},
+    {"advertise", 0, "HOST:PORT", "TALLY_ADVERTISE", NULL,
+     "the address the coordinator and reducers reach this worker on (default: the --listen address, "
+     "with the host name for 0.0.0.0)", &worker_o_adv},
     {"slots", 0, "N", "TALLY_SLOTS", NULL, "parallel attempts (default: number of CPUs)", &worker_o_slots},
     {"work-dir", 0, "DIR", "TALLY_WORK_DIR", NULL,
      "the worker keeps its map outputs in DIR/tally-worker-NAME, removed at exit; DIR itself is never "
@@ -776,6 +779,8 @@ int worker_main(int argc, char **argv)
     if (rc == 0 && util_parse_u64(worker_o_max_delay, 0, 3600000, &w.chaos_max_delay_ms))
         rc = err_set(&e, -EINVAL, "--chaos-max-delay-ms: expected milliseconds");
     if (rc == 0) rc = worker_factor(worker_o_slow, &w.chaos_slow, &e);
+    if (rc == 0 && worker_o_adv && (!strrchr(worker_o_adv, ':') || strlen(worker_o_adv) >= sizeof w.address))
+        rc = err_set(&e, -EINVAL, "--advertise: expected HOST:PORT");
     if (rc) {
         fprintf(stderr, "tally worker: %s\n", e.msg);
         free(pos);
@@ -840,8 +845,10 @@ int worker_main(int argc, char **argv)
         claim_release(&w.dir);
         return CLI_FAILED;
     }
-    snprintf(w.address, sizeof w.address, "%s:%u", strcmp(lhost, "0.0.0.0") == 0 ? host : lhost,
-             http_server_port(w.srv));
+    /* Behind a container network the listen address is not the one others can reach. */
+    if (worker_o_adv) snprintf(w.address, sizeof w.address, "%s", worker_o_adv);
+    else snprintf(w.address, sizeof w.address, "%s:%u", strcmp(lhost, "0.0.0.0") == 0 ? host : lhost,
+                  http_server_port(w.srv));
     if (leader_init(&w.ldr, w.coordinator, &e) != 0) {
         fprintf(stderr, "tally worker: --coordinator: %s\n", e.msg);
         http_server_stop(w.srv);
