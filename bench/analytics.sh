@@ -117,7 +117,7 @@ import json, sys, collections
 c = collections.Counter(); w = collections.Counter()
 for line in open(sys.argv[1], "rb"):
     r = json.loads(line); p = r["producer_id"]; c[p] += 1; w[p] += r["ground_truth"] != r["inferred"]
-print(len(c))' "$CACHE/inferences/inferences_shard0.jsonl"
+print(len(c))' "$CACHE/inferences/inferences-00000.jsonl"
 fi
 
 # ---- Checks --------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ verdict() { awk -v v="$1" -v t="$2" -v k="$3" 'BEGIN { ok = (k == "min") ? v >= 
         case $label in
         *wordcount* | wc_fast*) b=$(bytes_of "$CACHE/text-1G.txt") ;;
         *csv*) b=$(bytes_of "$CACHE"/readings/*.csv) ;;
-        *"1 shard"*) b=$(bytes_of "$CACHE/inferences/inferences_shard0.jsonl") ;;
+        *"1 shard"*) b=$(bytes_of "$CACHE/inferences/inferences-00000.jsonl") ;;
         *) b=$(bytes_of "$CACHE"/inferences/*.jsonl) ;;
         esac
         w=$(echo "${TIMES[$label]}" | median)
