@@ -661,14 +661,18 @@ static int http_curl_load(void)
 
 static pthread_once_t http_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode http_curl_init_rc;
-/* Each thread keeps one curl handle, reset between requests, so that its keep-alive
- * connections are reused: an executor fetches every segment of a reduce over one connection
- * per map worker, and a worker's heartbeats go over one connection (libmicrohttpd runs a thread
- * per connection, so a fresh connection also cost a fresh server thread). Not one cache for
- * the process: libcurl does not support sharing connections between concurrent threads. */
-static pthread_key_t http_handle_key;
-
-static void http_handle_destroy(void *h) { http_curl.easy_cleanup(h); }
+/* Idle curl handles, each with its keep-alive connections, shared by the process: a request
+ * takes one (or makes one) and gives it back when done, so a connection outlives the thread
+ * that opened it. Before, each thread kept its own handle, and a worker sends each attempt's
+ * report from that attempt's own thread: every report opened a new connection, and with it a
+ * new thread in the coordinator (libmicrohttpd runs a thread per connection; strace of a small
+ * job: a connect per attempt, ~1 ms of each map wave). A handle is used by one thread at a
+ * time, which libcurl allows; connections are never shared between concurrent requests, which
+ * it does not. */
+#define HTTP_POOL_MAX 16
+static pthread_mutex_t http_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static CURL *http_pool[HTTP_POOL_MAX];
+static size_t http_npool;
 
 static void http_curl_global_init(void)
 {
@@ -677,24 +681,33 @@ static void http_curl_global_init(void)
         return;
     }
     http_curl_init_rc = http_curl.global_init(CURL_GLOBAL_DEFAULT);
-    if (http_curl_init_rc == CURLE_OK && pthread_key_create(&http_handle_key, http_handle_destroy) != 0)
-        http_curl_init_rc = CURLE_FAILED_INIT;
 }
 
-/* The calling thread's handle, reset to defaults (its connections stay open). */
-static CURL *http_handle(void)
+/* An idle handle reset to defaults (its connections stay open), or a new one. */
+static CURL *http_handle_get(void)
 {
-    CURL *h = pthread_getspecific(http_handle_key);
+    CURL *h = NULL;
+    pthread_mutex_lock(&http_pool_lock);
+    if (http_npool) h = http_pool[--http_npool];
+    pthread_mutex_unlock(&http_pool_lock);
     if (h) {
         http_curl.easy_reset(h);
         return h;
     }
-    h = http_curl.easy_init();
-    if (h && pthread_setspecific(http_handle_key, h) != 0) {
-        http_curl.easy_cleanup(h);
+    return http_curl.easy_init();
+}
+
+/* Gives a handle back to the pool (closing it when the pool is full). */
+static void http_handle_put(CURL *h)
+{
+    if (!h) return;
+    pthread_mutex_lock(&http_pool_lock);
+    if (http_npool < HTTP_POOL_MAX) {
+        http_pool[http_npool++] = h;
         h = NULL;
     }
-    return h;
+    pthread_mutex_unlock(&http_pool_lock);
+    if (h) http_curl.easy_cleanup(h);
 }
 
 /* One request's curl handle, headers and the buffers curl writes into. */
@@ -707,8 +720,10 @@ struct http_xfer {
 
 static void http_xfer_free(struct http_xfer *x)
 {
-    /* x->curl is the thread's handle (http_handle()): it stays, with its connections. */
-    http_curl.slist_free_all(x->headers);
+    /* The handle goes back to the pool, with its connections. */
+    http_handle_put(x->curl);
+    x->curl = NULL;
+    if (x->headers) http_curl.slist_free_all(x->headers);
     free(x->url);
 }
 
@@ -727,7 +742,7 @@ static int http_xfer_init(struct http_xfer *x, const char *address, const char *
         return err_set(e, -EINVAL, "http: the token contains control characters");
     x->url = xasprintf("%s%s%s%s", strstr(address, "://") ? "" : "http://", address,
                        path[0] == '/' ? "" : "/", path);
-    x->curl = http_handle();
+    x->curl = http_handle_get();
     if (!x->curl) return err_set(e, -ENOMEM, "http: curl_easy_init failed");
     if (token) {
         char *h = xasprintf("Authorization: Bearer %s", token);
