@@ -2,18 +2,12 @@
 #ifndef TALLY_CLI_H
 #define TALLY_CLI_H
 
-/* Exit codes, the same for every subcommand (README, "Exit codes"). */
-#define CLI_OK 0
-#define CLI_FAILED 1      /* the job (or command) ran and failed */
-#define CLI_USAGE 2       /* the command line is wrong: bad option, missing input, unusable OUT */
-#define CLI_UNREACHABLE 3 /* cannot reach the coordinator, or it refused our token */
-#define CLI_INTERRUPTED 130 /* stopped by Ctrl-C / SIGTERM (128 + SIGINT, as shells report it) */
-
 #include <stdio.h>
 
 #include <tally/tally.h>
 
 #include "cli/series.h"
+#include "common/exitcode.h"
 #include "common/util.h"
 #include "exec/jobspec.h"
 

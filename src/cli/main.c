@@ -52,11 +52,11 @@ static int main_no_options(int argc, char **argv, const char *usage)
     free(pos);
     if (rc == 1) {
         cli_opts_usage(stdout, usage, NULL, 0);
-        return CLI_OK;
+        return EXITCODE_OK;
     }
     if (rc) {
         fprintf(stderr, "tally %s: %s\n", argv[0], e.msg);
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     return -1;
 }
@@ -66,7 +66,7 @@ int main(int argc, char **argv)
     log_set_process("tally");
     if (argc < 2) {
         main_usage(stderr);
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0) return cli_run(argc - 1, argv + 1);
@@ -84,19 +84,19 @@ int main(int argc, char **argv)
         size_t n;
         const tally_job *const *b = jobreg_builtins(&n);
         for (size_t i = 0; i < n; i++) printf("%-10s %s\n", b[i]->name, b[i]->description);
-        return CLI_OK;
+        return EXITCODE_OK;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         int rc = main_no_options(argc - 1, argv + 1, "usage: tally version\n\nPrints the version of tally and of its job ABI.");
         if (rc >= 0) return rc;
         printf("tally %s (job ABI %d)\n", TALLY_VERSION, TALLY_ABI_VERSION);
-        return CLI_OK;
+        return EXITCODE_OK;
     }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         main_usage(stdout);
-        return CLI_OK;
+        return EXITCODE_OK;
     }
     fprintf(stderr, "tally: unknown %s '%s'\n\n", cmd[0] == '-' ? "option" : "command", cmd);
     main_usage(stderr);
-    return CLI_USAGE;
+    return EXITCODE_USAGE;
 }

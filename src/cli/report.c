@@ -807,7 +807,7 @@ int report_main(int argc, char **argv)
     size_t npos = 0;
     struct err e = {0};
     struct report_file *files = NULL;
-    int code = CLI_OK;
+    int code = EXITCODE_OK;
     int rc = cli_opts_parse(report_opts, REPORT_NOPTS, argc, argv, &pos, &npos, &e);
     if (rc == 1) {
         cli_opts_usage(stdout, report_usage, report_opts, REPORT_NOPTS);
@@ -818,7 +818,7 @@ int report_main(int argc, char **argv)
         rc = err_set(&e, -EINVAL, "report needs -o DIR, the directory for the report (see --help)");
     if (rc) {
         fprintf(stderr, "tally report: %s\n", e.msg);
-        code = CLI_USAGE;
+        code = EXITCODE_USAGE;
         goto done;
     }
     /* A gnuplot that exits before reading its whole script must not kill us with SIGPIPE. */
@@ -829,7 +829,7 @@ int report_main(int argc, char **argv)
         files[i].path = pos[i];
         if ((rc = report_read(&files[i], &e)) != 0) {
             fprintf(stderr, "tally report: %s\n", e.msg);
-            code = rc == -EINVAL ? CLI_FAILED : CLI_USAGE;
+            code = rc == -EINVAL ? EXITCODE_FAILED : EXITCODE_USAGE;
             goto done;
         }
     }
@@ -838,7 +838,7 @@ int report_main(int argc, char **argv)
     const char *dir = report_o_dir;
     if (fs_mkdirs(dir, &e) != 0) {
         fprintf(stderr, "tally report: cannot create the report directory: %s\n", e.msg);
-        code = CLI_USAGE;
+        code = EXITCODE_USAGE;
         goto done;
     }
     struct buf b = {0};
@@ -856,7 +856,7 @@ int report_main(int argc, char **argv)
     }
     if (rc) {
         fprintf(stderr, "tally report: %s\n", e.msg);
-        code = CLI_FAILED;
+        code = EXITCODE_FAILED;
         goto done;
     }
     report_print(stdout, files, npos);
@@ -865,7 +865,7 @@ int report_main(int argc, char **argv)
         report_remove_plots(dir);
     } else if (report_plots(dir, report_o_gnuplot, files, npos, &e) != 0) {
         fprintf(stderr, "tally report: %s\ntally report: the CSV files are written in %s\n", e.msg, dir);
-        code = CLI_FAILED;
+        code = EXITCODE_FAILED;
     }
 done:
     for (size_t i = 0; files && i < npos; i++) report_file_free(&files[i]);

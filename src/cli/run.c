@@ -534,7 +534,7 @@ static int run_iteration(jobspec *spec, const char *check_out, int quiet, run_se
     output out = {.claim.fd = -1};
     sched_job *sj = NULL;
     char *owner = NULL, *run_dir = NULL, job_id[32] = "";
-    int rc = CLI_USAGE, have_out = 0;
+    int rc = EXITCODE_USAGE, have_out = 0;
     uint64_t t_plan = time_mono_ns();
 
     memset(oc, 0, sizeof *oc);
@@ -559,7 +559,7 @@ static int run_iteration(jobspec *spec, const char *check_out, int quiet, run_se
 
     /* The work dir, and in it the executors: user code runs there, never in this process, so
      * even a job whose setup() crashes only fails. */
-    rc = CLI_FAILED;
+    rc = EXITCODE_FAILED;
     if (run_session_ready(ss, spec, slots, &e) != 0) {
         fprintf(stderr, "tally: %s\n", e.msg);
         goto done;
@@ -579,10 +579,10 @@ static int run_iteration(jobspec *spec, const char *check_out, int quiet, run_se
     int drc = execpool_describe(pool, spec_json, spec->job, &job, &e);
     if (drc) {
         fprintf(stderr, "tally: %s\n", e.msg);
-        rc = drc == -EIO ? CLI_FAILED : CLI_USAGE;
+        rc = drc == -EIO ? EXITCODE_FAILED : EXITCODE_USAGE;
         goto done;
     }
-    rc = CLI_USAGE;
+    rc = EXITCODE_USAGE;
     if (job.flags & TALLY_NEEDS_FIELDS) {
         for (size_t i = 0; i < inputs.nfiles; i++) {
             if (inputs.files[i].format == FIELDS_TEXT) {
@@ -603,7 +603,7 @@ static int run_iteration(jobspec *spec, const char *check_out, int quiet, run_se
         goto done;
     }
     have_out = 1;
-    rc = CLI_FAILED;
+    rc = EXITCODE_FAILED;
     log_debug("output %s claimed; work dir %s", spec->out, run_dir);
 
     task_env env = {.spec = spec, .inputs = &inputs, .work_dir = run_dir, .out_tmp = out.tmp};
@@ -641,7 +641,7 @@ static int run_iteration(jobspec *spec, const char *check_out, int quiet, run_se
         counters_free(&c);
     } else if (sj->state == SCHED_JOB_CANCELLED && run_interrupted) {
         fprintf(stderr, "tally: job %s interrupted: nothing was written to %s\n", job.name, spec->out);
-        rc = CLI_INTERRUPTED;
+        rc = EXITCODE_INTERRUPTED;
     } else {
         fprintf(stderr, "tally: job %s failed: %s\n", job.name, sj->error ? sj->error : "unknown error");
     }
@@ -686,7 +686,7 @@ int cli_run(int argc, char **argv)
     series_results res = {.fd = -1};
     run_session ss = {.work.fd = -1};
     char *base_out = NULL;
-    int rc = CLI_USAGE, out_existed = 1;
+    int rc = EXITCODE_USAGE, out_existed = 1;
 
     /* A closed stdout or stderr (`tally run ... | head -1`) must not kill the job: writes to
      * them fail with EPIPE instead, and the job goes on to commit or roll back. A hang-up
@@ -734,7 +734,7 @@ int cli_run(int argc, char **argv)
     rc = 0;
     for (i = 1; i <= n; i++) {
         if (run_interrupted) {
-            rc = CLI_INTERRUPTED;
+            rc = EXITCODE_INTERRUPTED;
             fprintf(stderr, "tally: interrupted before iteration %" PRIu64 "\n", i);
             break;
         }
@@ -747,13 +747,13 @@ int cli_run(int argc, char **argv)
          * the iteration. */
         if (i == 1 && oc.planned && series_results_choose(&res, oc.maps, oc.reduces, n, oc.start_ms, &e) != 0) {
             fprintf(stderr, "tally: %s\n", e.msg);
-            if (rc == 0) rc = CLI_FAILED;
+            if (rc == 0) rc = EXITCODE_FAILED;
         }
         if (rc) break;
         series_row row = {.iteration = i, .start_ms = oc.start_ms, .total_ms = oc.total_ms, .sum = oc.sum};
         if (res.fd >= 0 && series_results_append(&res, &row, &e) != 0) {
             fprintf(stderr, "tally: %s\n", e.msg);
-            rc = CLI_FAILED;
+            rc = EXITCODE_FAILED;
             break;
         }
         if (series_active(&flags.series) && !flags.quiet) series_report(&row, n);

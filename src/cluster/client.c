@@ -3,12 +3,12 @@
  *
  * Each command reads its settings table (cli/opts.h), answers --help without a token or a
  * coordinator, and reports every failure as one `tally: ` line whose wording and exit code
- * (cli/cli.h) depend only on the kind of failure, never on the command:
- *   cannot connect, no answer, token refused (HTTP 401)                 CLI_UNREACHABLE
+ * (common/exitcode.h) depend only on the kind of failure, never on the command:
+ *   cannot connect, no answer, token refused (HTTP 401)                 EXITCODE_UNREACHABLE
  *   bad option, unknown job id, a submission the coordinator calls a
- *   usage error (missing input, unusable OUT, a field no input has)     CLI_USAGE
- *   the job failed or was cancelled, any other refusal                  CLI_FAILED
- *   Ctrl-C or SIGTERM while `submit` waits (the job goes on)            CLI_INTERRUPTED
+ *   usage error (missing input, unusable OUT, a field no input has)     EXITCODE_USAGE
+ *   the job failed or was cancelled, any other refusal                  EXITCODE_FAILED
+ *   Ctrl-C or SIGTERM while `submit` waits (the job goes on)            EXITCODE_INTERRUPTED
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +29,7 @@
 #include "cluster/leader.h"
 #include "cluster/wire.h"
 #include "common/claim.h"
+#include "common/exitcode.h"
 #include "exec/jobreg.h"
 #include "net/http.h"
 
@@ -99,17 +100,17 @@ static int client_open(client *cl)
     if (!cl->token_file) {
         fprintf(stderr, "tally: --token-file FILE (or TALLY_TOKEN_FILE) is required: the file holding the "
                         "cluster's token (scripts/cluster.sh env prints it for a local cluster)\n");
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     if (http_read_token_file(cl->token_file, &cl->token, &e) != 0) {
         fprintf(stderr, "tally: cannot read the token file: %s\n", e.msg);
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     if (leader_init(&cl->ldr, cl->coordinator, &e) != 0) {
         fprintf(stderr, "tally: --coordinator: %s\n", e.msg);
         free(cl->token);
         cl->token = NULL;
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     /* With several coordinators, a call waits out a failover (a new leader within about the
      * ZooKeeper session timeout) instead of failing. */
@@ -149,39 +150,39 @@ static int client_explain(const client *cl, const client_answer *a, const char *
     if (a->rc == -EINVAL) {
         fprintf(stderr, "tally: --coordinator '%s' is not an address the client can use (%s)\n", cl->coordinator,
                 a->e.msg);
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     if (a->rc == -ETIMEDOUT) {
         fprintf(stderr, "tally: the coordinator at %s does not answer (%s): is it running, and is "
                         "--coordinator/TALLY_COORDINATOR its address?\n", cl->coordinator, strerror(ETIMEDOUT));
-        return CLI_UNREACHABLE;
+        return EXITCODE_UNREACHABLE;
     }
     if (a->rc == -EIO || a->rc == -EFBIG || a->rc == -ENOMEM) {
         fprintf(stderr, "tally: lost the connection to the coordinator at %s: %s\n", cl->coordinator, a->e.msg);
-        return CLI_UNREACHABLE;
+        return EXITCODE_UNREACHABLE;
     }
     if (a->rc < 0) {
         fprintf(stderr, "tally: cannot connect to the coordinator at %s (%s): start one with scripts/cluster.sh "
                         "up, or tally coordinator --token-file FILE, and point --coordinator/TALLY_COORDINATOR at it\n",
                 cl->coordinator, strerror(-a->rc));
-        return CLI_UNREACHABLE;
+        return EXITCODE_UNREACHABLE;
     }
     if (a->status == 401) {
         fprintf(stderr, "tally: the coordinator at %s refused our token (HTTP 401): the token file %s does not "
                         "hold the token it was started with (--token-file/TALLY_TOKEN_FILE)\n",
                 cl->coordinator, cl->token_file);
-        return CLI_UNREACHABLE;
+        return EXITCODE_UNREACHABLE;
     }
     if (a->status == 404 && job) {
         fprintf(stderr, "tally: no job %s on the coordinator at %s (tally status lists its jobs)\n", job,
                 cl->coordinator);
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     char why[512];
     client_refusal(a, why, sizeof why);
     fprintf(stderr, "tally: the coordinator at %s refused the request (HTTP %d): %s\n", cl->coordinator, a->status,
             why);
-    return CLI_FAILED;
+    return EXITCODE_FAILED;
 }
 
 /* Fetches one job; with wait_ms the coordinator answers when its version moves past `version`
@@ -337,7 +338,7 @@ static int client_stop_job(const client *cl, const char *id)
         fprintf(stderr, "tally: interrupted, but job %s could not be cancelled (%s): cancel it with tally cancel %s\n",
                 id, a.rc ? a.e.msg : "the coordinator refused", id);
     client_answer_free(&a);
-    return CLI_INTERRUPTED;
+    return EXITCODE_INTERRUPTED;
 }
 
 /* Waits for job `id` (submitted at t0) with a progress line on a terminal; returns the exit
@@ -347,7 +348,7 @@ static int client_wait(const client *cl, const char *id, const jobspec *spec, in
                        uint64_t give_up_ms, int cancel_on_stop, json_t **final)
 {
     if (final) *final = NULL;
-    int tty = !quiet && isatty(STDOUT_FILENO), printed = 0, rc = CLI_FAILED;
+    int tty = !quiet && isatty(STDOUT_FILENO), printed = 0, rc = EXITCODE_FAILED;
     uint64_t last_answer = time_mono_ms(), version = 0;
     /* Short waits: Ctrl-C is seen between two requests (libcurl carries on through signals). */
     uint64_t wait_ms = tty ? 200 : 500;
@@ -360,7 +361,7 @@ static int client_wait(const client *cl, const char *id, const jobspec *spec, in
             if (cancel_on_stop) return client_stop_job(cl, id);
             fprintf(stderr, "tally: stopped waiting; job %s goes on: follow it with tally status %s, cancel it "
                             "with tally cancel %s\n", id, id, id);
-            return CLI_INTERRUPTED;
+            return EXITCODE_INTERRUPTED;
         }
         json_t *job = NULL;
         client_answer a;
@@ -418,7 +419,7 @@ static int client_wait(const client *cl, const char *id, const jobspec *spec, in
                        id, secs, mb, secs > 0 ? mb / secs : 0.0, json_integer_value(json_object_get(c, "input_records")),
                        json_integer_value(json_object_get(c, "output_records")),
                        json_integer_value(json_object_get(c, "records_skipped")));
-                rc = CLI_OK;
+                rc = EXITCODE_OK;
             } else {
                 fflush(stdout);
                 fprintf(stderr, "tally: job %s succeeded but %s is not visible here: is OUT on a mount this machine "
@@ -440,7 +441,7 @@ static int client_wait(const client *cl, const char *id, const jobspec *spec, in
                     "once the coordinator answers, tally status %s says what became of it (%s/_SUCCESS exists "
                     "once it succeeded)\n", cl->coordinator, id, lost, id, spec->out);
     client_lost_claim(spec->out, id);
-    return CLI_UNREACHABLE;
+    return EXITCODE_UNREACHABLE;
 }
 
 /* Sends the job; returns 0 with its id in id[], or prints why not and returns the exit code. */
@@ -459,10 +460,10 @@ static int client_send_job(const client *cl, const jobspec *spec, char *id, size
         char why[1024];
         client_refusal(&a, why, sizeof why);
         fprintf(stderr, "tally: %s\n", why);
-        rc = json_is_true(json_object_get(a.body, "usage")) ? CLI_USAGE : CLI_FAILED;
+        rc = json_is_true(json_object_get(a.body, "usage")) ? EXITCODE_USAGE : EXITCODE_FAILED;
     } else if (a.rc == 0 && a.status == 200 && !idv) {
         fprintf(stderr, "tally: the coordinator at %s accepted the job but sent no job id\n", cl->coordinator);
-        rc = CLI_FAILED;
+        rc = EXITCODE_FAILED;
     } else if (!idv) {
         rc = client_explain(cl, &a, NULL);
     }
@@ -495,7 +496,7 @@ int coord_submit_main(int argc, char **argv)
     series_opts series = {.iterations = 1};
     series_results res = {.fd = -1};
     char *base_out = NULL;
-    int quiet = 0, help = 0, rc = CLI_USAGE, out_existed = 1;
+    int quiet = 0, help = 0, rc = EXITCODE_USAGE, out_existed = 1;
     uint64_t give_up_ms = 0;
     signal(SIGPIPE, SIG_IGN);
     util_catch_stop_signals(client_on_signal);
@@ -524,7 +525,7 @@ int coord_submit_main(int argc, char **argv)
         }
         client_submit_usage(stdout, job);
         jobreg_unload(handle);
-        rc = CLI_OK;
+        rc = EXITCODE_OK;
         goto done;
     }
     if (client_o_detach && series_active(&series)) {
@@ -537,7 +538,7 @@ int coord_submit_main(int argc, char **argv)
         goto done;
     }
     if ((rc = client_open(&cl)) != 0) goto done;
-    rc = CLI_USAGE;
+    rc = EXITCODE_USAGE;
     /* Inputs go as given, with the directory they are relative to: jobs see the paths the user
      * typed (grep and index print them), as under tally run. */
     char cwd[PATH_MAX];
@@ -566,7 +567,7 @@ int coord_submit_main(int argc, char **argv)
     for (i = 1; i <= n; i++) {
         if (client_interrupted) {
             fprintf(stderr, "tally: interrupted before iteration %" PRIu64 "\n", i);
-            rc = CLI_INTERRUPTED;
+            rc = EXITCODE_INTERRUPTED;
             break;
         }
         free(spec.out);
@@ -590,13 +591,13 @@ int coord_submit_main(int argc, char **argv)
                                   (uint64_t)json_integer_value(json_object_get(job, "reduces_total")), n,
                                   row.start_ms, &e) != 0) {
             fprintf(stderr, "tally: %s\n", e.msg);
-            if (rc == 0) rc = CLI_FAILED;
+            if (rc == 0) rc = EXITCODE_FAILED;
         }
         json_decref(job);
         if (rc) break;
         if (res.fd >= 0 && series_results_append(&res, &row, &e) != 0) {
             fprintf(stderr, "tally: %s\n", e.msg);
-            rc = CLI_FAILED;
+            rc = EXITCODE_FAILED;
             break;
         }
         if (series_active(&series) && !quiet) series_report(&row, n);
@@ -687,13 +688,13 @@ int coord_status_main(int argc, char **argv)
                        "Exit status: 0 ok, 2 a usage error (also: no such job), 3 cannot reach the coordinator\n"
                        "or it refused the token.",
                        client_status_opts, CLIENT_N(client_status_opts));
-        rc = CLI_OK;
+        rc = EXITCODE_OK;
         goto done;
     }
     if (rc == 0 && npos > 1) rc = err_set(&e, -EINVAL, "status takes at most one JOB, got '%s' and '%s'", pos[0], pos[1]);
     if (rc) {
         fprintf(stderr, "tally: %s\n", e.msg);
-        rc = CLI_USAGE;
+        rc = EXITCODE_USAGE;
         goto done;
     }
     if ((rc = client_open(&cl)) != 0) goto done;
@@ -707,7 +708,7 @@ int coord_status_main(int argc, char **argv)
         printf("%s\n", a.text);
     } else if (!a.body) {
         fprintf(stderr, "tally: the coordinator at %s sent a status that is not JSON\n", cl.coordinator);
-        rc = CLI_FAILED;
+        rc = EXITCODE_FAILED;
     } else if (job) {
         client_print_jobs(json_object_get(a.body, "jobs"));
         client_print_attempts(json_array_get(json_object_get(a.body, "jobs"), 0));
@@ -767,7 +768,7 @@ int coord_cancel_main(int argc, char **argv)
                        "removed. Exit status: 0 cancelled, 1 the job was already over, 2 a usage error (also:\n"
                        "no such job), 3 cannot reach the coordinator or it refused the token.",
                        client_cancel_opts, CLIENT_N(client_cancel_opts));
-        rc = CLI_OK;
+        rc = EXITCODE_OK;
         goto done;
     }
     if (rc == 0 && npos != 1)
@@ -775,7 +776,7 @@ int coord_cancel_main(int argc, char **argv)
                   : err_set(&e, -EINVAL, "cancel needs the JOB to cancel (tally status lists them)");
     if (rc) {
         fprintf(stderr, "tally: %s\n", e.msg);
-        rc = CLI_USAGE;
+        rc = EXITCODE_USAGE;
         goto done;
     }
     if ((rc = client_open(&cl)) != 0) goto done;
@@ -790,7 +791,7 @@ int coord_cancel_main(int argc, char **argv)
     const char *before = client_str(job, "state");
     if (client_job_over(before)) {
         fprintf(stderr, "tally: job %s already %s: nothing to cancel\n", id, before);
-        rc = CLI_FAILED;
+        rc = EXITCODE_FAILED;
         goto done;
     }
     char path[128];
@@ -801,15 +802,15 @@ int coord_cancel_main(int argc, char **argv)
         rc = client_explain(&cl, &a, id);
     } else if (strcmp(after, "cancelled") != 0) {
         fprintf(stderr, "tally: job %s already %s: nothing to cancel\n", id, after);
-        rc = CLI_FAILED;
+        rc = EXITCODE_FAILED;
     } else if (strcmp(before, "queued") == 0) {
         printf("tally: job %s cancelled (it was queued: nothing had run)\n", id);
-        rc = CLI_OK;
+        rc = EXITCODE_OK;
     } else {
         printf("tally: job %s cancelled (it was %s: %d/%d maps, %d/%d reduces done)\n", id, before,
                client_int(job, "maps_done"), client_int(job, "maps_total"), client_int(job, "reduces_done"),
                client_int(job, "reduces_total"));
-        rc = CLI_OK;
+        rc = EXITCODE_OK;
     }
     client_answer_free(&a);
 done:

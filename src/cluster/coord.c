@@ -23,12 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "cli/opts.h"
 #include "cluster/execpool.h"
 #include "cluster/state.h"
 #include "cluster/wire.h"
 #include "common/claim.h"
+#include "common/exitcode.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "data/input.h"
@@ -2049,7 +2049,7 @@ int coord_main(int argc, char **argv)
         fprintf(stderr, "tally coordinator: %s\n", e.msg);
         health_free(&c->health);
         free(c);
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     log_set_level(lvl);
     log_set_process("coordinator");
@@ -2057,7 +2057,7 @@ int coord_main(int argc, char **argv)
     if (http_read_token_file(coord_o_token, &c->token, &e) != 0) {
         fprintf(stderr, "tally coordinator: %s\n", e.msg);
         free(c);
-        return CLI_FAILED;
+        return EXITCODE_FAILED;
     }
     pthread_mutex_init(&c->lock, NULL);
     pthread_condattr_t ca;
@@ -2082,7 +2082,7 @@ int coord_main(int argc, char **argv)
         claim_release(&c->scratch);
         free(c->token);
         free(c);
-        return CLI_FAILED;
+        return EXITCODE_FAILED;
     }
     if (prc == 0 && coord_o_state && coord_o_zk)
         prc = err_set(&e, -EINVAL, "--state-dir and --zookeeper exclude each other: the state lives in one place");
@@ -2124,7 +2124,7 @@ int coord_main(int argc, char **argv)
         claim_release(&c->scratch);
         free(c->token);
         free(c);
-        return CLI_FAILED;
+        return EXITCODE_FAILED;
     }
     util_catch_stop_signals(coord_on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -2165,7 +2165,7 @@ int coord_main(int argc, char **argv)
             if (won && coord_take_over(c, &e) != 0) {
                 log_error("cannot take over: %s", e.msg);
                 fprintf(stderr, "tally coordinator: cannot take over: %s\n", e.msg);
-                exit_rc = CLI_FAILED;
+                exit_rc = EXITCODE_FAILED;
                 break;
             }
             if (won) last_loop = time_mono_ms(); /* the load's time is not a pause */

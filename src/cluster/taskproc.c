@@ -30,9 +30,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "cluster/leader.h"
 #include "cluster/wire.h"
+#include "common/exitcode.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "data/ifile.h"
@@ -563,7 +563,7 @@ int taskproc_main(int argc, char **argv)
     log_level lvl = LOG_INFO;
     if (argc != 3 || log_parse_level(argv[2], &lvl) != 0) {
         fprintf(stderr, "usage: tally __executor LIVE_FILE LOG_LEVEL (internal: started by tally worker)\n");
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     log_set_level(lvl);
     log_set_process("executor");
@@ -576,7 +576,7 @@ int taskproc_main(int argc, char **argv)
     close_range(TASKPROC_OUT + 1, ~0u, 0);
     if (fcntl(TASKPROC_IN, F_SETFD, FD_CLOEXEC) != 0 || fcntl(TASKPROC_OUT, F_SETFD, FD_CLOEXEC) != 0) {
         fprintf(stderr, "tally __executor: fds 3 and 4 must be the worker's pipes\n");
-        return CLI_FAILED;
+        return EXITCODE_FAILED;
     }
     ifile_fault_init();
     task_live *live = NULL;
@@ -588,11 +588,11 @@ int taskproc_main(int argc, char **argv)
     }
     if (!live) {
         fprintf(stderr, "tally __executor: %s: cannot map: %s\n", argv[1], strerror(errno));
-        return CLI_FAILED;
+        return EXITCODE_FAILED;
     }
     if (util_thread_detached(taskproc_watchdog, NULL) != 0) {
         fprintf(stderr, "tally __executor: cannot start its watchdog thread\n");
-        return CLI_FAILED;
+        return EXITCODE_FAILED;
     }
     taskproc_cache cache;
     memset(&cache, 0, sizeof cache);
@@ -611,7 +611,7 @@ int taskproc_main(int argc, char **argv)
         size_t len = 0;
         k = taskproc_frame_read(TASKPROC_IN, &msg, &len);
         if (k <= 0) {
-            rc = k < 0 ? CLI_FAILED : 0;
+            rc = k < 0 ? EXITCODE_FAILED : 0;
             break;
         }
         struct err e = {0};
@@ -631,7 +631,7 @@ int taskproc_main(int argc, char **argv)
         k = taskproc_frame_write(TASKPROC_OUT, s, strlen(s));
         free(s);
         if (k) {
-            rc = CLI_FAILED;
+            rc = EXITCODE_FAILED;
             break;
         }
     }

@@ -33,13 +33,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "cli/opts.h"
 #include "cluster/execpool.h"
 #include "cluster/leader.h"
 #include "cluster/taskproc.h"
 #include "cluster/wire.h"
 #include "common/claim.h"
+#include "common/exitcode.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "data/ifile.h"
@@ -68,7 +68,7 @@ typedef struct worker {
     char *token;
     const char *token_file;
     claim dir;           /* work_dir, owned by this process (a second worker of that name is refused) */
-    int refused;         /* the coordinator refused our token (HTTP 401): stop, exit CLI_UNREACHABLE */
+    int refused;         /* the coordinator refused our token (HTTP 401): stop, exit EXITCODE_UNREACHABLE */
     char address[160];
     char incarnation[40];
     uint32_t slots;
@@ -784,12 +784,12 @@ int worker_main(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "tally worker: %s\n", e.msg);
         free(pos);
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     free(pos);
     if (http_read_token_file(worker_o_token, &w.token, &e) != 0) {
         fprintf(stderr, "tally worker: %s\n", e.msg);
-        return CLI_FAILED;
+        return EXITCODE_FAILED;
     }
     char host[128] = "";
     gethostname(host, sizeof host - 1);
@@ -807,7 +807,7 @@ int worker_main(int argc, char **argv)
     const char *drop = getenv("TALLY_FAULT_DROP_ASSIGNMENTS");
     if (drop && util_parse_u64(drop, 0, UINT32_MAX, &w.drop_assignments) != 0) {
         fprintf(stderr, "tally worker: TALLY_FAULT_DROP_ASSIGNMENTS: expected a number\n");
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     uint64_t rnd[2] = {0, 0};
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) rnd[0] = time_wall_ms() ^ (uint64_t)getpid();
@@ -826,24 +826,24 @@ int worker_main(int argc, char **argv)
     const char *colon = strrchr(worker_o_listen, ':');
     if (!colon || (size_t)(colon - worker_o_listen) >= sizeof lhost || util_parse_u64(colon + 1, 0, 65535, &lport)) {
         fprintf(stderr, "tally worker: --listen: expected HOST:PORT\n");
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     snprintf(lhost, sizeof lhost, "%.*s", (int)(colon - worker_o_listen), worker_o_listen);
     if ((rc = worker_claim_dir(&w, parent, &e)) != 0) {
         fprintf(stderr, "tally worker: work dir: %s\n", e.msg);
-        return rc == -EBUSY ? CLI_USAGE : CLI_FAILED;
+        return rc == -EBUSY ? EXITCODE_USAGE : EXITCODE_FAILED;
     }
     if (execpool_new(&w.pool, w.exe, w.work_dir, w.slots, worker_o_log, &e) != 0) {
         fprintf(stderr, "tally worker: %s\n", e.msg);
         claim_release(&w.dir);
-        return CLI_FAILED;
+        return EXITCODE_FAILED;
     }
     execpool_set_slow(w.pool, w.chaos_slow);
     if (w.chaos_slow > 1) log_info("chaos-slow: every attempt takes %g times as long", w.chaos_slow);
     if (http_server_start(&w.srv, lhost, (uint16_t)lport, w.token, 64 * 1024, worker_http, &w, &e) != 0) {
         fprintf(stderr, "tally worker: %s\n", e.msg);
         claim_release(&w.dir);
-        return CLI_FAILED;
+        return EXITCODE_FAILED;
     }
     /* Behind a container network the listen address is not the one others can reach. */
     if (worker_o_adv) snprintf(w.address, sizeof w.address, "%s", worker_o_adv);
@@ -855,7 +855,7 @@ int worker_main(int argc, char **argv)
         execpool_close(w.pool);
         execpool_free(w.pool);
         claim_release(&w.dir);
-        return CLI_USAGE;
+        return EXITCODE_USAGE;
     }
     util_catch_stop_signals(worker_on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -895,7 +895,7 @@ int worker_main(int argc, char **argv)
     if (w.refused) {
         fprintf(stderr, "tally worker: the coordinator at %s refused our token (HTTP 401): the token file %s does "
                         "not hold the token it was started with\n", w.coordinator, w.token_file);
-        return CLI_UNREACHABLE;
+        return EXITCODE_UNREACHABLE;
     }
     return 0;
 }
