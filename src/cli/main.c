@@ -12,7 +12,6 @@
 #include "common/log.h"
 #include "exec/jobreg.h"
 #include "cluster/coord.h"
-#include "cluster/taskproc.h"
 #include "cluster/worker.h"
 #include "gen/gen.h"
 
@@ -77,7 +76,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "submit") == 0) return coord_submit_main(argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0) return coord_status_main(argc - 1, argv + 1);
     if (strcmp(cmd, "cancel") == 0) return coord_cancel_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "__executor") == 0) return taskproc_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "__executor") == 0) return cli_executor(argc - 1, argv + 1);
     if (strcmp(cmd, "jobs") == 0) {
         int rc = main_no_options(argc - 1, argv + 1, "usage: tally jobs\n\nLists the built-in jobs, one a line.");
         if (rc >= 0) return rc;

@@ -558,14 +558,8 @@ static void *taskproc_watchdog(void *arg)
     }
 }
 
-int taskproc_main(int argc, char **argv)
+int taskproc_serve(const char *live_path)
 {
-    log_level lvl = LOG_INFO;
-    if (argc != 3 || log_parse_level(argv[2], &lvl) != 0) {
-        fprintf(stderr, "usage: tally __executor LIVE_FILE LOG_LEVEL (internal: started by tally worker)\n");
-        return EXITCODE_USAGE;
-    }
-    log_set_level(lvl);
     log_set_process("executor");
     /* A closed stderr (tally run ... 2>&1 | head) or a worker gone from the result pipe is an
      * error to handle, never a reason to die mid-attempt. */
@@ -580,14 +574,14 @@ int taskproc_main(int argc, char **argv)
     }
     ifile_fault_init();
     task_live *live = NULL;
-    int fd = open(argv[1], O_RDWR | O_CLOEXEC);
+    int fd = open(live_path, O_RDWR | O_CLOEXEC);
     if (fd >= 0) {
         live = mmap(NULL, sizeof *live, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (live == MAP_FAILED) live = NULL;
         close(fd);
     }
     if (!live) {
-        fprintf(stderr, "tally __executor: %s: cannot map: %s\n", argv[1], strerror(errno));
+        fprintf(stderr, "tally __executor: %s: cannot map: %s\n", live_path, strerror(errno));
         return EXITCODE_FAILED;
     }
     if (util_thread_detached(taskproc_watchdog, NULL) != 0) {

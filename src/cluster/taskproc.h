@@ -27,8 +27,12 @@
 
 #define TASKPROC_MAX_FRAME (256u << 20)
 
-/* `tally __executor LIVE_FILE LOG_LEVEL`: serves assignments on fds 3 and 4 until the worker goes away. */
-int taskproc_main(int argc, char **argv);
+/* The executor's life (`tally __executor LIVE_FILE LOG_LEVEL`, whose arguments cli/executor.c
+ * checks): serves assignments on fds 3 and 4 until the worker goes away, publishing progress in
+ * the task_live page of the file at live_path. Returns the exit code: 0 when the worker closed
+ * the pipe, EXITCODE_FAILED when fds 3 and 4 are not pipes, the page cannot be mapped or a pipe
+ * broke. */
+int taskproc_serve(const char *live_path);
 
 /* Writes one frame; 0 or a negative errno. */
 int taskproc_frame_write(int fd, const char *data, size_t len);
