@@ -14,8 +14,9 @@
 /* The commands, one file each in src/cli/. argv[0] is the command's name ("run"); each parses
  * its own options (one settings table per command, which also feeds its --help) and calls the
  * libraries below. */
-int cli_run(int argc, char **argv);      /* run.c */
-int cli_executor(int argc, char **argv); /* executor.c: the hidden `__executor` */
+int cli_run(int argc, char **argv);         /* run.c */
+int cli_coordinator(int argc, char **argv); /* coordinator.c */
+int cli_executor(int argc, char **argv);    /* executor.c: the hidden `__executor` */
 
 /* Parses `JOB [job options] [engine options] -o OUT INPUT...` (argv[1] is JOB) into spec, as
  * `tally run` and `tally submit` both accept it; the options of an iteration run, which stay

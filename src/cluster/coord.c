@@ -23,7 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/opts.h"
 #include "cluster/execpool.h"
 #include "cluster/state.h"
 #include "cluster/wire.h"
@@ -1924,137 +1923,39 @@ static void coord_tick(coord *c)
     pthread_mutex_unlock(&c->lock);
 }
 
-static const char *coord_o_listen, *coord_o_token, *coord_o_hb, *coord_o_timeout, *coord_o_log, *coord_o_state,
-    *coord_o_zk, *coord_o_adv, *coord_o_session, *coord_o_spec, *coord_o_spec_cap, *coord_o_spec_factor,
-    *coord_o_spec_min, *coord_o_prob, *coord_o_slow_factor, *coord_o_slow_checks, *coord_o_slow_window,
-    *coord_o_slow_check_ms, *coord_o_prob_ms, *coord_o_probe_ms, *coord_o_slow_floor, *coord_o_inline, *coord_o_fail_after;
-
-static const cli_opt coord_opts[] = {
-    {"listen", 0, "HOST:PORT", "TALLY_LISTEN", "127.0.0.1:7070", "address to serve the API on", &coord_o_listen},
-    {"token-file", 0, "FILE", "TALLY_TOKEN_FILE", NULL, "file holding the shared secret (required)", &coord_o_token},
-    {"heartbeat-ms", 0, "MS", "TALLY_HEARTBEAT_MS", "250", "worker heartbeat interval", &coord_o_hb},
-    {"worker-timeout-ms", 0, "MS", "TALLY_WORKER_TIMEOUT_MS", "2000", "silence after which a worker is dead", &coord_o_timeout},
-    {"state-dir", 0, "DIR", "TALLY_STATE_DIR", NULL,
-     "keep a journal of the jobs in DIR: a coordinator restarted on DIR resumes them (default: none, jobs "
-     "die with the coordinator)", &coord_o_state},
-    {"zookeeper", 0, "HOST:PORT[,...][/CHROOT]", "TALLY_ZOOKEEPER", NULL,
-     "elect the leader among several coordinators through ZooKeeper, and keep the jobs' state there",
-     &coord_o_zk},
-    {"advertise", 0, "HOST:PORT", "TALLY_ADVERTISE", NULL,
-     "the address workers and clients reach this coordinator on (default: the --listen address)", &coord_o_adv},
-    {"zk-session-ms", 0, "MS", "TALLY_ZK_SESSION_MS", "4000",
-     "ZooKeeper session timeout: how soon a dead leader is replaced", &coord_o_session},
-    {"speculation", 0, "on|off", "TALLY_SPECULATION", "on",
-     "start a copy of an attempt whose estimated time left is well above a fresh run's (LATE); the first to "
-     "finish commits", &coord_o_spec},
-    {"speculation-cap", 0, "FRACTION", "TALLY_SPECULATION_CAP", "0.1",
-     "share of the healthy slots speculative copies may hold at once (at least one copy)", &coord_o_spec_cap},
-    {"speculation-factor", 0, "F", "TALLY_SPECULATION_FACTOR", "2",
-     "copy when the time left exceeds F times a fresh run's estimate", &coord_o_spec_factor},
-    {"speculation-min-ms", 0, "MS", "TALLY_SPECULATION_MIN_MS", "40",
-     "never copy an attempt that has run less than this, nor one whose copy would save less than half of it",
-     &coord_o_spec_min},
-    {"probation", 0, "on|off", "TALLY_PROBATION", "on",
-     "put slow workers on probation (no new attempts but probes; their running attempts migrate)", &coord_o_prob},
-    {"slow-factor", 0, "F", "TALLY_SLOW_FACTOR", "2",
-     "slow rule: a worker's p90 attempt cost above F times the other workers' p90...", &coord_o_slow_factor},
-    {"slow-checks", 0, "K", "TALLY_SLOW_CHECKS", "3", "...for K checks in a row...", &coord_o_slow_checks},
-    {"slow-window", 0, "N", "TALLY_SLOW_WINDOW", "20", "...over its last N attempts (of the last 10 minutes)",
-     &coord_o_slow_window},
-    {"slow-floor-ms", 0, "MS", "TALLY_SLOW_FLOOR_MS", "5",
-     "...each attempt counted MS longer on both sides (a 5 ms attempt that took 10 is not slow)", &coord_o_slow_floor},
-    {"slow-check-ms", 0, "MS", "TALLY_SLOW_CHECK_MS", "1000",
-     "how often the slow rule runs while jobs run (and at every job end)", &coord_o_slow_check_ms},
-    {"probation-ms", 0, "MS", "TALLY_PROBATION_MS", "2000",
-     "shortest probation; it ends after 3 probes in a row that were not slow", &coord_o_prob_ms},
-    {"probe-every-ms", 0, "MS", "TALLY_PROBE_EVERY_MS", "500", "a worker on probation gets one probe attempt this often",
-     &coord_o_probe_ms},
-    {"inline-map-output", 0, "SIZE", "TALLY_INLINE_MAP_OUTPUT", "64K",
-     "a map output of at most SIZE comes with the map's report and goes to the reducers in their "
-     "assignments, not through the shuffle (0: off; at most 1M)", &coord_o_inline},
-    {"fail-after-tasks", 0, "N", "TALLY_FAIL_AFTER_TASKS", NULL,
-     "failure injection: die (as if SIGKILLed) once N tasks have succeeded under this process", &coord_o_fail_after},
-    {"log-level", 0, "LEVEL", "TALLY_LOG_LEVEL", "info", "debug, info, warn, error", &coord_o_log},
-};
-
-/* The tail-latency settings into c (health rule, speculation); 0 or -EINVAL naming the flag. */
-static int coord_parse_tail(coord *c, struct err *e)
+/* The tail-latency settings (exec/health.h's slow rule, sched_spec's speculation) into c. */
+static void coord_set_tail(coord *c, const coord_config *cfg)
 {
     health_rule r = {.window_ms = 600000, .min_samples = 1, .probes_ok = 3};
-    uint64_t checks = 0, window = 0, pms = 0, probe = 0, min_ms = 0;
-    double factor = 0, spec_factor = 0;
-    if (util_parse_switch(coord_o_spec, &c->speculation)) return err_set(e, -EINVAL, "--speculation: expected on or off");
-    if (util_parse_switch(coord_o_prob, &r.enabled)) return err_set(e, -EINVAL, "--probation: expected on or off");
-    if (util_parse_double(coord_o_spec_cap, 0, 1, &c->spec_cap))
-        return err_set(e, -EINVAL, "--speculation-cap: expected a fraction from 0 to 1");
-    if (util_parse_double(coord_o_spec_factor, 1, 1000, &spec_factor))
-        return err_set(e, -EINVAL, "--speculation-factor: expected a number from 1 to 1000");
-    if (util_parse_u64(coord_o_spec_min, 0, 3600000, &min_ms))
-        return err_set(e, -EINVAL, "--speculation-min-ms: expected milliseconds");
-    if (util_parse_double(coord_o_slow_factor, 1.1, 1000, &factor))
-        return err_set(e, -EINVAL, "--slow-factor: expected a number from 1.1 to 1000");
-    if (util_parse_double(coord_o_slow_floor, 0, 3600000, &r.floor_ms))
-        return err_set(e, -EINVAL, "--slow-floor-ms: expected milliseconds");
-    if (util_parse_u64(coord_o_slow_checks, 1, 1000, &checks)) return err_set(e, -EINVAL, "--slow-checks: expected 1 to 1000");
-    if (util_parse_u64(coord_o_slow_window, 3, 10000, &window)) return err_set(e, -EINVAL, "--slow-window: expected 3 to 10000");
-    if (util_parse_u64(coord_o_slow_check_ms, 10, 3600000, &c->check_ms))
-        return err_set(e, -EINVAL, "--slow-check-ms: expected milliseconds (at least 10)");
-    if (util_parse_u64(coord_o_prob_ms, 0, 86400000, &pms)) return err_set(e, -EINVAL, "--probation-ms: expected milliseconds");
-    if (util_parse_u64(coord_o_probe_ms, 10, 3600000, &probe))
-        return err_set(e, -EINVAL, "--probe-every-ms: expected milliseconds (at least 10)");
-    if (coord_o_fail_after && util_parse_u64(coord_o_fail_after, 1, UINT32_MAX, &c->fail_after))
-        return err_set(e, -EINVAL, "--fail-after-tasks: expected a number of tasks, at least 1");
-    r.factor = factor;
-    r.checks = (uint32_t)checks;
-    r.window = (uint32_t)window;
-    r.min_probation_ms = pms;
-    r.probe_every_ms = probe;
+    r.enabled = cfg->probation;
+    r.factor = cfg->slow_factor;
+    r.checks = cfg->slow_checks;
+    r.window = cfg->slow_window;
+    r.floor_ms = cfg->slow_floor_ms;
+    r.min_probation_ms = cfg->probation_ms;
+    r.probe_every_ms = cfg->probe_every_ms;
     health_init(&c->health, &r);
-    c->spec = (sched_spec){.factor = spec_factor, .min_ms = min_ms, .min_gain_ms = min_ms / 2, .slowness = coord_spec_slowness,
-                           .probation = coord_spec_probation, .history_ms = coord_spec_history, .arg = c};
-    return 0;
+    c->speculation = cfg->speculation;
+    c->spec_cap = cfg->speculation_cap;
+    c->check_ms = cfg->slow_check_ms;
+    uint64_t min_ms = cfg->speculation_min_ms;
+    c->spec = (sched_spec){.factor = cfg->speculation_factor, .min_ms = min_ms, .min_gain_ms = min_ms / 2,
+                           .slowness = coord_spec_slowness, .probation = coord_spec_probation,
+                           .history_ms = coord_spec_history, .arg = c};
 }
 
-int coord_main(int argc, char **argv)
+int coord_run(const coord_config *cfg)
 {
-    char **pos = NULL;
-    size_t npos = 0;
     struct err e = {0};
     coord *c = xcalloc(1, sizeof *c);
-    int rc = cli_opts_parse(coord_opts, sizeof coord_opts / sizeof coord_opts[0], argc, argv, &pos, &npos, &e);
-    if (rc == 1) {
-        cli_opts_usage(stdout, "usage: tally coordinator --listen HOST:PORT --token-file FILE [options]", coord_opts,
-                       sizeof coord_opts / sizeof coord_opts[0]);
-        free(pos);
-        free(c);
-        return 0;
-    }
-    log_level lvl;
-    char host[128];
-    uint64_t port = 0;
-    const char *colon = coord_o_listen ? strrchr(coord_o_listen, ':') : NULL;
-    if (rc == 0 && npos) rc = err_set(&e, -EINVAL, "unexpected argument '%s'", pos[0]);
-    if (rc == 0 && log_parse_level(coord_o_log, &lvl)) rc = err_set(&e, -EINVAL, "--log-level: bad level");
-    if (rc == 0 && !coord_o_token) rc = err_set(&e, -EINVAL, "--token-file is required (every request is authenticated)");
-    if (rc == 0 && (util_parse_u64(coord_o_hb, 10, 60000, &c->heartbeat_ms) ||
-                    util_parse_u64(coord_o_timeout, 50, 3600000, &c->timeout_ms)))
-        rc = err_set(&e, -EINVAL, "--heartbeat-ms and --worker-timeout-ms take milliseconds");
-    if (rc == 0 && (!colon || (size_t)(colon - coord_o_listen) >= sizeof host || util_parse_u64(colon + 1, 0, 65535, &port)))
-        rc = err_set(&e, -EINVAL, "--listen: expected HOST:PORT");
-    if (rc == 0 && (util_parse_size(coord_o_inline, &c->inline_max) || c->inline_max > WIRE_INLINE_MAX))
-        rc = err_set(&e, -EINVAL, "--inline-map-output: expected a size from 0 to 1M, got '%s'", coord_o_inline);
-    if (rc == 0) rc = coord_parse_tail(c, &e);
-    free(pos);
-    if (rc) {
-        fprintf(stderr, "tally coordinator: %s\n", e.msg);
-        health_free(&c->health);
-        free(c);
-        return EXITCODE_USAGE;
-    }
-    log_set_level(lvl);
+    c->heartbeat_ms = cfg->heartbeat_ms;
+    c->timeout_ms = cfg->worker_timeout_ms;
+    c->inline_max = cfg->inline_map_output;
+    c->fail_after = cfg->fail_after_tasks;
+    coord_set_tail(c, cfg);
+    const char *host = cfg->host;
     log_set_process("coordinator");
-    snprintf(host, sizeof host, "%.*s", (int)(colon - coord_o_listen), coord_o_listen);
-    if (http_read_token_file(coord_o_token, &c->token, &e) != 0) {
+    if (http_read_token_file(cfg->token_file, &c->token, &e) != 0) {
         fprintf(stderr, "tally coordinator: %s\n", e.msg);
         free(c);
         return EXITCODE_FAILED;
@@ -2075,7 +1976,7 @@ int coord_main(int argc, char **argv)
     int prc = exe_len > 0 ? claim_fresh(&c->scratch, tmp && *tmp ? tmp : "/tmp", "tally-coordinator-", owner, &e)
                           : err_set(&e, -ENOENT, "cannot find the tally binary to start executors");
     free(owner);
-    if (prc == 0) prc = execpool_new(&c->describer, exe, c->scratch.path, 1, coord_o_log, &e);
+    if (prc == 0) prc = execpool_new(&c->describer, exe, c->scratch.path, 1, cfg->log_level, &e);
     if (prc == 0) execpool_set_limit(c->describer, COORD_DESCRIBE_MS);
     if (prc != 0) {
         fprintf(stderr, "tally coordinator: %s\n", e.msg);
@@ -2084,10 +1985,10 @@ int coord_main(int argc, char **argv)
         free(c);
         return EXITCODE_FAILED;
     }
-    if (prc == 0 && coord_o_state && coord_o_zk)
+    if (prc == 0 && cfg->state_dir && cfg->zookeeper)
         prc = err_set(&e, -EINVAL, "--state-dir and --zookeeper exclude each other: the state lives in one place");
-    if (prc == 0 && coord_o_state) {
-        prc = state_open_journal(&c->st, coord_o_state, &e);
+    if (prc == 0 && cfg->state_dir) {
+        prc = state_open_journal(&c->st, cfg->state_dir, &e);
         if (prc == 0) {
             c->epoch = c->st->epoch;
             c->elections = 1;
@@ -2097,22 +1998,22 @@ int coord_main(int argc, char **argv)
         if (prc == 0) {
             coord_resume(c);
             prc = coord_sync(c, &e);
-            log_info("state: %s, epoch %" PRIu64 ", %" PRIu64 " unfinished job%s resumed", coord_o_state, c->epoch,
+            log_info("state: %s, epoch %" PRIu64 ", %" PRIu64 " unfinished job%s resumed", cfg->state_dir, c->epoch,
                      c->jobs_resumed, c->jobs_resumed == 1 ? "" : "s");
         }
     }
-    if (prc == 0) prc = http_server_start(&c->srv, host, (uint16_t)port, c->token, COORD_MAX_BODY, coord_http, c, &e);
-    uint64_t session_ms = 4000;
+    if (prc == 0) prc = http_server_start(&c->srv, host, cfg->port, c->token, COORD_MAX_BODY, coord_http, c, &e);
+    uint64_t session_ms = cfg->zk_session_ms;
     if (prc == 0) {
-        snprintf(c->advertise, sizeof c->advertise, "%s", coord_o_adv ? coord_o_adv : "");
+        snprintf(c->advertise, sizeof c->advertise, "%s", cfg->advertise ? cfg->advertise : "");
         if (!c->advertise[0]) snprintf(c->advertise, sizeof c->advertise, "%s:%u", host, http_server_port(c->srv));
     }
-    if (prc == 0 && coord_o_zk) {
+    if (prc == 0 && cfg->zookeeper) {
         c->zk = 1;
         c->deposed = 1; /* a follower until elected */
-        if (util_parse_u64(coord_o_session, 1000, 600000, &session_ms) != 0)
+        if (session_ms < 1000 || session_ms > 600000)
             prc = err_set(&e, -EINVAL, "--zk-session-ms takes milliseconds (1000 to 600000)");
-        if (prc == 0) prc = state_open_zk(&c->st, coord_o_zk, c->advertise, session_ms, &e);
+        if (prc == 0) prc = state_open_zk(&c->st, cfg->zookeeper, c->advertise, session_ms, &e);
     }
     if (prc != 0) {
         fprintf(stderr, "tally coordinator: %s\n", e.msg);
@@ -2194,7 +2095,7 @@ int coord_main(int argc, char **argv)
                 c->st = NULL;
                 pthread_mutex_unlock(&c->lock);
                 state_close(old);
-                while (!coord_stop && state_open_zk(&c->st, coord_o_zk, c->advertise, session_ms, &e) != 0) {
+                while (!coord_stop && state_open_zk(&c->st, cfg->zookeeper, c->advertise, session_ms, &e) != 0) {
                     log_warn("rejoining the election: %s", e.msg);
                     err_clear(&e);
                     sleep(1);
