@@ -12,7 +12,6 @@
 #include "common/log.h"
 #include "exec/jobreg.h"
 #include "cluster/coord.h"
-#include "cluster/worker.h"
 #include "gen/gen.h"
 
 #define TALLY_VERSION "0.1.0"
@@ -72,7 +71,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "gen") == 0) return gen_main(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0) return report_main(argc - 1, argv + 1);
     if (strcmp(cmd, "coordinator") == 0) return cli_coordinator(argc - 1, argv + 1);
-    if (strcmp(cmd, "worker") == 0) return worker_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "worker") == 0) return cli_worker(argc - 1, argv + 1);
     if (strcmp(cmd, "submit") == 0) return coord_submit_main(argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0) return coord_status_main(argc - 1, argv + 1);
     if (strcmp(cmd, "cancel") == 0) return coord_cancel_main(argc - 1, argv + 1);

@@ -33,7 +33,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/opts.h"
 #include "cluster/execpool.h"
 #include "cluster/leader.h"
 #include "cluster/taskproc.h"
@@ -69,7 +68,7 @@ typedef struct worker {
     const char *token_file;
     claim dir;           /* work_dir, owned by this process (a second worker of that name is refused) */
     int refused;         /* the coordinator refused our token (HTTP 401): stop, exit EXITCODE_UNREACHABLE */
-    char address[160];
+    char address[WORKER_ADDRESS_MAX];
     char incarnation[40];
     uint32_t slots;
     uint64_t heartbeat_ms;
@@ -650,54 +649,6 @@ static int worker_heartbeat(worker *w, uint64_t *next_wait)
     return 0;
 }
 
-static const char *worker_o_coord, *worker_o_listen, *worker_o_slots, *worker_o_workdir, *worker_o_name,
-    *worker_o_token, *worker_o_fail_after, *worker_o_fail_mode, *worker_o_crash, *worker_o_delay,
-    *worker_o_max_delay, *worker_o_seed, *worker_o_slow, *worker_o_log, *worker_o_adv;
-
-static const cli_opt worker_opts[] = {
-    {"coordinator", 0, "HOST:PORT", "TALLY_COORDINATOR", "127.0.0.1:7070", "coordinator address", &worker_o_coord},
-    {"listen", 0, "HOST:PORT", "TALLY_LISTEN", "127.0.0.1:0", "shuffle/metrics address (port 0: any free)", &worker_o_listen},
-    {"advertise", 0, "HOST:PORT", "TALLY_ADVERTISE", NULL,
-     "the address the coordinator and reducers reach this worker on (default: the --listen address, "
-     "with the host name for 0.0.0.0)", &worker_o_adv},
-    {"slots", 0, "N", "TALLY_SLOTS", NULL, "parallel attempts (default: number of CPUs)", &worker_o_slots},
-    {"work-dir", 0, "DIR", "TALLY_WORK_DIR", NULL,
-     "the worker keeps its map outputs in DIR/tally-worker-NAME, removed at exit; DIR itself is never "
-     "removed (default $TMPDIR or /tmp)", &worker_o_workdir},
-    {"name", 0, "NAME", "TALLY_NAME", NULL, "worker name (default: host name and pid)", &worker_o_name},
-    {"token-file", 0, "FILE", "TALLY_TOKEN_FILE", NULL, "file holding the shared secret (required)", &worker_o_token},
-    {"fail-after-tasks", 0, "N", "TALLY_FAIL_AFTER_TASKS", NULL, "failure injection: fail when task N+1 starts", &worker_o_fail_after},
-    {"fail-mode", 0, "MODE", "TALLY_FAIL_MODE", "crash", "crash, hang or exit", &worker_o_fail_mode},
-    {"chaos-crash", 0, "P", "TALLY_CHAOS_CRASH", NULL, "die (as if SIGKILLed) at a task start with probability P", &worker_o_crash},
-    {"chaos-delay", 0, "P", "TALLY_CHAOS_DELAY", NULL, "sleep before a task with probability P", &worker_o_delay},
-    {"chaos-max-delay-ms", 0, "MS", "TALLY_CHAOS_MAX_DELAY_MS", "1000", "longest chaos sleep", &worker_o_max_delay},
-    {"chaos-seed", 0, "S", "TALLY_CHAOS_SEED", NULL, "seed of the chaos choices (default: random)", &worker_o_seed},
-    {"chaos-slow", 0, "FACTOR", "TALLY_CHAOS_SLOW", "1",
-     "every attempt takes FACTOR (1..1000) times as long, its progress that much slower all along "
-     "(1: off; POST /v1/chaos changes it)", &worker_o_slow},
-    {"log-level", 0, "LEVEL", "TALLY_LOG_LEVEL", "info", "debug, info, warn, error", &worker_o_log},
-};
-
-static int worker_factor(const char *s, double *out, struct err *e)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(isfinite(v) && v >= 1 && v <= 1000))
-        return err_set(e, -EINVAL, "--chaos-slow: expected a factor from 1 to 1000 (1: off), got '%s'", s);
-    *out = v;
-    return 0;
-}
-
-static int worker_prob(const char *s, double *out, const char *what, struct err *e)
-{
-    if (!s) return 0;
-    char *end;
-    double v = strtod(s, &end);
-    if (*end || v < 0 || v > 1) return err_set(e, -EINVAL, "--%s: expected a probability from 0 to 1, got '%s'", what, s);
-    *out = v;
-    return 0;
-}
-
 /* The worker's own directory inside `parent`: tally-worker-NAME, the name reduced to characters
  * that cannot leave the parent. */
 static char *worker_dir_path(const char *parent, const char *name)
@@ -741,53 +692,21 @@ static int worker_claim_dir(worker *w, const char *parent, struct err *e)
     return rc;
 }
 
-int worker_main(int argc, char **argv)
+int worker_run(const worker_config *cfg)
 {
-    char **pos = NULL;
-    size_t npos = 0;
     struct err e = {0};
+    int rc;
     /* Static: attempt threads still finishing when the worker stops may use it until exit. */
     static worker w;
     memset(&w, 0, sizeof w);
-    int rc = cli_opts_parse(worker_opts, sizeof worker_opts / sizeof worker_opts[0], argc, argv, &pos, &npos, &e);
-    if (rc == 1) {
-        cli_opts_usage(stdout, "usage: tally worker --coordinator HOST:PORT --token-file FILE [options]", worker_opts,
-                       sizeof worker_opts / sizeof worker_opts[0]);
-        free(pos);
-        return 0;
-    }
-    uint64_t v;
-    log_level lvl;
-    if (rc == 0 && npos) rc = err_set(&e, -EINVAL, "unexpected argument '%s'", pos[0]);
-    if (rc == 0 && log_parse_level(worker_o_log, &lvl)) rc = err_set(&e, -EINVAL, "--log-level: bad level '%s'", worker_o_log);
-    if (rc == 0) log_set_level(lvl);
-    if (rc == 0 && !worker_o_token) rc = err_set(&e, -EINVAL, "--token-file is required (every request is authenticated)");
-    w.slots = (uint32_t)util_ncpus();
-    if (rc == 0 && worker_o_slots) {
-        if (util_parse_u64(worker_o_slots, 1, 256, &v)) rc = err_set(&e, -EINVAL, "--slots: expected 1..256");
-        else w.slots = (uint32_t)v;
-    }
-    if (rc == 0 && worker_o_fail_after) {
-        if (util_parse_u64(worker_o_fail_after, 0, UINT32_MAX, &w.fail_after))
-            rc = err_set(&e, -EINVAL, "--fail-after-tasks: expected a number");
-        w.fail_after_set = 1;
-    }
-    if (rc == 0 && strcmp(worker_o_fail_mode, "crash") && strcmp(worker_o_fail_mode, "hang") && strcmp(worker_o_fail_mode, "exit"))
-        rc = err_set(&e, -EINVAL, "--fail-mode: expected crash, hang or exit");
-    if (rc == 0) rc = worker_prob(worker_o_crash, &w.chaos_crash, "chaos-crash", &e);
-    if (rc == 0) rc = worker_prob(worker_o_delay, &w.chaos_delay, "chaos-delay", &e);
-    if (rc == 0 && util_parse_u64(worker_o_max_delay, 0, 3600000, &w.chaos_max_delay_ms))
-        rc = err_set(&e, -EINVAL, "--chaos-max-delay-ms: expected milliseconds");
-    if (rc == 0) rc = worker_factor(worker_o_slow, &w.chaos_slow, &e);
-    if (rc == 0 && worker_o_adv && (!strrchr(worker_o_adv, ':') || strlen(worker_o_adv) >= sizeof w.address))
-        rc = err_set(&e, -EINVAL, "--advertise: expected HOST:PORT");
-    if (rc) {
-        fprintf(stderr, "tally worker: %s\n", e.msg);
-        free(pos);
-        return EXITCODE_USAGE;
-    }
-    free(pos);
-    if (http_read_token_file(worker_o_token, &w.token, &e) != 0) {
+    w.slots = cfg->slots;
+    w.fail_after = cfg->fail_after;
+    w.fail_after_set = cfg->fail_after_set;
+    w.chaos_crash = cfg->chaos_crash;
+    w.chaos_delay = cfg->chaos_delay;
+    w.chaos_max_delay_ms = cfg->chaos_max_delay_ms;
+    w.chaos_slow = cfg->chaos_slow;
+    if (http_read_token_file(cfg->token_file, &w.token, &e) != 0) {
         fprintf(stderr, "tally worker: %s\n", e.msg);
         return EXITCODE_FAILED;
     }
@@ -795,14 +714,14 @@ int worker_main(int argc, char **argv)
     gethostname(host, sizeof host - 1);
     char defname[200];
     snprintf(defname, sizeof defname, "%s-%d", host, (int)getpid());
-    w.name = worker_o_name ? worker_o_name : defname;
+    w.name = cfg->name ? cfg->name : defname;
     const char *tmpdir = getenv("TMPDIR");
-    const char *parent = worker_o_workdir ? worker_o_workdir : tmpdir && *tmpdir ? tmpdir : "/tmp";
+    const char *parent = cfg->work_dir ? cfg->work_dir : tmpdir && *tmpdir ? tmpdir : "/tmp";
     char *work_dir = worker_dir_path(parent, w.name);
     w.work_dir = work_dir;
-    w.token_file = worker_o_token;
-    w.coordinator = worker_o_coord;
-    w.fail_mode = worker_o_fail_mode;
+    w.token_file = cfg->token_file;
+    w.coordinator = cfg->coordinator;
+    w.fail_mode = cfg->fail_mode;
     w.heartbeat_ms = 250;
     const char *drop = getenv("TALLY_FAULT_DROP_ASSIGNMENTS");
     if (drop && util_parse_u64(drop, 0, UINT32_MAX, &w.drop_assignments) != 0) {
@@ -812,10 +731,10 @@ int worker_main(int argc, char **argv)
     uint64_t rnd[2] = {0, 0};
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) rnd[0] = time_wall_ms() ^ (uint64_t)getpid();
     snprintf(w.incarnation, sizeof w.incarnation, "%016" PRIx64, rnd[0]);
-    w.rng = worker_o_seed ? strtoull(worker_o_seed, NULL, 10) : rnd[1];
+    w.rng = cfg->chaos_seeded ? cfg->chaos_seed : rnd[1];
     pthread_mutex_init(&w.lock, NULL);
     ssize_t exe_len = readlink("/proc/self/exe", w.exe, sizeof w.exe - 1);
-    if (exe_len <= 0) snprintf(w.exe, sizeof w.exe, "%s", argv[0]);
+    if (exe_len <= 0) snprintf(w.exe, sizeof w.exe, "%s", cfg->argv0);
     log_set_process("worker");
     char ctx[96];
     snprintf(ctx, sizeof ctx, "worker=%s", w.name);
@@ -823,17 +742,17 @@ int worker_main(int argc, char **argv)
 
     char lhost[128];
     uint64_t lport = 0;
-    const char *colon = strrchr(worker_o_listen, ':');
-    if (!colon || (size_t)(colon - worker_o_listen) >= sizeof lhost || util_parse_u64(colon + 1, 0, 65535, &lport)) {
+    const char *colon = strrchr(cfg->listen, ':');
+    if (!colon || (size_t)(colon - cfg->listen) >= sizeof lhost || util_parse_u64(colon + 1, 0, 65535, &lport)) {
         fprintf(stderr, "tally worker: --listen: expected HOST:PORT\n");
         return EXITCODE_USAGE;
     }
-    snprintf(lhost, sizeof lhost, "%.*s", (int)(colon - worker_o_listen), worker_o_listen);
+    snprintf(lhost, sizeof lhost, "%.*s", (int)(colon - cfg->listen), cfg->listen);
     if ((rc = worker_claim_dir(&w, parent, &e)) != 0) {
         fprintf(stderr, "tally worker: work dir: %s\n", e.msg);
         return rc == -EBUSY ? EXITCODE_USAGE : EXITCODE_FAILED;
     }
-    if (execpool_new(&w.pool, w.exe, w.work_dir, w.slots, worker_o_log, &e) != 0) {
+    if (execpool_new(&w.pool, w.exe, w.work_dir, w.slots, cfg->log_level, &e) != 0) {
         fprintf(stderr, "tally worker: %s\n", e.msg);
         claim_release(&w.dir);
         return EXITCODE_FAILED;
@@ -846,7 +765,7 @@ int worker_main(int argc, char **argv)
         return EXITCODE_FAILED;
     }
     /* Behind a container network the listen address is not the one others can reach. */
-    if (worker_o_adv) snprintf(w.address, sizeof w.address, "%s", worker_o_adv);
+    if (cfg->advertise) snprintf(w.address, sizeof w.address, "%s", cfg->advertise);
     else snprintf(w.address, sizeof w.address, "%s:%u", strcmp(lhost, "0.0.0.0") == 0 ? host : lhost,
                   http_server_port(w.srv));
     if (leader_init(&w.ldr, w.coordinator, &e) != 0) {
