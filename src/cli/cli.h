@@ -17,6 +17,9 @@
 int cli_run(int argc, char **argv);         /* run.c */
 int cli_coordinator(int argc, char **argv); /* coordinator.c */
 int cli_worker(int argc, char **argv);      /* worker.c */
+int cli_submit(int argc, char **argv);      /* submit.c */
+int cli_status(int argc, char **argv);      /* status.c */
+int cli_cancel(int argc, char **argv);      /* cancel.c */
 int cli_executor(int argc, char **argv);    /* executor.c: the hidden `__executor` */
 
 /* Parses `JOB [job options] [engine options] -o OUT INPUT...` (argv[1] is JOB) into spec, as

@@ -11,7 +11,6 @@
 #include "cli/report.h"
 #include "common/log.h"
 #include "exec/jobreg.h"
-#include "cluster/coord.h"
 #include "gen/gen.h"
 
 #define TALLY_VERSION "0.1.0"
@@ -72,9 +71,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "report") == 0) return report_main(argc - 1, argv + 1);
     if (strcmp(cmd, "coordinator") == 0) return cli_coordinator(argc - 1, argv + 1);
     if (strcmp(cmd, "worker") == 0) return cli_worker(argc - 1, argv + 1);
-    if (strcmp(cmd, "submit") == 0) return coord_submit_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "status") == 0) return coord_status_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "cancel") == 0) return coord_cancel_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "submit") == 0) return cli_submit(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0) return cli_status(argc - 1, argv + 1);
+    if (strcmp(cmd, "cancel") == 0) return cli_cancel(argc - 1, argv + 1);
     if (strcmp(cmd, "__executor") == 0) return cli_executor(argc - 1, argv + 1);
     if (strcmp(cmd, "jobs") == 0) {
         int rc = main_no_options(argc - 1, argv + 1, "usage: tally jobs\n\nLists the built-in jobs, one a line.");

@@ -17,6 +17,13 @@ typedef struct cli_opt {
     const char **value;     /* where the value goes (points into argv, env, or def) */
 } cli_opt;
 
+/* The two settings of every client of a coordinator (submit, status, cancel), described once;
+ * `var` is the command's own variable. */
+#define CLI_OPT_COORDINATOR(var)                                                                           \
+    {"coordinator", 0, "HOST:PORT", "TALLY_COORDINATOR", "127.0.0.1:7070", "the coordinator's address", &(var)}
+#define CLI_OPT_TOKEN_FILE(var)                                                                            \
+    {"token-file", 0, "FILE", "TALLY_TOKEN_FILE", NULL, "file holding the cluster's token (required)", &(var)}
+
 /* Applies defaults, then the environment, then argv[1..] (flags may appear anywhere; "--"
  * ends them). Positional arguments are collected into pos (caller frees the array; it is
  * allocated whatever the result). Returns 0, 1 if --help or -h was asked for, or -EINVAL with

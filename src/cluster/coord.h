@@ -43,9 +43,4 @@ typedef struct coord_config {
  * over from an earlier leader. The log level is the caller's to set. */
 int coord_run(const coord_config *cfg);
 
-/* `tally submit|status|cancel` (cluster/client.c). */
-int coord_submit_main(int argc, char **argv);
-int coord_status_main(int argc, char **argv);
-int coord_cancel_main(int argc, char **argv);
-
 #endif
