@@ -37,6 +37,7 @@
 #include "exec/health.h"
 #include "exec/sched.h"
 #include "net/http.h"
+#include "obs/metrics.h"
 #include "obs/procmetrics.h"
 #include "obs/statuspage.h"
 
@@ -52,15 +53,6 @@
 
 typedef enum coord_worker_state { COORD_WORKER_ALIVE, COORD_WORKER_DEAD } coord_worker_state;
 
-/* A Prometheus histogram's counts per bucket, not cumulative, the last one +Inf: its bounds are
- * coord_buckets (attempt durations) or coord_hb_buckets (heartbeat gaps), below. */
-#define COORD_HIST_MAX 16
-typedef struct coord_hist {
-    uint64_t n[COORD_HIST_MAX];
-    uint64_t count;
-    double sum;
-} coord_hist;
-
 typedef struct coord_worker {
     char name[64];
     char incarnation[40];
@@ -69,8 +61,9 @@ typedef struct coord_worker {
     coord_worker_state state;
     uint64_t last_seen;       /* monotonic ms when its last heartbeat arrived */
     uint64_t last_answered;   /* monotonic ms when its last heartbeat was answered */
-    coord_hist attempt_secs[2]; /* [phase] durations of its successful attempts, for the metrics */
-    coord_hist heartbeat_gap; /* seconds from an answer to its next heartbeat, for the metrics */
+    /* For the metrics (obs/metrics.h), bounds coord_buckets and coord_hb_buckets below: */
+    metrics_hist attempt_secs[2]; /* [phase] durations of its successful attempts */
+    metrics_hist heartbeat_gap; /* seconds from an answer to its next heartbeat */
     uint64_t heartbeats;      /* heartbeats received: numbers the answers that carry attempts */
 } coord_worker;
 
@@ -114,7 +107,7 @@ static const double coord_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 /* Heartbeat gap buckets (seconds): a long poll's next request normally follows within ms. */
 static const double coord_hb_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define COORD_HB_NBUCKETS (sizeof coord_hb_buckets / sizeof coord_hb_buckets[0])
-_Static_assert(COORD_NBUCKETS < COORD_HIST_MAX && COORD_HB_NBUCKETS < COORD_HIST_MAX, "coord_hist has too few buckets");
+_Static_assert(COORD_NBUCKETS < METRICS_HIST_MAX && COORD_HB_NBUCKETS < METRICS_HIST_MAX, "metrics_hist has too few buckets");
 /* A finished job's tally_job_tasks series stay this long, then go (bounded label cardinality). */
 #define COORD_METRICS_FINISHED_MS 300000
 
@@ -135,9 +128,7 @@ typedef struct coord {
     claim scratch;            /* its directory (the executor's shared page lives there) */
     /* metrics, counted as things happen so that they never go backwards */
     uint64_t attempts_total[2][4];          /* [phase][attempt state] */
-    uint64_t duration_buckets[2][COORD_NBUCKETS + 1];
-    double duration_sum[2];
-    uint64_t duration_count[2];
+    metrics_hist task_secs[2];              /* [phase] durations of successful attempts (coord_buckets) */
     uint64_t jobs_total[5];                 /* by terminal state */
     uint64_t fetch_failures, workers_lost, max_heartbeat_gap;
     int64_t records_in, records_out, shuffle_bytes;
@@ -207,29 +198,6 @@ static uint32_t coord_running_on(const coord *c, const char *name)
 
 static void coord_attempt_sample(coord *c, const coord_job *j, const sched_attempt *a);
 
-static void coord_hist_observe(coord_hist *h, const double *bounds, size_t nbounds, double v)
-{
-    size_t k = 0;
-    while (k < nbounds && v > bounds[k]) k++;
-    h->n[k]++;
-    h->count++;
-    h->sum += v;
-}
-
-/* Appends histogram h as NAME_bucket{LABELS,le=...}, NAME_sum and NAME_count lines. */
-static void coord_hist_write(struct buf *b, const char *name, const char *labels, const coord_hist *h,
-                             const double *bounds, size_t nbounds)
-{
-    uint64_t cum = 0;
-    for (size_t k = 0; k < nbounds; k++) {
-        cum += h->n[k];
-        buf_appendf(b, "%s_bucket{%s,le=\"%g\"} %" PRIu64 "\n", name, labels, bounds[k], cum);
-    }
-    cum += h->n[nbounds];
-    buf_appendf(b, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n%s_sum{%s} %.6f\n%s_count{%s} %" PRIu64 "\n", name, labels,
-                cum, name, labels, h->sum, name, labels, h->count);
-}
-
 /* An attempt ended: counted once in the metrics, and a sample of its worker's speed. */
 static void coord_count_attempt(coord *c, const coord_job *j, uint32_t id)
 {
@@ -242,13 +210,9 @@ static void coord_count_attempt(coord *c, const coord_job *j, uint32_t id)
     coord_attempt_sample(c, j, a);
     if (a->state != SCHED_ATTEMPT_SUCCEEDED) return;
     double secs = (double)(a->end_ms - a->start_ms) / 1000.0;
-    size_t b = 0;
-    while (b < COORD_NBUCKETS && secs > coord_buckets[b]) b++;
-    c->duration_buckets[ph][b]++;
-    c->duration_sum[ph] += secs;
-    c->duration_count[ph]++;
+    metrics_hist_observe(&c->task_secs[ph], coord_buckets, COORD_NBUCKETS, secs);
     coord_worker *w = coord_find_worker(c, a->worker);
-    if (w) coord_hist_observe(&w->attempt_secs[ph], coord_buckets, COORD_NBUCKETS, secs);
+    if (w) metrics_hist_observe(&w->attempt_secs[ph], coord_buckets, COORD_NBUCKETS, secs);
 }
 
 /* ---- Tail latency: worker health, speculative copies, migration (exec/health.h) ------------ */
@@ -838,7 +802,7 @@ static void coord_heartbeat(coord *c, const http_request *req, http_response *re
     } else if (w->state == COORD_WORKER_ALIVE && w->last_answered) {
         uint64_t gap = now - w->last_answered;
         if (gap > c->max_heartbeat_gap) c->max_heartbeat_gap = gap;
-        coord_hist_observe(&w->heartbeat_gap, coord_hb_buckets, COORD_HB_NBUCKETS, (double)gap / 1000.0);
+        metrics_hist_observe(&w->heartbeat_gap, coord_hb_buckets, COORD_HB_NBUCKETS, (double)gap / 1000.0);
     }
     if (w->state == COORD_WORKER_DEAD) log_info("worker=%s is back", name);
     w->state = COORD_WORKER_ALIVE;
@@ -1399,14 +1363,14 @@ static void coord_metrics_detail(coord *c, struct buf *b)
     for (size_t i = 0; i < c->nworkers; i++)
         for (int p = 0; p < 2; p++) {
             snprintf(labels, sizeof labels, "worker=\"%s\",phase=\"%s\"", c->workers[i].name, phases[p]);
-            coord_hist_write(b, "tally_worker_attempt_duration_seconds", labels, &c->workers[i].attempt_secs[p],
+            metrics_hist_write(b, "tally_worker_attempt_duration_seconds", labels, &c->workers[i].attempt_secs[p],
                              coord_buckets, COORD_NBUCKETS);
         }
     buf_appendf(b, "# HELP tally_heartbeat_gap_seconds Time from the answer to a worker's heartbeat to its next one.\n"
                    "# TYPE tally_heartbeat_gap_seconds histogram\n");
     for (size_t i = 0; i < c->nworkers; i++) {
         snprintf(labels, sizeof labels, "worker=\"%s\"", c->workers[i].name);
-        coord_hist_write(b, "tally_heartbeat_gap_seconds", labels, &c->workers[i].heartbeat_gap, coord_hb_buckets,
+        metrics_hist_write(b, "tally_heartbeat_gap_seconds", labels, &c->workers[i].heartbeat_gap, coord_hb_buckets,
                          COORD_HB_NBUCKETS);
     }
     buf_appendf(b, "# HELP tally_worker_heartbeat_age_seconds Time since a live worker's last heartbeat arrived (it is "
@@ -1451,16 +1415,9 @@ static void coord_metrics(coord *c, http_response *resp)
                         sched_attempt_state_name((sched_attempt_state)s), c->attempts_total[p][s]);
     buf_appendf(&b, "# HELP tally_task_duration_seconds Duration of successful task attempts.\n# TYPE tally_task_duration_seconds histogram\n");
     for (int p = 0; p < 2; p++) {
-        uint64_t cum = 0;
-        for (size_t k = 0; k < COORD_NBUCKETS; k++) {
-            cum += c->duration_buckets[p][k];
-            buf_appendf(&b, "tally_task_duration_seconds_bucket{phase=\"%s\",le=\"%g\"} %" PRIu64 "\n", phases[p],
-                        coord_buckets[k], cum);
-        }
-        cum += c->duration_buckets[p][COORD_NBUCKETS];
-        buf_appendf(&b, "tally_task_duration_seconds_bucket{phase=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", phases[p], cum);
-        buf_appendf(&b, "tally_task_duration_seconds_sum{phase=\"%s\"} %.6f\n", phases[p], c->duration_sum[p]);
-        buf_appendf(&b, "tally_task_duration_seconds_count{phase=\"%s\"} %" PRIu64 "\n", phases[p], c->duration_count[p]);
+        char labels[32];
+        snprintf(labels, sizeof labels, "phase=\"%s\"", phases[p]);
+        metrics_hist_write(&b, "tally_task_duration_seconds", labels, &c->task_secs[p], coord_buckets, COORD_NBUCKETS);
     }
     buf_appendf(&b, "# HELP tally_workers Known workers, by state.\n# TYPE tally_workers gauge\n"
                     "tally_workers{state=\"alive\"} %" PRIu64 "\ntally_workers{state=\"dead\"} %" PRIu64 "\n", alive, dead);
