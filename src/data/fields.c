@@ -363,6 +363,19 @@ static int csv_get(fields_cache *c, const char *name, const char **val, size_t *
     return 0;
 }
 
+/* A cache's array indexed by interned field id (tally_field.id), grown to hold `id` with the
+ * new entries zeroed: *cap counts entries of `elem` bytes. */
+static void *fields_id_map(void *map, size_t *cap, size_t elem, uint32_t id)
+{
+    if (id < *cap) return map;
+    size_t n = *cap ? *cap : 16;
+    while (n <= id) n *= 2;
+    map = xrealloc(map, n * elem);
+    memset((char *)map + *cap * elem, 0, (n - *cap) * elem);
+    *cap = n;
+    return map;
+}
+
 /* ---- JSON records ------------------------------------------------------------------------ */
 
 /* The scanner's index for `name`, remembered per name pointer (compared again on a hit, as in
@@ -385,20 +398,26 @@ static size_t json_path(fields_cache *c, const char *name, int *added)
 }
 
 /* The record is scanned once, on its first lookup, for every name asked for so far; a name new
- * to the scanner (in practice, during a job's first record) makes it scan the record again. */
-static int json_get(fields_cache *c, const char *name, const char **val, size_t *vlen)
+ * to the scanner (`added`: in practice during a job's first record) makes it scan the record
+ * again. Returns the record's status: 0, or why it has no fields. */
+static int json_scanned(fields_cache *c, int added)
 {
-    int added = 0;
-    if (!c->js) c->js = jsonscan_new();
-    size_t idx = json_path(c, name, &added);
     if (!c->parsed) {
         c->status = jsonscan_record(c->js, c->data, c->len);
         c->parsed = 1;
     } else if (added && c->status == 0) {
         c->status = jsonscan_rescan(c->js);
     }
-    if (c->status) return c->status;
-    return jsonscan_get(c->js, idx, val, vlen);
+    return c->status;
+}
+
+static int json_get(fields_cache *c, const char *name, const char **val, size_t *vlen)
+{
+    int added = 0;
+    if (!c->js) c->js = jsonscan_new();
+    size_t idx = json_path(c, name, &added);
+    int rc = json_scanned(c, added);
+    return rc ? rc : jsonscan_get(c->js, idx, val, vlen);
 }
 
 /* json_get through an interned name: its scanner index comes from an array by the name's id,
@@ -407,13 +426,7 @@ static int json_get_ref(fields_cache *c, const struct tally_field *f, const char
 {
     int added = 0;
     if (!c->js) c->js = jsonscan_new();
-    if (f->id >= c->jsmap_cap) {
-        size_t cap = c->jsmap_cap ? c->jsmap_cap : 16;
-        while (cap <= f->id) cap *= 2;
-        c->jsmap = xrealloc(c->jsmap, cap * sizeof *c->jsmap);
-        memset(c->jsmap + c->jsmap_cap, 0, (cap - c->jsmap_cap) * sizeof *c->jsmap);
-        c->jsmap_cap = cap;
-    }
+    c->jsmap = fields_id_map(c->jsmap, &c->jsmap_cap, sizeof *c->jsmap, f->id);
     if (!c->jsmap[f->id]) {
         size_t before = jsonscan_count(c->js), idx;
         int rc = jsonscan_add(c->js, f->name, &idx);
@@ -421,14 +434,8 @@ static int json_get_ref(fields_cache *c, const struct tally_field *f, const char
         added = jsonscan_count(c->js) > before;
         c->jsmap[f->id] = idx + 1;
     }
-    if (!c->parsed) {
-        c->status = jsonscan_record(c->js, c->data, c->len);
-        c->parsed = 1;
-    } else if (added && c->status == 0) {
-        c->status = jsonscan_rescan(c->js);
-    }
-    if (c->status) return c->status;
-    return jsonscan_get(c->js, c->jsmap[f->id] - 1, val, vlen);
+    int rc = json_scanned(c, added);
+    return rc ? rc : jsonscan_get(c->js, c->jsmap[f->id] - 1, val, vlen);
 }
 
 int fields_get(fields_cache *c, const char *name, const char **val, size_t *vlen)
@@ -472,13 +479,7 @@ out:
 /* The column of f in the current header, through the cache's map from field id to column. */
 static inline size_t csv_ref_column(fields_cache *c, const struct tally_field *f)
 {
-    if (f->id >= c->colmap_cap) {
-        size_t cap = c->colmap_cap ? c->colmap_cap : 16;
-        while (cap <= f->id) cap *= 2;
-        c->colmap = xrealloc(c->colmap, cap * sizeof *c->colmap);
-        memset(c->colmap + c->colmap_cap, 0, (cap - c->colmap_cap) * sizeof *c->colmap);
-        c->colmap_cap = cap;
-    }
+    c->colmap = fields_id_map(c->colmap, &c->colmap_cap, sizeof *c->colmap, f->id);
     struct col_ref *r = &c->colmap[f->id];
     if (r->serial != c->hdr->serial) {
         r->serial = c->hdr->serial;
