@@ -316,25 +316,40 @@ static void mb_sum_short(mapbuf *mb, const mb_pending *p)
     mb_insert(mb, &mb->table[j], tag, (const char *)words, p->klen, p->k0, p->k1, p->val);
 }
 
+/* The slot of a key of any length in the table (sum or fold mode): 1 with *slot at the key's,
+ * or 0 with *slot at the empty slot where it goes; *tag, *k0 and *k1 are what an insert there
+ * needs. Short keys match on the tag (which holds their length) and their inline bytes alone;
+ * long ones (tag class MB_SHORT + 2 for every length) also on their stored length and bytes. */
+static int mb_find(const mapbuf *mb, const char *key, size_t klen, size_t *slot, uint32_t *tag,
+                   uint64_t *k0, uint64_t *k1)
+{
+    uint64_t hash = mb_key_hash(key, klen);
+    mb_load16((const uint8_t *)key, klen < MB_SHORT ? klen : MB_SHORT, k0, k1);
+    *tag = mb_tag(hash, klen);
+    size_t mask = mb->tcap - 1, j = (size_t)hash & mask;
+    for (;; j = (j + 1) & mask) {
+        const mb_slot *s = &mb->table[j];
+        if (!s->tag) break;
+        if (s->tag != *tag || s->k0 != *k0 || s->k1 != *k1) continue;
+        if (klen <= MB_SHORT) break;
+        const char *rec = mb->arena + s->off;
+        uint32_t rl;
+        memcpy(&rl, rec, 4);
+        if (rl == klen && memcmp(rec + MB_HDR, key, klen) == 0) break;
+    }
+    *slot = j;
+    return mb->table[j].tag != 0;
+}
+
 static void mb_sum_long(mapbuf *mb, const char *key, size_t klen, int64_t val)
 {
-    uint64_t hash = XXH3_64bits(key, klen), k0, k1;
-    mb_load16((const uint8_t *)key, MB_SHORT, &k0, &k1);
-    uint32_t tag = mb_tag(hash, klen);
-    size_t mask = mb->tcap - 1, j = (size_t)hash & mask;
-    for (;;) {
+    size_t j;
+    uint32_t tag;
+    uint64_t k0, k1;
+    if (mb_find(mb, key, klen, &j, &tag, &k0, &k1)) {
         mb_slot *s = &mb->table[j];
-        if (!s->tag) break;
-        if (s->tag == tag && s->k0 == k0 && s->k1 == k1) {
-            const char *rec = mb->arena + s->off;
-            uint32_t rl;
-            memcpy(&rl, rec, 4);
-            if (rl == klen && memcmp(rec + MB_HDR, key, klen) == 0) {
-                s->val = (int64_t)((uint64_t)s->val + (uint64_t)val);
-                return;
-            }
-        }
-        j = (j + 1) & mask;
+        s->val = (int64_t)((uint64_t)s->val + (uint64_t)val);
+        return;
     }
     mb_insert(mb, &mb->table[j], tag, key, klen, k0, k1, val);
 }
@@ -343,24 +358,6 @@ static void mb_flush_batch(mapbuf *mb)
 {
     for (unsigned i = 0; i < mb->nbatch; i++) mb_sum_short(mb, &mb->batch[i]);
     mb->nbatch = 0;
-}
-
-int mapbuf_add_int(mapbuf *mb, const void *key, size_t klen, int64_t val)
-{
-    if (!mb->sum_mode) return mapbuf_add(mb, key, klen, &val, sizeof val);
-    if (klen > MB_SHORT) {
-        mb_sum_long(mb, key, klen, val); /* order does not matter to a sum */
-        return mapbuf_full(mb);
-    }
-    mb_pending *p = &mb->batch[mb->nbatch++];
-    mb_load16(key, klen, &p->k0, &p->k1);
-    p->hash = mb_hash16(p->k0, p->k1, klen);
-    p->klen = (uint32_t)klen;
-    p->val = val;
-    __builtin_prefetch(&mb->table[(size_t)p->hash & (mb->tcap - 1)], 1);
-    if (mb->nbatch < MB_BATCH) return 0;
-    mb_flush_batch(mb);
-    return mapbuf_full(mb);
 }
 
 /* mb_load16 for a key followed by at least 16 readable bytes: two plain loads and two masks,
@@ -378,25 +375,38 @@ static inline void mb_load16_padded(const uint8_t *p, size_t n, uint64_t *k0, ui
     *k1 = b & lo[n > 8 ? n - 8 : 0];
 }
 
+/* Queues a short key for the next flush, its slot prefetched; flushes a full batch. Returns 1
+ * when it flushed (inserts, the only thing that can fill the buffer, happen there). */
+static inline int mb_batch_add(mapbuf *mb, const void *key, size_t klen, int64_t val, int padded)
+{
+    mb_pending *p = &mb->batch[mb->nbatch++];
+    if (padded) mb_load16_padded(key, klen, &p->k0, &p->k1);
+    else mb_load16(key, klen, &p->k0, &p->k1);
+    p->hash = mb_hash16(p->k0, p->k1, klen);
+    p->klen = (uint32_t)klen;
+    p->val = val;
+    __builtin_prefetch(&mb->table[(size_t)p->hash & (mb->tcap - 1)], 1);
+    if (mb->nbatch < MB_BATCH) return 0;
+    mb_flush_batch(mb);
+    return 1;
+}
+
+int mapbuf_add_int(mapbuf *mb, const void *key, size_t klen, int64_t val)
+{
+    if (!mb->sum_mode) return mapbuf_add(mb, key, klen, &val, sizeof val);
+    if (klen > MB_SHORT) {
+        mb_sum_long(mb, key, klen, val); /* order does not matter to a sum */
+        return mapbuf_full(mb);
+    }
+    return mb_batch_add(mb, key, klen, val, 0) && mapbuf_full(mb);
+}
+
 size_t mapbuf_add_int_many(mapbuf *mb, const void *const *keys, const size_t *lens, size_t n, int64_t val,
                            int padded)
 {
     for (size_t i = 0; i < n; i++) {
-        size_t klen = lens[i];
-        if (klen > MB_SHORT) {
-            mb_sum_long(mb, keys[i], klen, val);
-        } else {
-            mb_pending *p = &mb->batch[mb->nbatch++];
-            if (padded) mb_load16_padded(keys[i], klen, &p->k0, &p->k1);
-            else mb_load16(keys[i], klen, &p->k0, &p->k1);
-            p->hash = mb_hash16(p->k0, p->k1, klen);
-            p->klen = (uint32_t)klen;
-            p->val = val;
-            __builtin_prefetch(&mb->table[(size_t)p->hash & (mb->tcap - 1)], 1);
-            if (mb->nbatch < MB_BATCH) continue;
-            mb_flush_batch(mb);
-        }
-        /* Only an insert can fill the buffer, and inserts happen at flushes and long keys. */
+        if (lens[i] > MB_SHORT) mb_sum_long(mb, keys[i], lens[i], val);
+        else if (!mb_batch_add(mb, keys[i], lens[i], val, padded)) continue;
         if (mapbuf_full(mb)) return i + 1;
     }
     return n;
@@ -404,21 +414,12 @@ size_t mapbuf_add_int_many(mapbuf *mb, const void *const *keys, const size_t *le
 
 void *mapbuf_fold_slot(mapbuf *mb, const void *key, size_t klen, int *is_new)
 {
-    uint64_t hash = mb_key_hash(key, klen), k0, k1;
-    mb_load16((const uint8_t *)key, klen < MB_SHORT ? klen : MB_SHORT, &k0, &k1);
-    uint32_t tag = mb_tag(hash, klen);
-    size_t mask = mb->tcap - 1, j = (size_t)hash & mask;
-    for (;;) {
-        mb_slot *s = &mb->table[j];
-        if (!s->tag) break;
-        if (s->tag == tag && s->k0 == k0 && s->k1 == k1) {
-            char *rec = mb->arena + s->off;
-            if (klen <= MB_SHORT || memcmp(rec + MB_HDR, key, klen) == 0) {
-                *is_new = 0;
-                return rec + mb_val_at(mb, (uint32_t)klen);
-            }
-        }
-        j = (j + 1) & mask;
+    size_t j;
+    uint32_t tag;
+    uint64_t k0, k1;
+    if (mb_find(mb, key, klen, &j, &tag, &k0, &k1)) {
+        *is_new = 0;
+        return mb->arena + mb->table[j].off + mb_val_at(mb, (uint32_t)klen);
     }
     /* The table may grow (moving slots) and the arena may move: keep the record's offset. */
     uint32_t off = mb_insert(mb, &mb->table[j], tag, key, klen, k0, k1, 0);
