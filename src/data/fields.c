@@ -346,21 +346,32 @@ static size_t csv_column(fields_cache *c, const char *name)
     return idx;
 }
 
-static int csv_get(fields_cache *c, const char *name, const char **val, size_t *vlen)
+/* Parses the current CSV record if not done yet: 0, or why it cannot give fields. The reader
+ * has no header for a file whose first line is empty: like a header with no columns, it leaves
+ * every record with more fields than names. */
+static inline int csv_ready(fields_cache *c)
 {
-    /* The reader has no header for a file whose first line is empty: like a header with no
-     * columns, it leaves every record with more fields than names. */
     if (!c->hdr) return TALLY_EBADREC;
     if (!c->parsed) {
         c->status = csv_parse_record(c);
         c->parsed = 1;
     }
-    if (c->status) return c->status;
-    size_t idx = csv_column(c, name);
+    return c->status;
+}
+
+/* Column idx of the current (parsed) record: 0 with its text, or TALLY_ENOFIELD. */
+static inline int csv_value(const fields_cache *c, size_t idx, const char **val, size_t *vlen)
+{
     if (idx == SIZE_MAX || idx >= c->ncols) return TALLY_ENOFIELD;
     *val = c->cols[idx].p;
     *vlen = c->cols[idx].len;
     return 0;
+}
+
+static int csv_get(fields_cache *c, const char *name, const char **val, size_t *vlen)
+{
+    int rc = csv_ready(c);
+    return rc ? rc : csv_value(c, csv_column(c, name), val, vlen);
 }
 
 /* A cache's array indexed by interned field id (tally_field.id), grown to hold `id` with the
@@ -488,28 +499,12 @@ static inline size_t csv_ref_column(fields_cache *c, const struct tally_field *f
     return r->idx;
 }
 
-/* Parses the current CSV record if not done yet: 0, or why it cannot give fields. */
-static inline int csv_ready(fields_cache *c)
-{
-    if (!c->hdr) return TALLY_EBADREC;
-    if (!c->parsed) {
-        c->status = csv_parse_record(c);
-        c->parsed = 1;
-    }
-    return c->status;
-}
-
 int fields_get_ref(fields_cache *c, const struct tally_field *f, const char **val, size_t *vlen)
 {
     if (c->fmt == FIELDS_JSONL) return json_get_ref(c, f, val, vlen);
     if (c->fmt != FIELDS_CSV) return -EINVAL;
     int rc = csv_ready(c);
-    if (rc) return rc;
-    size_t idx = csv_ref_column(c, f);
-    if (idx == SIZE_MAX || idx >= c->ncols) return TALLY_ENOFIELD;
-    *val = c->cols[idx].p;
-    *vlen = c->cols[idx].len;
-    return 0;
+    return rc ? rc : csv_value(c, csv_ref_column(c, f), val, vlen);
 }
 
 void fields_get_many(fields_cache *c, const struct tally_field *const *f, size_t n, const char **vals,
@@ -519,17 +514,8 @@ void fields_get_many(fields_cache *c, const struct tally_field *const *f, size_t
         for (size_t i = 0; i < n; i++) rcs[i] = fields_get_ref(c, f[i], &vals[i], &lens[i]);
         return;
     }
+    /* The record's state checked once for all n, not per field: this runs once per record of
+     * the aggregate job. */
     int rc = csv_ready(c);
-    for (size_t i = 0; i < n; i++) {
-        size_t idx;
-        if (rc) {
-            rcs[i] = rc;
-        } else if ((idx = csv_ref_column(c, f[i])) == SIZE_MAX || idx >= c->ncols) {
-            rcs[i] = TALLY_ENOFIELD;
-        } else {
-            vals[i] = c->cols[idx].p;
-            lens[i] = c->cols[idx].len;
-            rcs[i] = 0;
-        }
-    }
+    for (size_t i = 0; i < n; i++) rcs[i] = rc ? rc : csv_value(c, csv_ref_column(c, f[i]), &vals[i], &lens[i]);
 }
