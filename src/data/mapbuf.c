@@ -185,17 +185,16 @@ mapbuf *mapbuf_new(uint32_t nparts, uint64_t limit, int int_values, int sum_mode
 mapbuf *mapbuf_new_fold(uint32_t nparts, uint64_t limit, size_t acc_size,
                         uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate)
 {
-    return mb_new(nparts, limit, 0, 0, acc_size ? acc_size : 1, partition, pstate);
+    return mb_new(nparts, limit, 0, 0, acc_size, partition, pstate);
 }
 
 int mapbuf_compatible(const mapbuf *mb, uint32_t nparts, uint64_t limit, int int_values, int sum_mode,
                       size_t acc_size, uint32_t (*partition)(const void *, size_t, uint32_t, void *),
                       void *pstate)
 {
-    size_t fold = acc_size ? acc_size : (size_t)0;
     return mb->nparts == (nparts ? nparts : 1) && mb->limit == limit &&
-           mb->int_values == ((int_values || sum_mode) && !fold) && mb->sum_mode == sum_mode &&
-           mb->fold_size == fold && mb->partition == partition && mb->pstate == pstate;
+           mb->int_values == ((int_values || sum_mode) && !acc_size) && mb->sum_mode == sum_mode &&
+           mb->fold_size == acc_size && mb->partition == partition && mb->pstate == pstate;
 }
 
 void mapbuf_free(mapbuf *mb)

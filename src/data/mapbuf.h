@@ -29,6 +29,7 @@ typedef struct mapbuf mapbuf;
 mapbuf *mapbuf_new(uint32_t nparts, uint64_t limit, int int_values, int sum_mode,
                    uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate);
 void mapbuf_free(mapbuf *mb);
+/* acc_size must be at least 1. */
 mapbuf *mapbuf_new_fold(uint32_t nparts, uint64_t limit, size_t acc_size,
                         uint32_t (*partition)(const void *, size_t, uint32_t, void *), void *pstate);
 /* True when mb was made with these parameters (acc_size 0: not fold mode), so it can serve

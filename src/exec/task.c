@@ -504,6 +504,8 @@ int task_run_map(const task_env *env, const input_split *split, uint32_t index, 
     ms.int_values = task_int_values(job);
     if (job->fold) {
         ms.fold_size = job->fold_size(env->state);
+        if (ms.fold_size == 0)
+            return err_set(&res->err, -EINVAL, "the job's fold_size() is 0: a fold accumulator needs at least one byte");
         ms.enc_cap = 4 * ms.fold_size + 64;
         ms.enc = xmalloc(ms.enc_cap);
     }
